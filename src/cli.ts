@@ -1,0 +1,89 @@
+/**
+ * Entry point: dispatches to one command module, each loaded only when named, and turns errors
+ * into one line on stderr and a documented exit code.
+ */
+import { CscsSaError, ExitCode } from './errors.js';
+import { redact } from './log.js';
+
+interface Command {
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  match: { summary: 'refresh the certificate if needed (for ssh_config Match exec)', load: () => import('./commands/match.js') },
+  proxy: { summary: 'relay a connection (for ssh_config ProxyCommand)', load: () => import('./commands/proxy.js') },
+  sign: { summary: 'refresh the certificate now and print it', load: () => import('./commands/sign.js') },
+  status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
+};
+
+export const usage = `Usage: cscs-sa COMMAND [options]
+
+Makes plain ssh, scp, sftp, rsync and git work with CSCS service accounts, whose SSH
+certificates are valid for one minute. In ~/.ssh/config:
+
+    Match host sa-* exec "cscs-sa match %h"
+    Host sa-*
+        IdentityFile ~/.ssh/cscs-key-sa
+        ProxyCommand cscs-sa proxy %h %p
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, { summary }]) => `  ${name.padEnd(8)}${summary}`)
+  .join('\n')}
+
+The API key comes from CSCS_API_KEY, or apiKeyFile / apiKeyCommand in
+$XDG_CONFIG_HOME/cscs-sa/config.json (else ~/.config/cscs-sa/config.json).
+DEBUG=cscs-sa:* prints diagnostics (secrets redacted).
+
+Exit status:
+  0 ok                    4 API key missing or refused   7 key or certificate files
+  1 unexpected failure    5 gateway unreachable or busy  8 proxy cannot connect
+  2 usage                 6 gateway answer unusable
+  3 configuration
+
+Run cscs-sa COMMAND --help for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === '--version' || name === '-V') {
+    const { version } = await import('./version.js');
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return name === undefined ? ExitCode.usage : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`cscs-sa: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see cscs-sa --help)\n`);
+    return ExitCode.usage;
+  }
+  return (await command.load()).run(args);
+}
+
+function report(err: unknown): number {
+  if (err instanceof CscsSaError) {
+    process.stderr.write(`cscs-sa: ${redact(err.message)}\n`);
+    if (process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`cscs-sa: unexpected error: ${redact(message)} (run with DEBUG=cscs-sa:* for details)\n`);
+  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
+  return ExitCode.failure;
+}
+
+// Exit by code, never by signal: ssh treats a Match exec killed by a signal as fatal, and the
+// 'exit' handlers (lock release) run only on an orderly exit.
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  process.on(signal, () => process.exit(128 + number));
+}
+
+// Exit explicitly: an open stdin (proxy) or a keep-alive socket must not hold the process. On
+// Linux, writes to stdout and stderr are synchronous, so nothing printed is lost.
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => process.exit(report(err)),
+);

@@ -1,0 +1,33 @@
+import { loadSettings } from '../config.js';
+import { inspect, keyPaths } from '../store.js';
+import { parseCommandArgs } from './args.js';
+
+export const usage = `Usage: cscs-sa match [-f KEY] [HOST]
+
+Makes sure KEY-cert.pub is a certificate for KEY with enough validity left, fetching a new one
+from the CSCS gateway when it is missing, for another key, expired or about to expire.
+Made for ssh_config, where ssh runs it before it loads any key:
+
+    Match host sa-* exec "cscs-sa match %h"
+
+With a fresh certificate it reads two small files and exits, without touching the network.
+HOST is accepted for the Match line and only logged.
+
+Options:
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-sa, or CSCS_SA_KEY, or "key" in the config)
+  -h, --help      this text
+
+Exit status 0 when a usable certificate is in place; otherwise one line on stderr and the exit
+codes listed by cscs-sa --help.`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('match', args, { key: { type: 'string', short: 'f' } });
+  if (values.help) return (process.stdout.write(`${usage}\n`), 0);
+  const settings = await loadSettings({ key: values.key });
+  if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
+  const { refreshCertificate } = await import('../refresh.js');
+  const { createLog } = await import('../log.js');
+  const { state, refreshed } = await refreshCertificate(settings);
+  createLog('match')('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));
+  return 0;
+}

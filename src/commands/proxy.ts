@@ -1,0 +1,43 @@
+import { loadSettings } from '../config.js';
+import { UsageError } from '../errors.js';
+import { createLog, setLogFile } from '../log.js';
+import { connectTo, relay } from '../proxy.js';
+import { parseCommandArgs, seconds } from './args.js';
+
+export const usage = `Usage: cscs-sa proxy [--log FILE] [--connect-timeout S] HOST PORT
+
+Connects to HOST:PORT (each address it resolves to in turn) and relays stdin and stdout, for
+ssh_config:
+
+    ProxyCommand cscs-sa proxy %h %p
+
+Writes nothing but relayed bytes to stdout. Exits as soon as the server side closes; when ssh
+closes its side, half-closes the connection and keeps relaying what the server still sends.
+
+Options:
+      --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist)
+      --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
+  -h, --help                this text`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('proxy', args, {
+    log: { type: 'string' },
+    'connect-timeout': { type: 'string' },
+  });
+  if (values.help) return (process.stdout.write(`${usage}\n`), 0);
+  if (values.log) setLogFile(values.log);
+  const [host, portText, ...extra] = positionals;
+  if (!host || !portText || extra.length > 0) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
+  const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? (await loadSettings()).connectTimeout;
+  const socket = await connectTo(host, port, timeout * 1000);
+  // ssh signals its exit with SIGHUP; the connection is over then.
+  process.once('SIGHUP', () => {
+    createLog('proxy')('SIGHUP from ssh: closing');
+    socket.destroy();
+    process.exit(0);
+  });
+  await relay(socket, process.stdin, process.stdout);
+  return 0;
+}

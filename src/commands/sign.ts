@@ -1,0 +1,29 @@
+import { loadSettings } from '../config.js';
+import { refreshCertificate } from '../refresh.js';
+import { parseCommandArgs } from './args.js';
+
+export const usage = `Usage: cscs-sa sign [-f KEY] [--force]
+
+Refreshes KEY-cert.pub if it is missing or near expiry (always with --force) and prints one line:
+certificate path, principals, serial and seconds left.
+
+Options:
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
+      --force     fetch a new certificate even if the current one is fresh
+  -h, --help      this text`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs('sign', args, {
+    key: { type: 'string', short: 'f' },
+    force: { type: 'boolean' },
+  });
+  if (values.help) return (process.stdout.write(`${usage}\n`), 0);
+  const settings = await loadSettings({ key: values.key });
+  const { state, refreshed } = await refreshCertificate(settings, { force: values.force });
+  const cert = state.certificate!;
+  const left = Math.floor(state.secondsLeft ?? 0);
+  process.stdout.write(
+    `${settings.key}-cert.pub principals=${cert.principals.join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
+  );
+  return 0;
+}

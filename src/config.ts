@@ -1,0 +1,148 @@
+/**
+ * Settings: flag > environment > config file > default.
+ *
+ * The config file is searched only in the user's config folder. Listing that folder is one
+ * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there,
+ * because `match` runs for every ssh invocation.
+ */
+import { readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConfigError } from './errors.js';
+
+export const DEFAULT_AUTHX_URL = 'https://authx-gateway.svc.cscs.ch';
+
+export interface Settings {
+  /** Private key path; the certificate is `${key}-cert.pub`. */
+  key: string;
+  authxUrl: string;
+  /** Refresh when fewer than this many seconds of validity are left. */
+  refreshMargin: number;
+  /** Total deadline in seconds for one refresh (both gateway calls, retries included). */
+  timeout: number;
+  /** Connect timeout in seconds, for the gateway and for `proxy`. */
+  connectTimeout: number;
+  apiKeyFile?: string;
+  /** A command that prints the API key, run without a shell: a string or an argv array. */
+  apiKeyCommand?: string | string[];
+  /** The config file the settings came from, if any. */
+  configFile?: string;
+}
+
+export type SettingsFlags = Partial<Pick<Settings, 'key'>>;
+
+const NAME = 'cscs-sa';
+export const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
+
+const ENV = {
+  key: 'CSCS_SA_KEY',
+  authxUrl: 'CSCS_AUTHX_URL',
+  refreshMargin: 'CSCS_SA_REFRESH_MARGIN',
+  timeout: 'CSCS_SA_TIMEOUT',
+  connectTimeout: 'CSCS_SA_CONNECT_TIMEOUT',
+  configFile: 'CSCS_SA_CONFIG',
+} as const;
+
+export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), NAME);
+}
+
+export function expandHome(path: string): string {
+  if (path === '~') return homedir();
+  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
+  return resolve(path);
+}
+
+/** The config file to load, without loading anything: CSCS_SA_CONFIG, else the first search place present. */
+export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const explicit = env[ENV.configFile];
+  if (explicit) return expandHome(explicit);
+  const dir = configDir(env);
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const found = SEARCH_PLACES.find((place) => entries.includes(place));
+  return found && join(dir, found);
+}
+
+type FileConfig = Partial<Omit<Settings, 'configFile'>>;
+
+const FILE_KEYS: Record<keyof FileConfig, 'string' | 'number' | 'command'> = {
+  key: 'string',
+  authxUrl: 'string',
+  refreshMargin: 'number',
+  timeout: 'number',
+  connectTimeout: 'number',
+  apiKeyFile: 'string',
+  apiKeyCommand: 'command',
+};
+
+async function loadConfigFile(path: string): Promise<FileConfig> {
+  const { cosmiconfig } = await import('cosmiconfig');
+  let result;
+  try {
+    result = await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path);
+  } catch (err) {
+    const reason = (err as Error).message.split('\n', 1)[0];
+    throw new ConfigError(`cannot read config file ${path}: ${reason}`);
+  }
+  const config: unknown = result?.config ?? {};
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError(`config file ${path} must hold an object with settings`);
+  }
+  for (const [name, value] of Object.entries(config)) {
+    const kind = FILE_KEYS[name as keyof FileConfig];
+    if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
+    const ok =
+      kind === 'number'
+        ? typeof value === 'number' && Number.isFinite(value) && value >= 0
+        : kind === 'string'
+          ? typeof value === 'string' && value !== ''
+          : (typeof value === 'string' && value.trim() !== '') ||
+            (Array.isArray(value) && value.length > 0 && value.every((part) => typeof part === 'string'));
+    if (!ok) {
+      const want = kind === 'number' ? 'a number of seconds (>= 0)' : kind === 'string' ? 'a non-empty string' : 'a command string or an array of strings';
+      throw new ConfigError(`config file ${path}: "${name}" must be ${want}`);
+    }
+  }
+  return config as FileConfig;
+}
+
+function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${name}=${raw} is not a number of seconds`);
+  return value;
+}
+
+function checkUrl(url: string, from: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`${from}: "${url}" is not a URL`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(`${from}: "${url}" must be an https:// URL`);
+  return url.replace(/\/+$/, '');
+}
+
+export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
+  const configFile = findConfigFile(env);
+  const file = configFile ? await loadConfigFile(configFile) : {};
+  const authxUrl = env[ENV.authxUrl] || file.authxUrl;
+  return {
+    key: expandHome(flags.key ?? (env[ENV.key] || file.key || '~/.ssh/cscs-key-sa')),
+    authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : `config file ${configFile}`) : DEFAULT_AUTHX_URL,
+    refreshMargin: envSeconds(env, ENV.refreshMargin) ?? file.refreshMargin ?? 20,
+    timeout: envSeconds(env, ENV.timeout) ?? file.timeout ?? 10,
+    connectTimeout: envSeconds(env, ENV.connectTimeout) ?? file.connectTimeout ?? 5,
+    apiKeyFile: file.apiKeyFile && expandHome(file.apiKeyFile),
+    apiKeyCommand: file.apiKeyCommand,
+    configFile,
+  };
+}

@@ -1,0 +1,270 @@
+/**
+ * The CSCS authx gateway, in the official client's wire format (FACTS.md §1):
+ * API key → access token → certificate for our public key.
+ *
+ * One deadline covers the whole exchange, retries included. Retries happen only where repeating
+ * the call is safe and might help: connection failures, 5xx, and 429 when its Retry-After fits.
+ * Never on 401/403: a wrong key does not become right by asking again.
+ */
+import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ApiKey } from './apikey.js';
+import { ApiKeyError, GatewayResponseError, GatewayUnavailableError } from './errors.js';
+import { createLog, registerSecret } from './log.js';
+
+const log = createLog('gateway');
+
+export const TOKEN_PATH = '/api-service-account/api/v1/auth/token';
+export const SIGN_PATH = '/api-ssh-service/api/v1/ssh-keys/sign';
+const MAX_BODY = 1 << 20;
+
+export interface GatewayOptions {
+  baseUrl: string;
+  timeoutSeconds: number;
+  connectTimeoutSeconds: number;
+  userAgent: string;
+}
+
+export interface SignedCertificate {
+  /** The certificate line as the gateway sent it. */
+  line: string;
+  /** Gateway clock minus local clock in ms, from the Date header; undefined without one. */
+  clockOffsetMs: number | undefined;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  receivedAt: number;
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+
+function errorCode(err: unknown): string | undefined {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code ?? e?.cause?.code;
+}
+
+function describeNetworkError(err: unknown, connectTimeoutSeconds: number): string {
+  const code = errorCode(err);
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+      return 'host name not found (DNS)';
+    case 'EAI_AGAIN':
+      return 'DNS lookup failed for now';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return `no connection within ${connectTimeoutSeconds} s`;
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return 'connection closed by the gateway or a proxy';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'network unreachable';
+    default:
+      if (code && /CERT|SSL|TLS|SELF_SIGNED|VERIFY/.test(code)) {
+        return `TLS failed (${code}): behind an inspecting proxy, point NODE_EXTRA_CA_CERTS at its CA`;
+      }
+      return code ?? (err as Error)?.message ?? String(err);
+  }
+}
+
+/** What the server said, safe for one line: its JSON `message`, or what kind of body it was. */
+export function describeBody(text: string, contentType: string | undefined): string {
+  const body = text.trim();
+  if (body === '') return '';
+  if (/html/i.test(contentType ?? '') || body.startsWith('<')) return ' (the gateway answered with an HTML page: maintenance or a proxy?)';
+  try {
+    const message = (JSON.parse(body) as { message?: unknown })?.message;
+    if (typeof message === 'string' && message.trim()) {
+      return `: ${message.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, 200)}`;
+    }
+  } catch {
+    // Not JSON: say so rather than echo it.
+  }
+  return ' (the gateway answered with an unexpected body)';
+}
+
+function header(reply: Reply, name: string): string | undefined {
+  const value = reply.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Seconds to wait from a Retry-After header (delta-seconds or an HTTP date). */
+export function retryAfterSeconds(value: string | undefined, nowMs = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - nowMs) / 1000);
+}
+
+class Exchange {
+  private readonly deadline: number;
+  private readonly signal: AbortSignal;
+  private readonly dispatcher: Dispatcher;
+  private readonly host: string;
+
+  constructor(private readonly options: GatewayOptions) {
+    const timeoutMs = options.timeoutSeconds * 1000;
+    this.deadline = Date.now() + timeoutMs;
+    this.signal = AbortSignal.timeout(timeoutMs);
+    this.host = new URL(options.baseUrl).host;
+    // EnvHttpProxyAgent honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as CI runners behind proxies need.
+    this.dispatcher = new EnvHttpProxyAgent({ connect: { timeout: options.connectTimeoutSeconds * 1000 } });
+  }
+
+  private timedOut(): GatewayUnavailableError {
+    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.options.timeoutSeconds} s: check the network or HTTPS_PROXY, or raise "timeout"`);
+  }
+
+  private remainingMs(): number {
+    return this.deadline - Date.now();
+  }
+
+  /** Waits before the next attempt if that still fits the deadline; false when it does not. */
+  private async backoff(attempt: number, retryAfter?: number): Promise<boolean> {
+    const waitMs = retryAfter !== undefined ? retryAfter * 1000 : Math.min(2000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    // Leave room for the attempt itself, not only the wait.
+    if (waitMs + 500 > this.remainingMs()) return false;
+    log('retrying in %d ms', Math.round(waitMs));
+    await sleep(waitMs);
+    return true;
+  }
+
+  async post(path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+    const url = `${this.options.baseUrl}${path}`;
+    for (let attempt = 0; ; attempt++) {
+      let reply: Reply;
+      try {
+        reply = await this.once(url, headers, body);
+      } catch (err) {
+        if (this.signal.aborted) throw this.timedOut();
+        const code = errorCode(err);
+        const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
+        log('POST %s failed: %s', path, why);
+        if (code && RETRYABLE_CODES.has(code) && (await this.backoff(attempt))) continue;
+        throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`);
+      }
+      log('POST %s -> %d', path, reply.status);
+      if (reply.status === 429 || reply.status >= 500) {
+        const retryAfter = retryAfterSeconds(header(reply, 'retry-after'));
+        if (await this.backoff(attempt, retryAfter)) continue;
+        const detail = describeBody(reply.text, header(reply, 'content-type'));
+        if (reply.status === 429) {
+          const when = retryAfter !== undefined ? `: retry after ${Math.ceil(retryAfter)} s` : ': try again later';
+          throw new GatewayUnavailableError(`gateway ${this.host} is rate limiting (429)${when}`);
+        }
+        throw new GatewayUnavailableError(`gateway ${this.host} failed (${reply.status})${detail} after ${attempt + 1} attempt(s): try again later`);
+      }
+      return reply;
+    }
+  }
+
+  private async once(url: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+    const remaining = Math.max(1, this.remainingMs());
+    const res = await request(url, {
+      method: 'POST',
+      headers: {
+        'user-agent': this.options.userAgent,
+        'x-client-type': 'cli',
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      body,
+      dispatcher: this.dispatcher,
+      signal: this.signal,
+      headersTimeout: remaining,
+      bodyTimeout: remaining,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY) {
+        res.body.destroy();
+        return { status: res.statusCode, headers: res.headers, text: '<oversized body>', receivedAt: Date.now() };
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
+  }
+
+  close(): void {
+    // Keep-alive sockets would hold the process open for seconds after the work is done.
+    void this.dispatcher.destroy().catch(() => {});
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function clockOffset(reply: Reply): number | undefined {
+  const date = header(reply, 'date');
+  const serverMs = date ? Date.parse(date) : NaN;
+  // The header has one-second resolution: the server's clock was somewhere in that second.
+  return Number.isNaN(serverMs) ? undefined : serverMs + 500 - reply.receivedAt;
+}
+
+async function token(exchange: Exchange, apiKey: ApiKey): Promise<string> {
+  const reply = await exchange.post(TOKEN_PATH, { 'x-api-key': apiKey.value });
+  const detail = describeBody(reply.text, header(reply, 'content-type'));
+  if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}: check ${apiKey.source}`);
+  if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}: ask your project's PI to enable it in the CSCS portal`);
+  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`token request failed (${reply.status})${detail}`, reply.status);
+  const accessToken = (parseJson(reply.text) as { access_token?: unknown } | undefined)?.access_token;
+  if (typeof accessToken !== 'string' || accessToken === '') {
+    throw new GatewayResponseError(`token request answered ${reply.status} without an access token${detail}`, reply.status);
+  }
+  registerSecret(accessToken);
+  return accessToken;
+}
+
+async function sign(exchange: Exchange, accessToken: string, publicKeyLine: string): Promise<SignedCertificate> {
+  const auth = { authorization: `Bearer ${accessToken}` };
+  let reply = await exchange.post(SIGN_PATH, auth, JSON.stringify({ publicKey: publicKeyLine, duration: '1min' }));
+  if (reply.status === 422) {
+    // The public docs show {"public_key"} where the official client sends {"publicKey"}: accept either server.
+    log('sign answered 422, retrying with the documented public_key body');
+    reply = await exchange.post(SIGN_PATH, auth, JSON.stringify({ public_key: publicKeyLine }));
+  }
+  const detail = describeBody(reply.text, header(reply, 'content-type'));
+  if (reply.status === 401 || reply.status === 403) {
+    throw new GatewayResponseError(`gateway refused the fresh access token (${reply.status})${detail}: the service account may lack SSH access`, reply.status);
+  }
+  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`sign request refused (${reply.status})${detail}`, reply.status);
+  const line = (parseJson(reply.text) as { sshKey?: { publicKey?: unknown } } | undefined)?.sshKey?.publicKey;
+  if (typeof line !== 'string' || line.trim() === '') {
+    throw new GatewayResponseError(`sign request answered ${reply.status} without a certificate${detail}`, reply.status);
+  }
+  return { line: line.trim(), clockOffsetMs: clockOffset(reply) };
+}
+
+/** Exchanges the API key for a certificate of `publicKeyLine`. The JWT never leaves this function. */
+export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions): Promise<SignedCertificate> {
+  const exchange = new Exchange(options);
+  try {
+    return await sign(exchange, await token(exchange, apiKey), publicKeyLine);
+  } finally {
+    exchange.close();
+  }
+}

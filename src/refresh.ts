@@ -1,0 +1,100 @@
+/**
+ * The slow path: one refresh shared by every process that needs it.
+ *
+ * Under the lock beside the key: look again (another process may have refreshed while we
+ * waited), make sure the key pair exists, fetch a certificate, check it, and replace the file
+ * atomically. A certificate that fails any check leaves the previous file untouched.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { readApiKey } from './apikey.js';
+import { CertificateParseError, parseCertificate, type PublicKey } from './certificate.js';
+import type { Settings } from './config.js';
+import { describeFsError, GatewayResponseError, LocalFileError } from './errors.js';
+import { writeFileAtomic } from './fsutil.js';
+import { requestCertificate } from './gateway.js';
+import { ensureKeyPair } from './keypair.js';
+import { acquireLock } from './lock.js';
+import { createLog } from './log.js';
+import { type CertState, formatComment, inspect, judge, keyPaths } from './store.js';
+import { version } from './version.js';
+
+const log = createLog('refresh');
+
+export interface RefreshResult {
+  state: CertState;
+  /** Whether this process fetched the certificate (false: it was fresh, or another process refreshed). */
+  refreshed: boolean;
+}
+
+function publicKeyLine(key: PublicKey): string {
+  return `${key.type} ${key.blob.toString('base64')}`;
+}
+
+export async function refreshCertificate(settings: Settings, { force = false } = {}): Promise<RefreshResult> {
+  const paths = keyPaths(settings.key);
+  const fresh = () => inspect(paths, settings.refreshMargin);
+  try {
+    mkdirSync(dirname(paths.key), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new LocalFileError(describeFsError(err, 'create folder', dirname(paths.key)));
+  }
+
+  const waitMs = (settings.timeout + 2) * 1000;
+  let lock;
+  try {
+    lock = await acquireLock(paths.lock, {
+      waitMs,
+      staleMs: waitMs,
+      // While another process refreshes, its result is ours too (unless told to force).
+      done: force ? undefined : () => fresh().status === 'fresh',
+    });
+  } catch (err) {
+    throw new LocalFileError(describeFsError(err, 'lock', paths.lock));
+  }
+  if (!lock) return { state: fresh(), refreshed: false };
+  try {
+    if (!force) {
+      const state = fresh();
+      if (state.status === 'fresh') return { state, refreshed: false };
+      log('refreshing: %s', state.detail ?? state.status);
+    }
+    const publicKey = await ensureKeyPair(paths);
+    const apiKey = await readApiKey(settings);
+    const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), {
+      baseUrl: settings.authxUrl,
+      timeoutSeconds: settings.timeout,
+      connectTimeoutSeconds: settings.connectTimeout,
+      userAgent: `cscs-sa/${version()} (${process.platform}; ${process.arch}; node ${process.versions.node})`,
+    });
+    const clockOffsetMs = signed.clockOffsetMs ?? 0;
+    checkSigned(signed.line, publicKey, clockOffsetMs);
+
+    const [type, base64] = signed.line.split(/\s+/);
+    const content = `${type} ${base64} ${formatComment(clockOffsetMs, new Date())}\n`;
+    try {
+      writeFileAtomic(paths.certificate, content, 0o644);
+    } catch (err) {
+      throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
+    }
+    log('wrote %s (clock offset %d ms)', paths.certificate, clockOffsetMs);
+    return { state: inspect(paths, 0), refreshed: true };
+  } finally {
+    lock.release();
+  }
+}
+
+/** The gateway's answer must be a user certificate for our key, valid now by the gateway's clock. */
+function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number): void {
+  let certificate;
+  try {
+    certificate = parseCertificate(line);
+  } catch (err) {
+    if (!(err instanceof CertificateParseError)) throw err;
+    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`);
+  }
+  const verdict = judge(certificate, publicKey, 0, clockOffsetMs);
+  if (verdict.status !== 'fresh') {
+    throw new GatewayResponseError(`gateway sent an unusable certificate (${verdict.detail}); the previous certificate was kept`);
+  }
+}

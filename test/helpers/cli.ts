@@ -1,0 +1,41 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type Options } from 'execa';
+
+/** The built binary, as `npm install -g` installs it. */
+export const BIN = fileURLToPath(new URL('../../bin/cscs-sa.js', import.meta.url));
+
+export interface Home {
+  dir: string;
+  key: string;
+  pub: string;
+  cert: string;
+  lock: string;
+  remove(): void;
+}
+
+/** A temporary HOME with nothing in it, as on a fresh CI runner. */
+export function tempHome(): Home {
+  const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-home-'));
+  const key = join(dir, '.ssh', 'cscs-key-sa');
+  return { dir, key, pub: `${key}.pub`, cert: `${key}-cert.pub`, lock: `${key}.lock`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The environment a user's shell would give cscs-sa: nothing of ours leaks in. */
+export function userEnv(home: Home, extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: home.dir, LANG: 'C.UTF-8', ...extra };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+export interface Run {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+export async function cscsSa(args: string[], env: Record<string, string>, options: Options = {}): Promise<Run> {
+  const r = await execa(process.execPath, [BIN, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore', stripFinalNewline: false, ...options });
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}

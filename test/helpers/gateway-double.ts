@@ -1,0 +1,164 @@
+/**
+ * A local test double of the CSCS authx gateway: the two service-account endpoints in the
+ * official wire format, signing real certificates with ssh-keygen and a CA of its own, counting
+ * calls, and answering with scripted faults when told to.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+
+/** What one request gets instead of the normal answer. */
+export type Fault =
+  | { status: number; body?: string; headers?: Record<string, string> }
+  | { hang: true }
+  | { reset: true }
+  | { resetMidBody: true }
+  | { delayMs: number }
+  /** sign only: a certificate that is wrong in one way. */
+  | { certificate: 'other-key' | 'expired' | 'host' | 'garbage' }
+  /** sign only: answer 422 unless the body uses the docs' public_key field. */
+  | { snakeCaseOnly: true };
+
+export interface Recorded {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+export interface GatewayDoubleOptions {
+  apiKey: string;
+  /** Principals of every certificate, i.e. the login name. */
+  principals: string[];
+  /** ssh-keygen -V validity interval. */
+  validity?: string;
+}
+
+export class GatewayDouble {
+  readonly dir = mkdtempSync(join(tmpdir(), 'cscs-sa-gw-'));
+  readonly caKey = join(this.dir, 'ca');
+  readonly caPublicKey = join(this.dir, 'ca.pub');
+  readonly requests: Recorded[] = [];
+  /** Faults consumed one per request, by endpoint. */
+  readonly faults: { token: Fault[]; sign: Fault[] } = { token: [], sign: [] };
+  readonly issuedTokens = new Set<string>();
+  url = '';
+  private serial = 1000;
+  private readonly sockets = new Set<Socket>();
+  private readonly server = createServer((req, res) => void this.handle(req, res));
+
+  constructor(readonly options: GatewayDoubleOptions) {}
+
+  get tokenCalls(): number {
+    return this.requests.filter((r) => r.path.endsWith('/auth/token')).length;
+  }
+  get signCalls(): number {
+    return this.requests.filter((r) => r.path.endsWith('/ssh-keys/sign')).length;
+  }
+
+  async start(): Promise<this> {
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa test CA', '-f', this.caKey]);
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.faults.token.length = 0;
+    this.faults.sign.length = 0;
+  }
+
+  /** Signs `publicKeyLine` with the double's CA, as the gateway would. */
+  async sign(publicKeyLine: string, { validity = this.options.validity ?? '-5s:+60s', host = false } = {}): Promise<string> {
+    const file = join(this.dir, `key-${randomBytes(6).toString('hex')}.pub`);
+    writeFileSync(file, `${publicKeyLine.trim()}\n`);
+    try {
+      const serial = String(this.serial++);
+      const args = ['-q', '-s', this.caKey, '-I', `sa-${serial}`, '-n', this.options.principals.join(','), '-V', validity, '-z', serial];
+      await execa('ssh-keygen', [...args, ...(host ? ['-h'] : []), file]);
+      return readFileSync(file.replace(/\.pub$/, '-cert.pub'), 'utf8').trim();
+    } finally {
+      rmSync(file, { force: true });
+      rmSync(file.replace(/\.pub$/, '-cert.pub'), { force: true });
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    const path = req.url ?? '';
+    this.requests.push({ path, headers: req.headers, body });
+    const endpoint = path === '/api-service-account/api/v1/auth/token' ? 'token' : path === '/api-ssh-service/api/v1/ssh-keys/sign' ? 'sign' : undefined;
+    if (req.method !== 'POST' || !endpoint) return json(res, 404, { message: 'not found' });
+
+    const fault = this.faults[endpoint].shift();
+    if (fault && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault && 'hang' in fault) return; // accepted, never answered
+    if (fault && 'reset' in fault) return void req.socket.destroy();
+    if (fault && 'resetMidBody' in fault) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' });
+      res.write('{"sshKey": {"publicKey": "ssh-ed25519-cert-v01@openssh.com AAAA');
+      setTimeout(() => req.socket.destroy(), 20);
+      return;
+    }
+    if (fault && 'status' in fault) {
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      return void res.end(fault.body ?? JSON.stringify({ message: `scripted ${fault.status}` }));
+    }
+
+    if (endpoint === 'token') {
+      if (req.headers['x-api-key'] !== this.options.apiKey) return json(res, 401, { message: 'Invalid API key' });
+      const token = `eyJ${randomBytes(24).toString('base64url')}`;
+      this.issuedTokens.add(token);
+      return json(res, 200, { access_token: token, expires_in: 300, id_token: `eyJ${randomBytes(8).toString('hex')}` });
+    }
+
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!bearer || !this.issuedTokens.has(bearer)) return json(res, 401, { message: 'Invalid token' });
+    let parsed: { publicKey?: string; public_key?: string; duration?: string };
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return json(res, 400, { message: 'Invalid JSON body' });
+    }
+    const publicKey = fault && 'snakeCaseOnly' in fault ? parsed.public_key : parsed.publicKey ?? parsed.public_key;
+    if (!publicKey) {
+      if (fault && 'snakeCaseOnly' in fault) this.faults.sign.unshift(fault); // the retry gets the same server
+      return json(res, 422, { message: 'public_key: field required' });
+    }
+    const wrong = fault && 'certificate' in fault ? fault.certificate : undefined;
+    let certificate: string;
+    if (wrong === 'garbage') certificate = 'this is not a certificate';
+    else if (wrong === 'other-key') certificate = await this.sign(await otherPublicKey(this.dir));
+    else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m' });
+    else certificate = await this.sign(publicKey, { host: wrong === 'host' });
+    const expireTime = new Date(Date.now() + 60_000).toISOString();
+    return json(res, 201, { sshKey: { publicKey: certificate, expireTime, serialNumber: String(this.serial - 1), revocationTime: null } });
+  }
+}
+
+async function otherPublicKey(dir: string): Promise<string> {
+  const file = join(dir, `other-${randomBytes(4).toString('hex')}`);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+  return readFileSync(`${file}.pub`, 'utf8');
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(value));
+}
