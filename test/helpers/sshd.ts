@@ -1,0 +1,96 @@
+/**
+ * A real OpenSSH server on 127.0.0.1 that trusts a CA's user certificates and nothing else
+ * (FACTS.md §2: "Testing sshd on loopback").
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+
+export const SSHD = '/usr/sbin/sshd';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function banner(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(1000);
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('SSH-2.0-'));
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+  });
+}
+
+export class Sshd {
+  readonly dir: string;
+  port = 0;
+  private process?: ResultPromise;
+
+  constructor(
+    readonly name: string,
+    private readonly caPublicKey: string,
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), `cscs-sa-sshd-${name}-`));
+  }
+
+  async start(): Promise<this> {
+    // Privilege separation needs this folder when sshd runs as root (CI does).
+    if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    const hostKey = join(this.dir, 'host_ed25519');
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      this.port = await freePort();
+      const config = join(this.dir, 'sshd_config');
+      writeFileSync(
+        config,
+        [
+          `Port ${this.port}`,
+          'ListenAddress 127.0.0.1',
+          `HostKey ${hostKey}`,
+          `PidFile ${join(this.dir, 'sshd.pid')}`,
+          'UsePAM no',
+          'AuthorizedKeysFile none',
+          `TrustedUserCAKeys ${this.caPublicKey}`,
+          'StrictModes no',
+          'PermitRootLogin prohibit-password',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'AllowTcpForwarding yes',
+          'MaxStartups 200:30:400',
+          'MaxSessions 100',
+          'Subsystem sftp internal-sftp',
+          'LogLevel ERROR',
+          '',
+        ].join('\n'),
+      );
+      this.process = execa(SSHD, ['-D', '-e', '-f', config], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+      for (let i = 0; i < 100; i++) {
+        if (this.process.exitCode !== null) break;
+        if (await banner(this.port)) return this;
+        await sleep(50);
+      }
+      this.process.kill();
+      await this.process;
+    }
+    throw new Error(`sshd ${this.name} did not start: ${(await this.process)?.stderr}`);
+  }
+
+  async stop(): Promise<void> {
+    this.process?.kill();
+    await this.process;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

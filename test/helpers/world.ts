@@ -1,0 +1,101 @@
+/**
+ * Everything a user's machine has, on loopback: the gateway double, two sshd ("ela", the jump
+ * host, and "clariden" behind it), a HOME with no key, `cscs-sa` on the PATH, and the ssh_config
+ * block from the README with absolute paths (ssh expands ~ from the password database, not HOME).
+ */
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { execa, type Options } from 'execa';
+import { GatewayDouble } from './gateway-double.ts';
+import { Sshd } from './sshd.ts';
+import { BIN, type Home, tempHome, userEnv } from './cli.ts';
+
+export const API_KEY = 'sa-e2e-key-fedcba9876543210';
+
+export interface Run {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+export class World {
+  readonly user = userInfo().username;
+  readonly gateway = new GatewayDouble({ apiKey: API_KEY, principals: [this.user] });
+  ela!: Sshd;
+  clariden!: Sshd;
+  home!: Home;
+  sshConfig = '';
+  env: Record<string, string> = {};
+
+  async start(): Promise<this> {
+    await this.gateway.start();
+    this.ela = await new Sshd('ela', this.gateway.caPublicKey).start();
+    this.clariden = await new Sshd('clariden', this.gateway.caPublicKey).start();
+    this.freshHome();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.ela?.stop(), this.clariden?.stop()]);
+    await this.gateway.stop();
+    this.home?.remove();
+  }
+
+  /** A new HOME with no key and no certificate, as on a fresh CI runner. */
+  freshHome(extraSshConfig = ''): Home {
+    this.home?.remove();
+    this.home = tempHome();
+    const bin = join(this.home.dir, 'bin');
+    mkdirSync(bin);
+    symlinkSync(BIN, join(bin, 'cscs-sa'));
+    this.sshConfig = join(this.home.dir, 'ssh_config');
+    writeFileSync(
+      this.sshConfig,
+      `Match host sa-* exec "cscs-sa match %h"
+${extraSshConfig}
+Host sa-ela
+    HostName 127.0.0.1
+    Port ${this.ela.port}
+
+Host sa-clariden
+    HostName 127.0.0.1
+    Port ${this.clariden.port}
+    ProxyJump sa-ela
+
+Host sa-*
+    User ${this.user}
+    IdentityFile ${this.home.key}
+    IdentitiesOnly yes
+    ProxyCommand cscs-sa proxy %h %p
+    BatchMode yes
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+`,
+    );
+    this.env = userEnv(this.home, {
+      PATH: `${bin}:${process.env.PATH}`,
+      CSCS_API_KEY: API_KEY,
+      CSCS_AUTHX_URL: this.gateway.url,
+      SHELL: '/bin/sh',
+    });
+    this.gateway.reset();
+    return this.home;
+  }
+
+  /** Runs a real OpenSSH tool (ssh, scp, sftp) with this world's ssh_config. */
+  async tool(file: 'ssh' | 'scp' | 'sftp', args: string[], options: Options = {}): Promise<Run> {
+    const r = await execa(file, ['-F', this.sshConfig, ...args], { env: this.env, extendEnv: false, reject: false, stdin: 'ignore', ...options });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  async ssh(...args: string[]): Promise<Run> {
+    return this.tool('ssh', args);
+  }
+
+  async rsync(args: string[]): Promise<Run> {
+    const r = await execa('rsync', ['-e', `ssh -F ${this.sshConfig}`, ...args], { env: this.env, extendEnv: false, reject: false, stdin: 'ignore' });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+}
