@@ -3,7 +3,7 @@
  * into one line on stderr and a documented exit code.
  */
 import { CscsSaError, ExitCode } from './errors.js';
-import { redact } from './log.js';
+import { createLog, redact } from './log.js';
 
 interface Command {
   usage: string;
@@ -78,7 +78,10 @@ function report(err: unknown): number {
 // Exit by code, never by signal: ssh treats a Match exec killed by a signal as fatal, and the
 // 'exit' handlers (lock release) run only on an orderly exit.
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
-  process.on(signal, () => process.exit(128 + number));
+  process.on(signal, () => {
+    createLog('cli')('%s: exiting', signal);
+    process.exit(128 + number);
+  });
 }
 
 // Exit explicitly: an open stdin (proxy) or a keep-alive socket must not hold the process. On

@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -39,4 +39,33 @@ function fsyncDir(dir: string): void {
   } catch {
     // Some file systems refuse fsync on a directory; the rename itself is still atomic.
   }
+}
+
+/**
+ * Removes what an earlier process killed mid-refresh left in `dir`: files whose names start with
+ * one of `prefixes` and are older than `minAgeMs`. Call while holding the refresh lock, when no
+ * live process can be writing them.
+ */
+export function sweepLeftovers(dir: string, prefixes: string[], minAgeMs: number): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  const now = Date.now();
+  for (const name of names) {
+    if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
+    const path = join(dir, name);
+    try {
+      if (now - statSync(path).mtimeMs >= minAgeMs) {
+        unlinkSync(path);
+        removed.push(path);
+      }
+    } catch {
+      // Gone already.
+    }
+  }
+  return removed;
 }

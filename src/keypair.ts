@@ -17,6 +17,9 @@ import type { KeyPaths } from './store.js';
 
 const log = createLog('keypair');
 
+/** Prefix of the temporary key pair in the key's folder, swept if a process dies mid-creation. */
+export const KEYGEN_PREFIX = '.cscs-sa-keygen-';
+
 function statOrUndefined(path: string): Stats | undefined {
   try {
     return lstatSync(path);
@@ -90,7 +93,7 @@ async function createKeyPair(paths: KeyPaths): Promise<PublicKey> {
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'create folder', dir));
   }
-  const tmp = join(dir, `.cscs-sa-keygen-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(dir, `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp]);
     try {

@@ -6,14 +6,14 @@
  * atomically. A certificate that fails any check leaves the previous file untouched.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { readApiKey } from './apikey.js';
 import { CertificateParseError, parseCertificate, type PublicKey } from './certificate.js';
 import type { Settings } from './config.js';
 import { describeFsError, GatewayResponseError, LocalFileError } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
 import { requestCertificate } from './gateway.js';
-import { ensureKeyPair } from './keypair.js';
+import { ensureKeyPair, KEYGEN_PREFIX } from './keypair.js';
 import { acquireLock } from './lock.js';
 import { createLog } from './log.js';
 import { type CertState, formatComment, inspect, judge, keyPaths } from './store.js';
@@ -34,10 +34,11 @@ function publicKeyLine(key: PublicKey): string {
 export async function refreshCertificate(settings: Settings, { force = false } = {}): Promise<RefreshResult> {
   const paths = keyPaths(settings.key);
   const fresh = () => inspect(paths, settings.refreshMargin);
+  const dir = dirname(paths.key);
   try {
-    mkdirSync(dirname(paths.key), { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'create folder', dirname(paths.key)));
+    throw new LocalFileError(describeFsError(err, 'create folder', dir));
   }
 
   const waitMs = (settings.timeout + 2) * 1000;
@@ -54,6 +55,13 @@ export async function refreshCertificate(settings: Settings, { force = false } =
   }
   if (!lock) return { state: fresh(), refreshed: false };
   try {
+    // Under the lock no live process writes temporaries, so any there are from one killed mid-refresh;
+    // a broken lock's aside copy is left alone for a while in case its breaker is still at work.
+    const swept = [
+      ...sweepLeftovers(dir, [`${basename(paths.certificate)}.tmp-`, `${basename(paths.publicKey)}.tmp-`, KEYGEN_PREFIX], 0),
+      ...sweepLeftovers(dir, [`${basename(paths.lock)}.stale-`], 10_000),
+    ];
+    if (swept.length > 0) log('removed leftovers of an interrupted refresh: %o', swept);
     if (!force) {
       const state = fresh();
       if (state.status === 'fresh') return { state, refreshed: false };

@@ -1,6 +1,6 @@
 import { loadSettings } from '../config.js';
 import { UsageError } from '../errors.js';
-import { createLog, setLogFile } from '../log.js';
+import { setLogFile } from '../log.js';
 import { connectTo, relay } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
 
@@ -32,12 +32,7 @@ export async function run(args: string[]): Promise<number> {
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
   const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? (await loadSettings()).connectTimeout;
   const socket = await connectTo(host, port, timeout * 1000);
-  // ssh signals its exit with SIGHUP; the connection is over then.
-  process.once('SIGHUP', () => {
-    createLog('proxy')('SIGHUP from ssh: closing');
-    socket.destroy();
-    process.exit(0);
-  });
+  // ssh's SIGHUP when it exits ends us through the CLI's signal handler; nothing is left to flush.
   await relay(socket, process.stdin, process.stdout);
   return 0;
 }

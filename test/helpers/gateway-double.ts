@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import { parseCertificate } from '../../src/certificate.ts';
 
 /** What one request gets instead of the normal answer. */
 export type Fault =
@@ -45,6 +46,8 @@ export class GatewayDouble {
   /** Faults consumed one per request, by endpoint. */
   readonly faults: { token: Fault[]; sign: Fault[] } = { token: [], sign: [] };
   readonly issuedTokens = new Set<string>();
+  /** Every certificate handed out: when, and its valid_before in seconds. */
+  readonly issued: { atMs: number; validBefore: number }[] = [];
   url = '';
   private serial = 1000;
   private readonly sockets = new Set<Socket>();
@@ -78,6 +81,7 @@ export class GatewayDouble {
 
   reset(): void {
     this.requests.length = 0;
+    this.issued.length = 0;
     this.faults.token.length = 0;
     this.faults.sign.length = 0;
   }
@@ -147,8 +151,19 @@ export class GatewayDouble {
     else if (wrong === 'other-key') certificate = await this.sign(await otherPublicKey(this.dir));
     else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m' });
     else certificate = await this.sign(publicKey, { host: wrong === 'host' });
-    const expireTime = new Date(Date.now() + 60_000).toISOString();
+    const validBefore = validBeforeOf(certificate);
+    this.issued.push({ atMs: Date.now(), validBefore });
+    const expireTime = new Date(validBefore * 1000).toISOString();
     return json(res, 201, { sshKey: { publicKey: certificate, expireTime, serialNumber: String(this.serial - 1), revocationTime: null } });
+  }
+}
+
+/** valid_before of a certificate line, or 0 for one that does not parse (the garbage fault). */
+function validBeforeOf(line: string): number {
+  try {
+    return Number(parseCertificate(line).validBefore);
+  } catch {
+    return 0;
   }
 }
 

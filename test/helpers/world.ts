@@ -43,7 +43,7 @@ export class World {
   }
 
   /** A new HOME with no key and no certificate, as on a fresh CI runner. */
-  freshHome(extraSshConfig = ''): Home {
+  freshHome({ match = 'cscs-sa match %h', env = {} as Record<string, string> } = {}): Home {
     this.home?.remove();
     this.home = tempHome();
     const bin = join(this.home.dir, 'bin');
@@ -52,8 +52,8 @@ export class World {
     this.sshConfig = join(this.home.dir, 'ssh_config');
     writeFileSync(
       this.sshConfig,
-      `Match host sa-* exec "cscs-sa match %h"
-${extraSshConfig}
+      `Match host sa-* exec "${match}"
+
 Host sa-ela
     HostName 127.0.0.1
     Port ${this.ela.port}
@@ -79,6 +79,7 @@ Host sa-*
       CSCS_API_KEY: API_KEY,
       CSCS_AUTHX_URL: this.gateway.url,
       SHELL: '/bin/sh',
+      ...env,
     });
     this.gateway.reset();
     return this.home;
