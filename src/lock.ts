@@ -121,9 +121,9 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
   const started = Date.now();
   for (;;) {
     if (tryCreate(path, content)) return heldLock(path, content);
-    if (options.done?.()) return undefined;
     const seen = readOwner(path);
     if (!seen) continue;
+    // A dead holder's lock is cleared even when there is nothing left to do, so none lingers.
     const waited = Date.now() - started;
     const reason = staleReason(seen, options.staleMs) ?? (waited >= options.waitMs ? `waited ${waited} ms` : undefined);
     if (reason) {
@@ -131,6 +131,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
       breakLock(path, seen.text);
       continue;
     }
+    if (options.done?.()) return undefined;
     // Jitter keeps a crowd of waiters from polling in lockstep.
     await sleep(pollMs / 2 + Math.random() * pollMs);
   }

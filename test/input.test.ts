@@ -1,0 +1,66 @@
+/**
+ * What a user sees for mistakes on the command line and in the environment: one line, a
+ * documented exit code, and nothing run that was meant as data.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { cscsSa, tempHome, userEnv } from './helpers/cli.ts';
+
+const test = suite('input');
+const home = tempHome();
+const env = userEnv(home, { CSCS_AUTHX_URL: 'http://127.0.0.1:9' });
+test.after(() => home.remove());
+
+test('--help for the tool and every command goes to stdout, exit 0', async () => {
+  const top = await cscsSa(['--help'], env);
+  assert.is(top.exitCode, 0);
+  assert.match(top.stdout, /^Usage: cscs-sa COMMAND/);
+  for (const command of ['match', 'proxy', 'sign', 'status']) {
+    const r = await cscsSa([command, '--help'], env);
+    assert.is(r.exitCode, 0, command);
+    assert.match(r.stdout, new RegExp(`^Usage: cscs-sa ${command}`));
+    assert.is(r.stderr, '');
+  }
+});
+
+test('--version prints the package version', async () => {
+  const r = await cscsSa(['--version'], env);
+  assert.is(r.exitCode, 0);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test('no command: usage on stdout, exit 2; unknown command: one line, exit 2', async () => {
+  assert.is((await cscsSa([], env)).exitCode, 2);
+  const r = await cscsSa(['refresh'], env);
+  assert.is(r.exitCode, 2);
+  assert.is(r.stderr, 'cscs-sa: unknown command "refresh" (commands: match, proxy, sign, status; see cscs-sa --help)\n');
+});
+
+test('unknown flags: one line naming the flag and the help, exit 2', async () => {
+  for (const command of ['match', 'sign', 'status']) {
+    const r = await cscsSa([command, '--api-key', 'x'], env);
+    assert.is(r.exitCode, 2, command);
+    assert.is(r.stderr, `cscs-sa: ${command}: Unknown option '--api-key' (see cscs-sa ${command} --help)\n`);
+  }
+});
+
+test('a HOST with shell metacharacters is data, never run', async () => {
+  const marker = join(home.dir, 'pwned');
+  for (const host of [`$(touch ${marker})`, `\`touch ${marker}\``, `x; touch ${marker}`, `x' && touch ${marker} '`]) {
+    await cscsSa(['match', host], env);
+  }
+  assert.not.ok(existsSync(marker));
+});
+
+test('environment values that cannot be used: one line naming the variable, exit 3', async () => {
+  const timeout = await cscsSa(['match'], { ...env, CSCS_SA_TIMEOUT: 'ten' });
+  assert.is(timeout.exitCode, 3);
+  assert.is(timeout.stderr, 'cscs-sa: CSCS_SA_TIMEOUT=ten is not a number of seconds\n');
+  const url = await cscsSa(['match'], { ...env, CSCS_AUTHX_URL: 'ftp://gateway' });
+  assert.is(url.exitCode, 3);
+  assert.is(url.stderr, 'cscs-sa: CSCS_AUTHX_URL: "ftp://gateway" must be an https:// URL\n');
+});
+
+test.run();
