@@ -6,7 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { parseCertificate, parsePublicKey, certifies } from '../src/certificate.ts';
@@ -275,6 +277,40 @@ test('DEBUG output, errors and files never contain the API key or the JWT', asyn
   assert.is(rejected.exitCode, 4);
   const seen = [r.stdout, r.stderr, rejected.stderr, ...['key', 'pub', 'cert'].map((f) => readFileSync(home[f as 'key'], 'utf8'))].join('\n');
   for (const secret of [...tokens, 'wrong-but-secret-key']) assert.not.ok(seen.includes(secret), 'a secret leaked');
+});
+
+test('HTTP(S)_PROXY is used for the gateway, and NO_PROXY bypasses it', async ({ env }) => {
+  // A CONNECT proxy, as on CI runners behind a corporate proxy, that counts what it tunnels.
+  const tunnels: string[] = [];
+  const proxy = createHttpServer();
+  proxy.on('connect', (req, client, head) => {
+    tunnels.push(String(req.url));
+    const [host, port] = String(req.url).split(':');
+    const upstream = connect(Number(port), host!, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  try {
+    const via = await cscsSa(['sign', '--force'], { ...env, HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl });
+    assert.is(via.exitCode, 0, via.stderr);
+    assert.ok(tunnels.length >= 1, 'the gateway was reached through the proxy');
+    assert.ok(tunnels.every((t) => t === new URL(gw.url).host));
+    tunnels.length = 0;
+    const direct = await cscsSa(['sign', '--force'], { ...env, HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' });
+    assert.is(direct.exitCode, 0, direct.stderr);
+    assert.is(tunnels.length, 0, 'NO_PROXY bypassed the proxy');
+  } finally {
+    proxy.close();
+    proxy.closeAllConnections();
+  }
 });
 
 test.run();
