@@ -4,7 +4,6 @@
  * flag: argv is visible to every user of the machine.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { execa, parseCommandString } from 'execa';
 import { childEnv } from './child.js';
 import type { Settings } from './config.js';
 import { ApiKeyError, describeFsError } from './errors.js';
@@ -46,6 +45,7 @@ function fromFile(path: string): ApiKey {
 }
 
 async function fromCommand(command: string | string[], timeoutSeconds: number): Promise<ApiKey> {
+  const { execa, parseCommandString } = await import('execa');
   const [file, ...args] = typeof command === 'string' ? parseCommandString(command) : command;
   const source = `apiKeyCommand (${file})`;
   try {

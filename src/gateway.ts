@@ -6,8 +6,10 @@
  * the call is safe and might help: connection failures, 5xx, and 429 when its Retry-After fits.
  * Never on 401/403: a wrong key does not become right by asking again.
  */
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { EnvHttpProxyAgent } from './http.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
 import type { ApiKey } from './apikey.js';
 import { ApiKeyError, GatewayResponseError, GatewayUnavailableError } from './errors.js';
 import { createLog, registerSecret } from './log.js';
@@ -117,14 +119,22 @@ class Exchange {
   private readonly signal: AbortSignal;
   private readonly dispatcher: Dispatcher;
   private readonly host: string;
+  private readonly origin: string;
+  /** A base URL may carry a path prefix (a reverse proxy); the API paths go below it. */
+  private readonly basePath: string;
 
   constructor(private readonly options: GatewayOptions) {
     const timeoutMs = options.timeoutSeconds * 1000;
     this.deadline = Date.now() + timeoutMs;
     this.signal = AbortSignal.timeout(timeoutMs);
-    this.host = new URL(options.baseUrl).host;
+    const base = new URL(options.baseUrl);
+    this.host = base.host;
+    this.origin = base.origin;
+    this.basePath = base.pathname.replace(/\/+$/, '');
     // EnvHttpProxyAgent honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as CI runners behind proxies need.
-    this.dispatcher = new EnvHttpProxyAgent({ connect: { timeout: options.connectTimeoutSeconds * 1000 } });
+    // One connection: the sign call must reuse the token call's (one TLS handshake, not two), and a
+    // fresh pool otherwise opens a second connection for a request sent just as the first ends.
+    this.dispatcher = new EnvHttpProxyAgent({ connections: 1, connect: { timeout: options.connectTimeoutSeconds * 1000 } });
   }
 
   private timedOut(): GatewayUnavailableError {
@@ -146,11 +156,10 @@ class Exchange {
   }
 
   async post(path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
-    const url = `${this.options.baseUrl}${path}`;
     for (let attempt = 0; ; attempt++) {
       let reply: Reply;
       try {
-        reply = await this.once(url, headers, body);
+        reply = await this.once(path, headers, body);
       } catch (err) {
         if (this.signal.aborted) throw this.timedOut();
         const code = errorCode(err);
@@ -174,9 +183,11 @@ class Exchange {
     }
   }
 
-  private async once(url: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+  private async once(path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
     const remaining = Math.max(1, this.remainingMs());
-    const res = await request(url, {
+    const res = await this.dispatcher.request({
+      origin: this.origin,
+      path: `${this.basePath}${path}`,
       method: 'POST',
       headers: {
         'user-agent': this.options.userAgent,
@@ -186,7 +197,6 @@ class Exchange {
         ...headers,
       },
       body,
-      dispatcher: this.dispatcher,
       signal: this.signal,
       headersTimeout: remaining,
       bodyTimeout: remaining,
@@ -261,6 +271,10 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
 
 /** Exchanges the API key for a certificate of `publicKeyLine`. The JWT never leaves this function. */
 export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions): Promise<SignedCertificate> {
+  // undici compiles its HTTP parser (llhttp, WebAssembly) at the first connection. V8's optimising
+  // tier then recompiles it in the background and the process waits for that at exit: ~50 ms
+  // for two small responses. The baseline compiler alone is plenty here (bench/ in the README).
+  setFlagsFromString('--liftoff-only');
   const exchange = new Exchange(options);
   try {
     return await sign(exchange, await token(exchange, apiKey), publicKeyLine);

@@ -7,7 +7,6 @@ import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type 
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
 import { type PublicKey, parsePublicKey } from './certificate.js';
 import { childEnv } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
@@ -41,6 +40,8 @@ export function checkPrivateKey(path: string, stats: Stats): void {
 }
 
 async function sshKeygen(args: string[]): Promise<string> {
+  // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
+  const { execa } = await import('execa');
   try {
     const { stdout } = await execa('ssh-keygen', args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
     return stdout;

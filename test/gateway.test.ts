@@ -67,6 +67,12 @@ test('from nothing: creates the key pair and fetches a certificate for it', asyn
   assert.is(body.publicKey, readFileSync(home.pub, 'utf8').trim().split(' ').slice(0, 2).join(' '));
 });
 
+test('token and sign share one connection: one TLS handshake against the real gateway', async ({ env }) => {
+  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  assert.is(gw.requests.length, 2);
+  assert.is(gw.connections, 1);
+});
+
 test('a fresh certificate costs no gateway call', async ({ env }) => {
   assert.is((await cscsSa(['match'], env)).exitCode, 0);
   gw.reset();

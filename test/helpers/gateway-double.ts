@@ -48,6 +48,8 @@ export class GatewayDouble {
   readonly issuedTokens = new Set<string>();
   /** Every certificate handed out: when, and its valid_before in seconds. */
   readonly issued: { atMs: number; validBefore: number }[] = [];
+  /** TCP connections accepted since the last reset. */
+  connections = 0;
   url = '';
   private serial = 1000;
   private readonly sockets = new Set<Socket>();
@@ -65,6 +67,7 @@ export class GatewayDouble {
   async start(): Promise<this> {
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa test CA', '-f', this.caKey]);
     this.server.on('connection', (socket) => {
+      this.connections++;
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
@@ -82,6 +85,7 @@ export class GatewayDouble {
   reset(): void {
     this.requests.length = 0;
     this.issued.length = 0;
+    this.connections = 0;
     this.faults.token.length = 0;
     this.faults.sign.length = 0;
   }
