@@ -1,30 +1,37 @@
-// Bundles src/ into dist/: one small entry module for the hot path (match with a fresh
-// certificate), with each command and the refresh path split into chunks loaded on demand.
+// Builds dist/ from src/:
+// - dist/entry.cjs, the program's entry: CommonJS, because an ES module entry costs ~6 ms more
+//   start-up on the path that runs for every ssh invocation (src/entry.ts);
+// - dist/cli.js and its chunks: the ES module CLI, each command and the refresh path split into
+//   chunks loaded on demand.
 //
 // undici is bundled, and only its agent and request API (src/http.ts): they load in ~18 ms
 // bundled against ~29 ms as ~60 separate CommonJS files and 70-100 ms through undici's index,
 // and bundling freezes the undici internals we import at the version tested here. execa,
 // cosmiconfig and debug stay external runtime dependencies, each imported only when used.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 
 const dist = new URL('../dist/', import.meta.url);
 rmSync(dist, { recursive: true, force: true });
+const common = { bundle: true, platform: 'node', target: 'node20.18', legalComments: 'none', logLevel: 'warning' };
 await build({
+  ...common,
   entryPoints: ['src/cli.ts'],
   outdir: 'dist',
-  bundle: true,
   splitting: true,
   format: 'esm',
-  platform: 'node',
-  target: 'node20.18',
   external: ['execa', 'cosmiconfig', 'debug'],
   // undici is CommonJS: its require() calls need a require in the ES module chunks.
   banner: { js: "import { createRequire as __cscsSaRequire } from 'node:module'; const require = __cscsSaRequire(import.meta.url);" },
   // Chunks sit beside cli.js, one level below the package root like src/, so version.ts finds package.json.
   chunkNames: '[name]-[hash]',
-  legalComments: 'none',
-  logLevel: 'warning',
 });
-mkdirSync(dist, { recursive: true });
+await build({
+  ...common,
+  entryPoints: ['src/entry.ts'],
+  outfile: 'dist/entry.cjs',
+  format: 'cjs',
+  // The ES module CLI stays a separate file, imported only when the hot path cannot answer.
+  external: ['./cli.js'],
+});
 copyFileSync(new URL('../node_modules/undici/LICENSE', import.meta.url), new URL('undici.LICENSE', dist));

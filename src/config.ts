@@ -69,7 +69,7 @@ export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | u
   return found && join(dir, found);
 }
 
-type FileConfig = Partial<Omit<Settings, 'configFile'>>;
+export type FileConfig = Partial<Omit<Settings, 'configFile'>>;
 
 const FILE_KEYS: Record<keyof FileConfig, 'string' | 'number' | 'command'> = {
   key: 'string',
@@ -133,7 +133,11 @@ function checkUrl(url: string, from: string): string {
 
 export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
   const configFile = findConfigFile(env);
-  const file = configFile ? await loadConfigFile(configFile) : {};
+  return settingsFrom(flags, env, configFile ? await loadConfigFile(configFile) : {}, configFile);
+}
+
+/** Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot path. */
+export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): Settings {
   const authxUrl = env[ENV.authxUrl] || file.authxUrl;
   return {
     key: expandHome(flags.key ?? (env[ENV.key] || file.key || '~/.ssh/cscs-key-sa')),

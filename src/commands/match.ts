@@ -1,5 +1,6 @@
 import { loadSettings } from '../config.js';
 import { inspect, keyPaths } from '../store.js';
+import { MATCH_OPTIONS } from '../fastpath.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa match [-f KEY] [HOST]
@@ -21,7 +22,7 @@ Exit status 0 when a usable certificate is in place; otherwise one line on stder
 codes listed by cscs-sa --help.`;
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('match', args, { key: { type: 'string', short: 'f' } });
+  const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Options } from 'execa';
 
 /** The built binary, as `npm install -g` installs it. */
-export const BIN = fileURLToPath(new URL('../../bin/cscs-sa.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/cscs-sa.cjs', import.meta.url));
 
 export interface Home {
   dir: string;

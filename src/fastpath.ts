@@ -1,0 +1,23 @@
+/**
+ * The hot path: `cscs-sa match` with a fresh certificate, which ssh runs for every invocation
+ * (`ssh -G` included). Synchronous, no config-file loader, no network. Anything it does not
+ * handle (a refresh, --help, a config file to load, a bad flag) goes to the full command, which
+ * looks again and explains.
+ */
+import { parseArgs } from 'node:util';
+import { findConfigFile, settingsFrom } from './config.js';
+import { inspect, keyPaths } from './store.js';
+
+export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' } } as const;
+
+/** True when `match ARGS` has nothing to do: its certificate is fresh. */
+export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    const { values } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    if (findConfigFile(env)) return false;
+    const settings = settingsFrom({ key: values.key }, env, {});
+    return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';
+  } catch {
+    return false;
+  }
+}
