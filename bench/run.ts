@@ -37,8 +37,9 @@ const work = mkdtempSync(join(tmpdir(), 'cscs-sa-bench-'));
 try {
   world.freshHome();
   const env = world.env;
+  // The baseline hosts have no Match exec: keep the certificate fresh for them, untimed.
   const refresh = async () => {
-    const r = await execa('cscs-sa', ['sign'], { env, extendEnv: false });
+    const r = await execa('cscs-sa', ['match'], { env, extendEnv: false, reject: false });
     if (r.exitCode !== 0) throw new Error(String(r.stderr));
   };
   await refresh();
@@ -49,7 +50,7 @@ try {
   const common = `    HostName 127.0.0.1\n    Port ${world.ela.port}\n    User ${world.user}\n    IdentityFile ${world.home.key}\n    IdentitiesOnly yes\n    BatchMode yes\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n`;
   writeFileSync(
     plainConfig,
-    `Host direct\n${common}\nHost nc\n    ProxyCommand nc %h %p\n${common}\nHost cscs\n    ProxyCommand /usr/bin/time -a -o ${proxyLog} -f "%%U %%S %%M" cscs-sa proxy %h %p\n${common}`,
+    `Host direct\n${common}\nHost nc\n    ProxyCommand nc %h %p\n${common}\nHost cscs\n    ProxyCommand cscs-sa proxy --log ${proxyLog} %h %p\n${common}`,
   );
 
   // 1. The fresh-certificate path of match against bare node.
@@ -95,14 +96,24 @@ try {
         const [from, to] = direction === 'up' ? [local, `${host}:${remote}`] : [`${host}:${local}`, back];
         const target = direction === 'up' ? remote : back;
         const args = tool === 'scp' ? ['-q', '-F', plainConfig, from, to] : ['-W', '-e', `ssh -F ${plainConfig}`, from, to];
-        return { name: host, file: tool, args, env, before: () => rmSync(target, { force: true }) };
+        return {
+          name: host,
+          file: tool,
+          args,
+          env,
+          before: async () => {
+            rmSync(target, { force: true });
+            await refresh();
+          },
+        };
       };
       rmSync(proxyLog, { force: true });
       await refresh();
       const t = await compareTimes([transfer('direct'), transfer('nc'), transfer('cscs')], ROUNDS, 0);
       const intact = execaSync('cmp', [local, direction === 'up' ? remote : back], { reject: false }).exitCode === 0;
-      const usage = readFileSync(proxyLog, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number));
-      const cpu = median(usage.map(([u, s]) => u! + s!));
+      // The proxy logs its own CPU time and peak RSS at exit (GNU time cannot: ssh's SIGHUP ends it first).
+      const usage = [...readFileSync(proxyLog, 'utf8').matchAll(/exit: (\d+) ms user CPU, (\d+) ms system CPU, peak RSS (\d+) KiB/g)].map((m) => m.slice(1).map(Number));
+      const cpu = median(usage.map(([u, s]) => (u! + s!) / 1000));
       const rss = median(usage.map(([, , m]) => m!)) / 1024;
       const [direct, nc, cscs] = ['direct', 'nc', 'cscs'].map((n) => t.get(n)!) as [number, number, number];
       const mibs = (v: number) => `${(1024 / (v / 1000)).toFixed(0)} MiB/s`;

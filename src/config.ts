@@ -10,11 +10,15 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
 
-export const DEFAULT_AUTHX_URL = 'https://authx-gateway.svc.cscs.ch';
+/** The CSCS gateways: production, and the test and development system (TDS). */
+export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
+export type Environment = keyof typeof AUTHX_URLS;
 
 export interface Settings {
   /** Private key path; the certificate is `${key}-cert.pub`. */
   key: string;
+  /** Which CSCS gateway authxUrl defaults to. */
+  env: Environment;
   authxUrl: string;
   /** Refresh when fewer than this many seconds of validity are left. */
   refreshMargin: number;
@@ -25,17 +29,20 @@ export interface Settings {
   apiKeyFile?: string;
   /** A command that prints the API key, run without a shell: a string or an argv array. */
   apiKeyCommand?: string | string[];
+  /** proxy loads certificates into ssh-agent (as with --agent). */
+  agent: boolean;
   /** The config file the settings came from, if any. */
   configFile?: string;
 }
 
-export type SettingsFlags = Partial<Pick<Settings, 'key'>>;
+export type SettingsFlags = { key?: string; env?: string };
 
 const NAME = 'cscs-sa';
 export const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
 
 const ENV = {
   key: 'CSCS_SA_KEY',
+  env: 'CSCS_SA_ENV',
   authxUrl: 'CSCS_AUTHX_URL',
   refreshMargin: 'CSCS_SA_REFRESH_MARGIN',
   timeout: 'CSCS_SA_TIMEOUT',
@@ -71,14 +78,16 @@ export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | u
 
 export type FileConfig = Partial<Omit<Settings, 'configFile'>>;
 
-const FILE_KEYS: Record<keyof FileConfig, 'string' | 'number' | 'command'> = {
+const FILE_KEYS: Record<keyof FileConfig, 'string' | 'number' | 'boolean' | 'command'> = {
   key: 'string',
+  env: 'string',
   authxUrl: 'string',
   refreshMargin: 'number',
   timeout: 'number',
   connectTimeout: 'number',
   apiKeyFile: 'string',
   apiKeyCommand: 'command',
+  agent: 'boolean',
 };
 
 async function loadConfigFile(path: string): Promise<FileConfig> {
@@ -100,12 +109,14 @@ async function loadConfigFile(path: string): Promise<FileConfig> {
     const ok =
       kind === 'number'
         ? typeof value === 'number' && Number.isFinite(value) && value >= 0
-        : kind === 'string'
+        : kind === 'boolean'
+          ? typeof value === 'boolean'
+          : kind === 'string'
           ? typeof value === 'string' && value !== ''
           : (typeof value === 'string' && value.trim() !== '') ||
             (Array.isArray(value) && value.length > 0 && value.every((part) => typeof part === 'string'));
     if (!ok) {
-      const want = kind === 'number' ? 'a number of seconds (>= 0)' : kind === 'string' ? 'a non-empty string' : 'a command string or an array of strings';
+      const want = { number: 'a number of seconds (>= 0)', boolean: 'true or false', string: 'a non-empty string', command: 'a command string or an array of strings' }[kind];
       throw new ConfigError(`config file ${path}: "${name}" must be ${want}`);
     }
   }
@@ -137,16 +148,31 @@ export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.Proces
 }
 
 /** Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot path. */
+function checkEnvironment(value: string, from: string): Environment {
+  if (!Object.hasOwn(AUTHX_URLS, value)) throw new ConfigError(`${from}: "${value}" is not a CSCS environment (${Object.keys(AUTHX_URLS).join(' or ')})`);
+  return value as Environment;
+}
+
 export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): Settings {
-  const authxUrl = env[ENV.authxUrl] || file.authxUrl;
+  const cscsEnv = flags.env
+    ? checkEnvironment(flags.env, '--env')
+    : env[ENV.env]
+      ? checkEnvironment(env[ENV.env]!, ENV.env)
+      : file.env
+        ? checkEnvironment(file.env, `config file ${configFile}`)
+        : 'prod';
+  // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
+  const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || file.authxUrl;
   return {
     key: expandHome(flags.key ?? (env[ENV.key] || file.key || '~/.ssh/cscs-key-sa')),
-    authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : `config file ${configFile}`) : DEFAULT_AUTHX_URL,
+    env: cscsEnv,
+    authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : `config file ${configFile}`) : AUTHX_URLS[cscsEnv],
     refreshMargin: envSeconds(env, ENV.refreshMargin) ?? file.refreshMargin ?? 20,
     timeout: envSeconds(env, ENV.timeout) ?? file.timeout ?? 10,
     connectTimeout: envSeconds(env, ENV.connectTimeout) ?? file.connectTimeout ?? 5,
     apiKeyFile: file.apiKeyFile && expandHome(file.apiKeyFile),
     apiKeyCommand: file.apiKeyCommand,
+    agent: file.agent ?? false,
     configFile,
   };
 }

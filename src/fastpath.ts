@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { findConfigFile, settingsFrom } from './config.js';
 import { inspect, keyPaths } from './store.js';
 
-export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' } } as const;
+/** match's flags; --env only matters to a refresh, but must parse here too. */
+export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' } } as const;
 
 /** True when `match ARGS` has nothing to do: its certificate is fresh. */
 export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {

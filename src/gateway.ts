@@ -159,7 +159,7 @@ class Exchange {
     for (let attempt = 0; ; attempt++) {
       let reply: Reply;
       try {
-        reply = await this.once(path, headers, body);
+        reply = await this.once('POST', path, headers, body);
       } catch (err) {
         if (this.signal.aborted) throw this.timedOut();
         const code = errorCode(err);
@@ -183,12 +183,22 @@ class Exchange {
     }
   }
 
-  private async once(path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+  /** One GET of the base URL, no retries: any HTTP answer proves DNS, TCP and TLS work. */
+  async probe(): Promise<Reply> {
+    try {
+      return await this.once('GET', '/', {});
+    } catch (err) {
+      if (this.signal.aborted) throw this.timedOut();
+      throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`);
+    }
+  }
+
+  private async once(method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
     const remaining = Math.max(1, this.remainingMs());
     const res = await this.dispatcher.request({
       origin: this.origin,
       path: `${this.basePath}${path}`,
-      method: 'POST',
+      method,
       headers: {
         'user-agent': this.options.userAgent,
         'x-client-type': 'cli',
@@ -269,13 +279,28 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
   return { line: line.trim(), clockOffsetMs: clockOffset(reply) };
 }
 
-/** Exchanges the API key for a certificate of `publicKeyLine`. The JWT never leaves this function. */
-export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions): Promise<SignedCertificate> {
+function openExchange(options: GatewayOptions): Exchange {
   // undici compiles its HTTP parser (llhttp, WebAssembly) at the first connection. V8's optimising
   // tier then recompiles it in the background and the process waits for that at exit: ~50 ms
   // for two small responses. The baseline compiler alone is plenty here (bench/ in the README).
   setFlagsFromString('--liftoff-only');
-  const exchange = new Exchange(options);
+  return new Exchange(options);
+}
+
+/** Whether the gateway answers at all, and its clock offset (gateway minus local, ms). */
+export async function probeGateway(options: GatewayOptions): Promise<{ status: number; clockOffsetMs: number | undefined }> {
+  const exchange = openExchange(options);
+  try {
+    const reply = await exchange.probe();
+    return { status: reply.status, clockOffsetMs: clockOffset(reply) };
+  } finally {
+    exchange.close();
+  }
+}
+
+/** Exchanges the API key for a certificate of `publicKeyLine`. The JWT never leaves this function. */
+export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions): Promise<SignedCertificate> {
+  const exchange = openExchange(options);
   try {
     return await sign(exchange, await token(exchange, apiKey), publicKeyLine);
   } finally {

@@ -12,14 +12,23 @@ import { CertificateParseError, parseCertificate, type PublicKey } from './certi
 import type { Settings } from './config.js';
 import { describeFsError, GatewayResponseError, LocalFileError } from './errors.js';
 import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
-import { requestCertificate } from './gateway.js';
+import { type GatewayOptions, requestCertificate } from './gateway.js';
 import { ensureKeyPair, KEYGEN_PREFIX } from './keypair.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, type Lock } from './lock.js';
 import { createLog } from './log.js';
-import { type CertState, formatComment, inspect, judge, keyPaths } from './store.js';
+import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from './store.js';
 import { version } from './version.js';
 
 const log = createLog('refresh');
+
+export function gatewayOptions(settings: Settings): GatewayOptions {
+  return {
+    baseUrl: settings.authxUrl,
+    timeoutSeconds: settings.timeout,
+    connectTimeoutSeconds: settings.connectTimeout,
+    userAgent: `cscs-sa/${version()} (${process.platform}; ${process.arch}; node ${process.versions.node})`,
+  };
+}
 
 export interface RefreshResult {
   state: CertState;
@@ -31,29 +40,41 @@ function publicKeyLine(key: PublicKey): string {
   return `${key.type} ${key.blob.toString('base64')}`;
 }
 
-export async function refreshCertificate(settings: Settings, { force = false } = {}): Promise<RefreshResult> {
-  const paths = keyPaths(settings.key);
-  const fresh = () => inspect(paths, settings.refreshMargin);
+/** Takes the lock beside the key (creating its folder), or returns undefined when `done()` says there is nothing left to do. */
+async function lockKey(paths: KeyPaths, settings: Settings, done?: () => boolean): Promise<Lock | undefined> {
   const dir = dirname(paths.key);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'create folder', dir));
   }
-
+  // The holder's work is bounded by the gateway deadline, so no one waits much longer than that.
   const waitMs = (settings.timeout + 2) * 1000;
-  let lock;
   try {
-    lock = await acquireLock(paths.lock, {
-      waitMs,
-      staleMs: waitMs,
-      // While another process refreshes, its result is ours too (unless told to force).
-      done: force ? undefined : () => fresh().status === 'fresh',
-    });
+    return await acquireLock(paths.lock, { waitMs, staleMs: waitMs, done });
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'lock', paths.lock));
   }
+}
+
+/** Creates the key pair if it is missing, under the same lock as refreshes. */
+export async function prepareKeyPair(settings: Settings): Promise<PublicKey> {
+  const paths = keyPaths(settings.key);
+  const lock = (await lockKey(paths, settings))!;
+  try {
+    return await ensureKeyPair(paths);
+  } finally {
+    lock.release();
+  }
+}
+
+export async function refreshCertificate(settings: Settings, { force = false } = {}): Promise<RefreshResult> {
+  const paths = keyPaths(settings.key);
+  const fresh = () => inspect(paths, settings.refreshMargin);
+  // While another process refreshes, its result is ours too (unless told to force).
+  const lock = await lockKey(paths, settings, force ? undefined : () => fresh().status === 'fresh');
   if (!lock) return { state: fresh(), refreshed: false };
+  const dir = dirname(paths.key);
   try {
     // Under the lock no live process writes temporaries, so any there are from one killed mid-refresh;
     // a broken lock's aside copy is left alone for a while in case its breaker is still at work.
@@ -69,12 +90,7 @@ export async function refreshCertificate(settings: Settings, { force = false } =
     }
     const publicKey = await ensureKeyPair(paths);
     const apiKey = await readApiKey(settings);
-    const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), {
-      baseUrl: settings.authxUrl,
-      timeoutSeconds: settings.timeout,
-      connectTimeoutSeconds: settings.connectTimeout,
-      userAgent: `cscs-sa/${version()} (${process.platform}; ${process.arch}; node ${process.versions.node})`,
-    });
+    const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), gatewayOptions(settings));
     const clockOffsetMs = signed.clockOffsetMs ?? 0;
     checkSigned(signed.line, publicKey, clockOffsetMs);
 

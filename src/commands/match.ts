@@ -16,6 +16,7 @@ HOST is accepted for the Match line and only logged.
 
 Options:
   -f, --key KEY   private key (default ~/.ssh/cscs-key-sa, or CSCS_SA_KEY, or "key" in the config)
+      --env ENV   prod (default) or tds, the CSCS test environment's gateway
   -h, --help      this text
 
 Exit status 0 when a usable certificate is in place; otherwise one line on stderr and the exit
@@ -24,7 +25,7 @@ codes listed by cscs-sa --help.`;
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key });
+  const settings = await loadSettings({ key: values.key, env: values.env });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
   const { refreshCertificate } = await import('../refresh.js');
   const { createLog } = await import('../log.js');

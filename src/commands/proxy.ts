@@ -1,10 +1,10 @@
 import { loadSettings } from '../config.js';
 import { UsageError } from '../errors.js';
-import { setLogFile } from '../log.js';
+import { createLog, setLogFile } from '../log.js';
 import { connectTo, relay } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
 
-export const usage = `Usage: cscs-sa proxy [--log FILE] [--connect-timeout S] HOST PORT
+export const usage = `Usage: cscs-sa proxy [--agent] [--log FILE] [--connect-timeout S] HOST PORT
 
 Connects to HOST:PORT (each address it resolves to in turn) and relays stdin and stdout, for
 ssh_config:
@@ -15,12 +15,18 @@ Writes nothing but relayed bytes to stdout. Exits as soon as the server side clo
 closes its side, half-closes the connection and keeps relaying what the server still sends.
 
 Options:
+      --agent               first load the fresh certificate into ssh-agent, refreshing it if
+                            needed (also "agent": true in the config): race-free where ssh read
+                            the certificate file before it was refreshed
       --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist)
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
 
+const log = createLog('proxy');
+
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('proxy', args, {
+    agent: { type: 'boolean' },
     log: { type: 'string' },
     'connect-timeout': { type: 'string' },
   });
@@ -30,8 +36,18 @@ export async function run(args: string[]): Promise<number> {
   if (!host || !portText || extra.length > 0) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
-  const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? (await loadSettings()).connectTimeout;
+  const settings = await loadSettings();
+  if (values.agent || settings.agent) {
+    const { loadIntoAgent } = await import('../agent.js');
+    await loadIntoAgent(settings);
+  }
+  const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? settings.connectTimeout;
   const socket = await connectTo(host, port, timeout * 1000);
+  // The proxy's own cost, for --log: it carries every byte of every scp and rsync.
+  process.once('exit', () => {
+    const usage = process.resourceUsage();
+    log('exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB', Math.round(usage.userCPUTime / 1000), Math.round(usage.systemCPUTime / 1000), usage.maxRSS);
+  });
   // ssh's SIGHUP when it exits ends us through the CLI's signal handler; nothing is left to flush.
   await relay(socket, process.stdin, process.stdout);
   return 0;

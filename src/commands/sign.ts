@@ -9,16 +9,18 @@ certificate path, principals, serial and seconds left.
 
 Options:
   -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
+      --env ENV   prod (default) or tds, the CSCS test environment's gateway
       --force     fetch a new certificate even if the current one is fresh
   -h, --help      this text`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('sign', args, {
     key: { type: 'string', short: 'f' },
+    env: { type: 'string' },
     force: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key });
+  const settings = await loadSettings({ key: values.key, env: values.env });
   const { state, refreshed } = await refreshCertificate(settings, { force: values.force });
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);

@@ -1,0 +1,36 @@
+/**
+ * Agent mode: the ProxyCommand loads the fresh certificate into ssh-agent before it relays the
+ * first byte. ssh asks the agent for keys only after the key exchange, so this works even where
+ * ssh read the certificate file before it was refreshed (FACTS.md §2). Each certificate is
+ * added with a lifetime equal to its validity left, so the agent drops it when it expires.
+ */
+import type { Settings } from './config.js';
+import { childEnv } from './child.js';
+import { LocalFileError } from './errors.js';
+import { createLog } from './log.js';
+import { inspect, keyPaths } from './store.js';
+
+const log = createLog('agent');
+
+export async function loadIntoAgent(settings: Settings): Promise<void> {
+  if (!process.env.SSH_AUTH_SOCK) {
+    throw new LocalFileError('agent mode needs a running ssh-agent, and SSH_AUTH_SOCK is not set: start one with eval "$(ssh-agent)"');
+  }
+  const paths = keyPaths(settings.key);
+  let state = inspect(paths, settings.refreshMargin);
+  if (state.status !== 'fresh') {
+    const { refreshCertificate } = await import('./refresh.js');
+    state = (await refreshCertificate(settings)).state;
+  }
+  const lifetime = Math.max(1, Math.floor(state.secondsLeft ?? 0));
+  const { execa } = await import('execa');
+  try {
+    // ssh-add takes KEY-cert.pub beside KEY along with the key.
+    await execa('ssh-add', ['-q', '-t', String(lifetime), paths.key], { env: childEnv(), extendEnv: false, stdin: 'ignore' });
+  } catch (err) {
+    const e = err as { code?: string; stderr?: string; shortMessage?: string };
+    if (e.code === 'ENOENT') throw new LocalFileError('ssh-add not found: install the OpenSSH client');
+    throw new LocalFileError(`ssh-add could not load ${paths.key}: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
+  }
+  log('loaded %s and its certificate into the agent for %d s', paths.key, lifetime);
+}
