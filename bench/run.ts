@@ -14,6 +14,8 @@ import { World } from '../test/helpers/world.ts';
 import { compareTimes, comparePeakMemory, median, type Command } from './harness.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** BENCH_GOALS=3,5 runs only those comparisons. */
+const wanted = (goal: number) => !process.env.BENCH_GOALS || process.env.BENCH_GOALS.split(',').includes(String(goal));
 const SCALE = Number(process.env.BENCH_SCALE ?? 5);
 
 for (const tool of ['/usr/sbin/sshd', '/usr/bin/time', 'nc', 'rsync', 'curl', 'jq']) {
@@ -53,103 +55,118 @@ try {
     `Host direct\n${common}\nHost nc\n    ProxyCommand nc %h %p\n${common}\nHost cscs\n    ProxyCommand cscs-sa proxy --log ${proxyLog} %h %p\n${common}`,
   );
 
+  // The documented helper (goals 4 and 5) gets a key pair of its own and writes KEY-cert.pub
+  // beside it, as the docs do.
+  const helperKey = join(work, 'helper-key');
+  execaSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', helperKey]);
+  const helper = join(work, 'sa_ssh');
+  writeFileSync(helper, documentedHelper(world.gateway.url, `${helperKey}.pub`, `${helperKey}-cert.pub`, plainConfig), { mode: 0o755 });
+  writeFileSync(
+    plainConfig,
+    `${readFileSync(plainConfig, 'utf8')}\nHost helper\n    HostName 127.0.0.1\n    Port ${world.ela.port}\n    User ${world.user}\n    IdentityFile ${helperKey}\n    IdentitiesOnly yes\n    BatchMode yes\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n`,
+  );
+
   // 1. The fresh-certificate path of match against bare node.
-  console.log('\n# 1. match, fresh certificate');
-  await refresh();
-  const fast: Command[] = [
-    { name: 'node -e 0', file: process.execPath, args: ['-e', '0'], env },
-    { name: 'cscs-sa match', file: 'cscs-sa', args: ['match', 'sa-clariden'], env },
-  ];
-  const fastTimes = await compareTimes(fast, 40, 5);
-  const fastMem = await comparePeakMemory(fast, 10);
-  const [nodeT, matchT] = [fastTimes.get('node -e 0')!, fastTimes.get('cscs-sa match')!];
-  const [nodeM, matchM] = [fastMem.get('node -e 0')!, fastMem.get('cscs-sa match')!];
-  row('1', '`cscs-sa match`, fresh certificate: wall', `${ms(matchT)} vs \`node -e 0\` ${ms(nodeT)}`, ratio(matchT, nodeT), '≤ 1.3 ×', verdict(matchT / nodeT <= 1.3));
-  row('1', '`cscs-sa match`, fresh certificate: peak RSS', `${(matchM / 1024).toFixed(1)} MiB vs ${(nodeM / 1024).toFixed(1)} MiB`, ratio(matchM, nodeM), '≤ 1.5 ×', verdict(matchM / nodeM <= 1.5));
+  if (wanted(1)) {
+    console.log('\n# 1. match, fresh certificate');
+    await refresh();
+    const fast: Command[] = [
+      { name: 'node -e 0', file: process.execPath, args: ['-e', '0'], env },
+      { name: 'cscs-sa match', file: 'cscs-sa', args: ['match', 'sa-clariden'], env },
+    ];
+    const fastTimes = await compareTimes(fast, 40, 5);
+    const fastMem = await comparePeakMemory(fast, 10);
+    const [nodeT, matchT] = [fastTimes.get('node -e 0')!, fastTimes.get('cscs-sa match')!];
+    const [nodeM, matchM] = [fastMem.get('node -e 0')!, fastMem.get('cscs-sa match')!];
+    row('1', '`cscs-sa match`, fresh certificate: wall', `${ms(matchT)} vs \`node -e 0\` ${ms(nodeT)}`, ratio(matchT, nodeT), '≤ 1.3 ×', verdict(matchT / nodeT <= 1.3));
+    row('1', '`cscs-sa match`, fresh certificate: peak RSS', `${(matchM / 1024).toFixed(1)} MiB vs ${(nodeM / 1024).toFixed(1)} MiB`, ratio(matchM, nodeM), '≤ 1.5 ×', verdict(matchM / nodeM <= 1.5));
+  }
 
   // 2. A whole ssh command through the full config against plain ssh.
-  console.log('\n# 2. ssh true, full config');
-  await refresh();
-  const sshTimes = await compareTimes(
-    [
-      { name: 'plain', file: 'ssh', args: ['-F', plainConfig, 'direct', 'true'], env },
-      { name: 'full', file: 'ssh', args: ['-F', world.sshConfig, 'sa-ela', 'true'], env },
-      { name: 'floor', file: 'sh', args: ['-c', `node -e 0; node -e 0; ssh -F ${plainConfig} direct true`], env },
-    ],
-    20,
-  );
-  const [plainT, fullT, floorT] = ['plain', 'full', 'floor'].map((n) => sshTimes.get(n)!) as [number, number, number];
-  row('2', '`ssh sa-ela true`, Match exec + ProxyCommand, fresh certificate', `${ms(fullT)} vs plain ssh ${ms(plainT)}`, ratio(fullT, plainT), '≤ 1.25 ×', verdict(fullT / plainT <= 1.25));
-  row('2', '… the floor for any two Node.js helpers: plain ssh + 2 × `node -e 0`', ms(floorT), ratio(floorT, plainT), '(reference)', '');
+  if (wanted(2)) {
+    console.log('\n# 2. ssh true, full config');
+    await refresh();
+    const sshTimes = await compareTimes(
+      [
+        { name: 'plain', file: 'ssh', args: ['-F', plainConfig, 'direct', 'true'], env },
+        { name: 'full', file: 'ssh', args: ['-F', world.sshConfig, 'sa-ela', 'true'], env },
+        { name: 'floor', file: 'sh', args: ['-c', `node -e 0; node -e 0; ssh -F ${plainConfig} direct true`], env },
+      ],
+      20,
+    );
+    const [plainT, fullT, floorT] = ['plain', 'full', 'floor'].map((n) => sshTimes.get(n)!) as [number, number, number];
+    row('2', '`ssh sa-ela true`, Match exec + ProxyCommand, fresh certificate', `${ms(fullT)} vs plain ssh ${ms(plainT)}`, ratio(fullT, plainT), '≤ 1.25 ×', verdict(fullT / plainT <= 1.25));
+    row('2', '… the floor for any two Node.js helpers: plain ssh + 2 × `node -e 0`', ms(floorT), ratio(floorT, plainT), '(reference)', '');
+  }
 
   // 3. Bulk transfers, 1 GiB each way, scp and rsync, three ways of connecting.
-  console.log(`\n# 3. 1 GiB each way (${ROUNDS} rounds)`);
-  const local = join(work, 'local.bin');
-  const remote = join(work, 'remote.bin');
-  const back = join(work, 'back.bin');
-  const out = execaSync('sh', ['-c', `head -c 1073741824 /dev/urandom > ${local}`]);
-  if (out.exitCode !== 0) throw new Error('could not write the 1 GiB file');
-  writeFileSync(remote, ''); // replaced by each upload
-  for (const tool of ['scp', 'rsync'] as const) {
-    for (const direction of ['up', 'down'] as const) {
-      const transfer = (host: string): Command => {
-        const [from, to] = direction === 'up' ? [local, `${host}:${remote}`] : [`${host}:${local}`, back];
-        const target = direction === 'up' ? remote : back;
-        const args = tool === 'scp' ? ['-q', '-F', plainConfig, from, to] : ['-W', '-e', `ssh -F ${plainConfig}`, from, to];
-        return {
-          name: host,
-          file: tool,
-          args,
-          env,
-          before: async () => {
-            rmSync(target, { force: true });
-            await refresh();
-          },
+  if (wanted(3)) {
+    console.log(`\n# 3. 1 GiB each way (${ROUNDS} rounds)`);
+    const local = join(work, 'local.bin');
+    const remote = join(work, 'remote.bin');
+    const back = join(work, 'back.bin');
+    const out = execaSync('sh', ['-c', `head -c 1073741824 /dev/urandom > ${local}`]);
+    if (out.exitCode !== 0) throw new Error('could not write the 1 GiB file');
+    writeFileSync(remote, ''); // replaced by each upload
+    for (const tool of ['scp', 'rsync'] as const) {
+      for (const direction of ['up', 'down'] as const) {
+        const transfer = (host: string): Command => {
+          const [from, to] = direction === 'up' ? [local, `${host}:${remote}`] : [`${host}:${local}`, back];
+          const target = direction === 'up' ? remote : back;
+          const args = tool === 'scp' ? ['-q', '-F', plainConfig, from, to] : ['-W', '-e', `ssh -F ${plainConfig}`, from, to];
+          return {
+            name: host,
+            file: tool,
+            args,
+            env,
+            before: async () => {
+              rmSync(target, { force: true });
+              await refresh();
+            },
+          };
         };
-      };
-      rmSync(proxyLog, { force: true });
-      await refresh();
-      const t = await compareTimes([transfer('direct'), transfer('nc'), transfer('cscs')], ROUNDS, 0);
-      const intact = execaSync('cmp', [local, direction === 'up' ? remote : back], { reject: false }).exitCode === 0;
-      // The proxy logs its own CPU time and peak RSS at exit (GNU time cannot: ssh's SIGHUP ends it first).
-      const usage = [...readFileSync(proxyLog, 'utf8').matchAll(/exit: (\d+) ms user CPU, (\d+) ms system CPU, peak RSS (\d+) KiB/g)].map((m) => m.slice(1).map(Number));
-      const cpu = median(usage.map(([u, s]) => (u! + s!) / 1000));
-      const rss = median(usage.map(([, , m]) => m!)) / 1024;
-      const [direct, nc, cscs] = ['direct', 'nc', 'cscs'].map((n) => t.get(n)!) as [number, number, number];
-      const mibs = (v: number) => `${(1024 / (v / 1000)).toFixed(0)} MiB/s`;
-      row('3', `${tool} 1 GiB ${direction === 'up' ? 'upload' : 'download'}${intact ? '' : ' (**corrupt**)'}`, `cscs-sa ${mibs(cscs)}, nc ${mibs(nc)}, direct ${mibs(direct)}`, `${ratio(cscs, nc)} nc, ${ratio(cscs, direct)} direct`, '≤ 1.0 × nc', verdict(cscs <= nc * 1.02));
-      row('3', `… proxy CPU and peak RSS (${tool} ${direction})`, `${cpu.toFixed(2)} s CPU, ${rss.toFixed(1)} MiB`, '', '≤ 64 MiB', verdict(rss <= 64));
-    }
+        rmSync(proxyLog, { force: true });
+        await refresh();
+        const t = await compareTimes([transfer('direct'), transfer('nc'), transfer('cscs')], ROUNDS, 0);
+        const intact = execaSync('cmp', [local, direction === 'up' ? remote : back], { reject: false }).exitCode === 0;
+        // The proxy logs its own CPU time and peak RSS at exit (GNU time cannot: ssh's SIGHUP ends it first).
+        const usage = [...readFileSync(proxyLog, 'utf8').matchAll(/exit: (\d+) ms user CPU, (\d+) ms system CPU, peak RSS (\d+) KiB/g)].map((m) => m.slice(1).map(Number));
+        const cpu = median(usage.map(([u, s]) => (u! + s!) / 1000));
+        const rss = median(usage.map(([, , m]) => m!)) / 1024;
+        const [direct, nc, cscs] = ['direct', 'nc', 'cscs'].map((n) => t.get(n)!) as [number, number, number];
+        const mibs = (v: number) => `${(1024 / (v / 1000)).toFixed(0)} MiB/s`;
+        row('3', `${tool} 1 GiB ${direction === 'up' ? 'upload' : 'download'}${intact ? '' : ' (**corrupt**)'}`, `cscs-sa ${mibs(cscs)}, nc ${mibs(nc)}, direct ${mibs(direct)}`, `${ratio(cscs, nc)} nc, ${ratio(cscs, direct)} direct`, '≤ 1.0 × nc', verdict(cscs <= nc * 1.02));
+        row('3', `… proxy CPU and peak RSS (${tool} ${direction})`, `${cpu.toFixed(2)} s CPU, ${rss.toFixed(1)} MiB`, '', '≤ 64 MiB', verdict(rss <= 64));
+      }
   }
   rmSync(local, { force: true });
   rmSync(remote, { force: true });
   rmSync(back, { force: true });
 
+  }
+
   // 4. Gateway calls over "3 minutes" of ssh commands, against the documented helper.
-  const lifetime = 60 / SCALE;
-  const margin = 20 / SCALE;
-  const duration = 180 / SCALE;
-  console.log(`\n# 4. gateway calls over ${duration} s (time scale 1/${SCALE})`);
-  world.gateway.options.validity = `-5s:+${lifetime}s`;
-  world.freshHome({ env: { CSCS_SA_REFRESH_MARGIN: String(margin) } });
-  const helper = join(work, 'sa_ssh');
-  const helperCert = join(work, 'helper-cert.pub');
-  writeFileSync(helper, documentedHelper(world.gateway.url, world.home.pub, helperCert, plainConfig), { mode: 0o755 });
-  writeFileSync(plainConfig, `${readFileSync(plainConfig, 'utf8')}\nHost helper\n    CertificateFile ${helperCert}\n${common}`);
-  const started = Date.now();
-  let commands = 0;
-  while (Date.now() - started < duration * 1000) {
-    const tick = Date.now();
-    const pair: [string, string[]][] = [
-      ['ssh', ['-F', world.sshConfig, 'sa-ela', 'true']],
-      [helper, ['helper', 'true']],
-    ];
-    for (const [file, args] of pair) {
-      const r = await execa(file, args, { env: world.env, extendEnv: false, reject: false });
-      if (r.exitCode !== 0) throw new Error(`${file}: ${r.stderr}`);
-    }
-    commands++;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 / (SCALE / 5) - (Date.now() - tick))));
+  if (wanted(4)) {
+    const lifetime = 60 / SCALE;
+    const margin = 20 / SCALE;
+    const duration = 180 / SCALE;
+    console.log(`\n# 4. gateway calls over ${duration} s (time scale 1/${SCALE})`);
+    world.gateway.options.validity = `-5s:+${lifetime}s`;
+    world.freshHome({ env: { CSCS_SA_REFRESH_MARGIN: String(margin) } });
+    const started = Date.now();
+    let commands = 0;
+    while (Date.now() - started < duration * 1000) {
+      const tick = Date.now();
+      const pair: [string, string[]][] = [
+        ['ssh', ['-F', world.sshConfig, 'sa-ela', 'true']],
+        [helper, ['helper', 'true']],
+      ];
+      for (const [file, args] of pair) {
+        const r = await execa(file, args, { env: world.env, extendEnv: false, reject: false });
+        if (r.exitCode !== 0) throw new Error(`${file}: ${r.stderr}`);
+      }
+      commands++;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 / (SCALE / 5) - (Date.now() - tick))));
   }
   const elapsed = (Date.now() - started) / 1000;
   const signs = world.gateway.requests.filter((r) => r.path.endsWith('/sign'));
@@ -159,20 +176,25 @@ try {
   row('4', `sign calls, ${commands} ssh commands over ${elapsed.toFixed(0)} s (= ${((elapsed * SCALE) / 60).toFixed(1)} min at real scale)`, `cscs-sa ${ours}, documented helper ${theirs}`, `ideal ${ideal}`, 'within 1 of ideal', verdict(Math.abs(ours - ideal) <= 1));
   world.gateway.options.validity = undefined;
 
+  }
+
   // 5. The refresh path: match with an expired certificate against the documented two-curl flow.
-  console.log('\n# 5. refresh path');
-  world.freshHome();
-  await refresh();
-  const expired = `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'), { validity: '-10m:-5m' })}\n`;
-  const refreshTimes = await compareTimes(
-    [
-      { name: 'curl', file: helper, args: ['--certificate-only'], env: world.env },
-      { name: 'match', file: 'cscs-sa', args: ['match', 'sa-ela'], env: world.env, before: () => writeFileSync(world.home.cert, expired) },
-    ],
-    20,
-  );
-  const [curlT, refreshT] = [refreshTimes.get('curl')!, refreshTimes.get('match')!];
-  row('5', '`cscs-sa match`, expired certificate (token + sign + checks + atomic write)', `${ms(refreshT)} vs two-curl flow ${ms(curlT)}`, ratio(refreshT, curlT), '≤ 1.1 ×', verdict(refreshT / curlT <= 1.1));
+  if (wanted(5)) {
+    console.log('\n# 5. refresh path');
+    world.freshHome();
+    await refresh();
+    const expired = `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'), { validity: '-10m:-5m' })}\n`;
+    const refreshTimes = await compareTimes(
+      [
+        { name: 'curl', file: helper, args: ['--certificate-only'], env: world.env },
+        { name: 'match', file: 'cscs-sa', args: ['match', 'sa-ela'], env: world.env, before: () => writeFileSync(world.home.cert, expired) },
+      ],
+      20,
+    );
+    const [curlT, refreshT] = [refreshTimes.get('curl')!, refreshTimes.get('match')!];
+    row('5', '`cscs-sa match`, expired certificate (token + sign + checks + atomic write)', `${ms(refreshT)} vs two-curl flow ${ms(curlT)}`, ratio(refreshT, curlT), '≤ 1.1 ×', verdict(refreshT / curlT <= 1.1));
+  }
+
 } finally {
   await world.stop();
   rmSync(work, { recursive: true, force: true });

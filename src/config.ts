@@ -78,7 +78,19 @@ export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | u
 
 export type FileConfig = Partial<Omit<Settings, 'configFile'>>;
 
-const FILE_KEYS: Record<keyof FileConfig, 'string' | 'number' | 'boolean' | 'command'> = {
+type Kind = 'string' | 'number' | 'boolean' | 'command';
+
+const KINDS: Record<Kind, { valid: (value: unknown) => boolean; want: string }> = {
+  number: { valid: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, want: 'a number of seconds (>= 0)' },
+  boolean: { valid: (v) => typeof v === 'boolean', want: 'true or false' },
+  string: { valid: (v) => typeof v === 'string' && v !== '', want: 'a non-empty string' },
+  command: {
+    valid: (v) => (typeof v === 'string' && v.trim() !== '') || (Array.isArray(v) && v.length > 0 && v.every((part) => typeof part === 'string')),
+    want: 'a command string or an array of strings',
+  },
+};
+
+const FILE_KEYS: Record<keyof FileConfig, Kind> = {
   key: 'string',
   env: 'string',
   authxUrl: 'string',
@@ -106,19 +118,7 @@ async function loadConfigFile(path: string): Promise<FileConfig> {
   for (const [name, value] of Object.entries(config)) {
     const kind = FILE_KEYS[name as keyof FileConfig];
     if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
-    const ok =
-      kind === 'number'
-        ? typeof value === 'number' && Number.isFinite(value) && value >= 0
-        : kind === 'boolean'
-          ? typeof value === 'boolean'
-          : kind === 'string'
-          ? typeof value === 'string' && value !== ''
-          : (typeof value === 'string' && value.trim() !== '') ||
-            (Array.isArray(value) && value.length > 0 && value.every((part) => typeof part === 'string'));
-    if (!ok) {
-      const want = { number: 'a number of seconds (>= 0)', boolean: 'true or false', string: 'a non-empty string', command: 'a command string or an array of strings' }[kind];
-      throw new ConfigError(`config file ${path}: "${name}" must be ${want}`);
-    }
+    if (!KINDS[kind].valid(value)) throw new ConfigError(`config file ${path}: "${name}" must be ${KINDS[kind].want}`);
   }
   return config as FileConfig;
 }
@@ -147,12 +147,12 @@ export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.Proces
   return settingsFrom(flags, env, configFile ? await loadConfigFile(configFile) : {}, configFile);
 }
 
-/** Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot path. */
 function checkEnvironment(value: string, from: string): Environment {
   if (!Object.hasOwn(AUTHX_URLS, value)) throw new ConfigError(`${from}: "${value}" is not a CSCS environment (${Object.keys(AUTHX_URLS).join(' or ')})`);
   return value as Environment;
 }
 
+/** Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot path. */
 export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): Settings {
   const cscsEnv = flags.env
     ? checkEnvironment(flags.env, '--env')

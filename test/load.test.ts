@@ -32,6 +32,7 @@ test('64 parallel ssh sa-clariden true from a cold start: all succeed, at most 2
   const failed = runs.filter((r) => r.exitCode !== 0);
   assert.is(failed.length, 0, failed.map((r) => r.stderr).join('\n'));
   assert.ok(world.gateway.signCalls >= 1 && world.gateway.signCalls <= 2, `${world.gateway.signCalls} sign calls`);
+  console.log(`    64 parallel from cold: ${world.gateway.signCalls} sign call(s)`);
   // Nothing left behind but the key pair and the certificate.
   assert.equal(readdirSync(join(home.dir, '.ssh')).sort(), ['cscs-key-sa', 'cscs-key-sa-cert.pub', 'cscs-key-sa.pub']);
 });
@@ -83,6 +84,7 @@ test('a parallel rsync of 200 files with -P style fan-out (8 at once): all succe
   const diff = await execa('diff', ['-r', src, dst], { reject: false });
   assert.is(diff.exitCode, 0, diff.stdout);
   assert.ok(world.gateway.signCalls <= 2, `${world.gateway.signCalls} sign calls`);
+  console.log(`    200 files by 8 parallel rsync: ${results.length} rsync runs, ${world.gateway.signCalls} sign call(s)`);
 });
 
 test.run();

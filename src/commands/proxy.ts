@@ -1,7 +1,7 @@
 import { loadSettings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { createLog, setLogFile } from '../log.js';
-import { connectTo, relay } from '../proxy.js';
+import { proxy } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
 
 export const usage = `Usage: cscs-sa proxy [--agent] [--log FILE] [--connect-timeout S] HOST PORT
@@ -42,13 +42,12 @@ export async function run(args: string[]): Promise<number> {
     await loadIntoAgent(settings);
   }
   const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? settings.connectTimeout;
-  const socket = await connectTo(host, port, timeout * 1000);
   // The proxy's own cost, for --log: it carries every byte of every scp and rsync.
   process.once('exit', () => {
     const usage = process.resourceUsage();
     log('exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB', Math.round(usage.userCPUTime / 1000), Math.round(usage.systemCPUTime / 1000), usage.maxRSS);
   });
   // ssh's SIGHUP when it exits ends us through the CLI's signal handler; nothing is left to flush.
-  await relay(socket, process.stdin, process.stdout);
+  await proxy(host, port, timeout * 1000, process.stdout);
   return 0;
 }
