@@ -2,7 +2,6 @@
  * Plain OpenSSH tools through the README's ssh_config block, against real sshd on loopback:
  * what a user types, what they get back, and how often the gateway was asked.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,19 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseCertificate } from '../src/certificate.ts';
-import { World } from './helpers/world.ts';
+import { worldSuite } from './helpers/suites.ts';
 
-const world = new World();
-const test = suite('end to end');
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-e2e-'));
-
-test.before(async () => {
-  await world.start();
-});
-test.after(async () => {
-  await world.stop();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const { world, test } = worldSuite('end to end', { after: () => rmSync(scratch, { recursive: true, force: true }) });
 
 /** A tree of files with random content, nested folders and an empty file. */
 function makeTree(root: string): void {

@@ -2,32 +2,17 @@
  * Process and disk faults: a refresh killed at any point, a full or read-only ~/.ssh, a
  * certificate file clobbered by another program, keys in the wrong shape.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseCertificate } from '../src/certificate.ts';
-import { GatewayDouble } from './helpers/gateway-double.ts';
-import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
+import { gatewaySuite } from './helpers/suites.ts';
+import { BIN, cscsSa, type Home } from './helpers/cli.ts';
 
-const API_KEY = 'sa-faults-key-0123456789';
-const gw = new GatewayDouble({ apiKey: API_KEY, principals: [userInfo().username] });
-const test = suite<{ home: Home; env: Record<string, string> }>('faults');
+const { gw, test } = gatewaySuite('faults', 'sa-faults-key-0123456789');
 const isRoot = process.getuid?.() === 0;
-
-test.before(async () => {
-  await gw.start();
-});
-test.after(async () => gw.stop());
-test.before.each((ctx) => {
-  gw.reset();
-  ctx.home = tempHome();
-  ctx.env = userEnv(ctx.home, { CSCS_API_KEY: API_KEY, CSCS_AUTHX_URL: gw.url, CSCS_SA_TIMEOUT: '3' });
-});
-test.after.each((ctx) => ctx.home.remove());
 
 function spawn(args: string[], env: Record<string, string>) {
   return execa(process.execPath, [BIN, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore' });

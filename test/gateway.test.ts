@@ -3,7 +3,6 @@
  * `cscs-sa sign` with a fresh HOME, their exit code, their one line on stderr, and what is left
  * on disk.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -12,23 +11,11 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { parseCertificate, parsePublicKey, certifies } from '../src/certificate.ts';
-import { GatewayDouble } from './helpers/gateway-double.ts';
-import { cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
+import { gatewaySuite } from './helpers/suites.ts';
+import { cscsSa, type Home } from './helpers/cli.ts';
 
 const API_KEY = 'sa-test-key-0123456789abcdef';
-const gw = new GatewayDouble({ apiKey: API_KEY, principals: [userInfo().username] });
-const test = suite<{ home: Home; env: Record<string, string> }>('gateway');
-
-test.before(async () => {
-  await gw.start();
-});
-test.after(async () => gw.stop());
-test.before.each((ctx) => {
-  gw.reset();
-  ctx.home = tempHome();
-  ctx.env = userEnv(ctx.home, { CSCS_API_KEY: API_KEY, CSCS_AUTHX_URL: gw.url, CSCS_SA_TIMEOUT: '3' });
-});
-test.after.each((ctx) => ctx.home.remove());
+const { gw, test } = gatewaySuite('gateway', API_KEY);
 
 function certText(home: Home): string {
   return readFileSync(home.cert, 'utf8');

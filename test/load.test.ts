@@ -2,26 +2,16 @@
  * Bursts and long runs of plain ssh, as CI pipelines make them, with the gateway's sign calls
  * counted at the double.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { World } from './helpers/world.ts';
+import { worldSuite } from './helpers/suites.ts';
 
-const world = new World();
-const test = suite('load');
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-load-'));
-
-test.before(async () => {
-  await world.start();
-});
-test.after(async () => {
-  await world.stop();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const { world, test } = worldSuite('load', { after: () => rmSync(scratch, { recursive: true, force: true }) });
 test.before.each(() => {
   world.gateway.options.validity = undefined;
 });

@@ -1,0 +1,42 @@
+/** uvu suites with their fixtures started before and stopped after all their tests. */
+import { suite, type Test } from 'uvu';
+import { userInfo } from 'node:os';
+import { GatewayDouble } from './gateway-double.ts';
+import { type Home, tempHome, userEnv } from './cli.ts';
+import { World } from './world.ts';
+
+export interface HomeContext {
+  home: Home;
+  env: Record<string, string>;
+}
+
+/** A gateway double for the whole suite; for each test a fresh HOME and an environment pointing at the double. */
+export function gatewaySuite(name: string, apiKey: string): { gw: GatewayDouble; test: Test<HomeContext> } {
+  const gw = new GatewayDouble({ apiKey, principals: [userInfo().username] });
+  const test = suite<HomeContext>(name);
+  test.before(async () => {
+    await gw.start();
+  });
+  test.after(async () => gw.stop());
+  test.before.each((ctx) => {
+    gw.reset();
+    ctx.home = tempHome();
+    ctx.env = userEnv(ctx.home, { CSCS_API_KEY: apiKey, CSCS_AUTHX_URL: gw.url, CSCS_SA_TIMEOUT: '3' });
+  });
+  test.after.each((ctx) => ctx.home.remove());
+  return { gw, test };
+}
+
+/** The gateway double and two loopback sshd (World) for the whole suite. */
+export function worldSuite(name: string, { after }: { after?: () => void } = {}): { world: World; test: Test } {
+  const world = new World();
+  const test = suite(name);
+  test.before(async () => {
+    await world.start();
+  });
+  test.after(async () => {
+    await world.stop();
+    after?.();
+  });
+  return { world, test };
+}
