@@ -101,9 +101,12 @@ test('client closes first: half-closes, relays what the server still sends, then
 });
 
 test('SIGHUP from ssh: exits at once, quietly, by exit code (128 + 1) rather than by signal', async () => {
-  const { server, port } = await listen(() => {});
+  let connected: () => void;
+  const connection = new Promise<void>((resolve) => (connected = resolve));
+  const { server, port } = await listen(() => connected());
   const child = proxy(['127.0.0.1', String(port)]);
-  await new Promise((r) => setTimeout(r, 300));
+  // Once it has connected, it is relaying: the state ssh's SIGHUP finds it in.
+  await connection;
   const started = Date.now();
   child.kill('SIGHUP');
   const r = await child;

@@ -118,6 +118,13 @@ test('--dry-run shows the diff and changes nothing', async (ctx) => {
   assert.not.ok(existsSync(ctx.home.key), 'no key pair either');
 });
 
+test('--dry-run without --user fetches nothing and creates nothing: it asks for the name', async (ctx) => {
+  const r = await setup(ctx, '--dry-run');
+  assert.is(r.exitCode, 2);
+  assert.is(r.stderr, 'cscs-sa: setup: --dry-run and --print change nothing, so they cannot fetch a certificate to learn the login name: pass --user NAME\n');
+  assert.not.ok(existsSync(ctx.home.key));
+});
+
 test('without --user, the login name comes from a freshly signed certificate', async (ctx) => {
   const r = await setup(ctx);
   assert.is(r.exitCode, 0, r.stderr);

@@ -1,4 +1,4 @@
-import { copyFileSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
@@ -7,6 +7,7 @@ import { expandHome, loadSettings } from '../config.js';
 import { describeFsError, LocalFileError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
+import { inspect, keyPaths } from '../store.js';
 import { CLUSTERS, JUMP_HOST, planInclude, renderBlock, replaceDiff, SetupRefusedError, unifiedDiff } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
@@ -31,29 +32,22 @@ Options:
       --print             print the cscs-sa block and change nothing
   -h, --help              this text`;
 
+/** Where `$SHELL -c` finds NAME, resolved through links; undefined when it does not. */
+function foundByShell(name: string): string | undefined {
+  try {
+    const r = execaSync(process.env.SHELL || '/bin/sh', ['-c', `command -v ${name}`], { env: childEnv(), extendEnv: false, reject: false });
+    return r.exitCode === 0 ? realpathSync(String(r.stdout).trim()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** How ssh's `$SHELL -c` should start cscs-sa: by name when that finds this very program, else by absolute paths. */
 function helperCommand(): string {
   const script = realpathSync(process.argv[1]!);
-  const shell = process.env.SHELL || '/bin/sh';
-  const found = (name: string) => {
-    try {
-      const r = execaSync(shell, ['-c', `command -v ${name}`], { env: childEnv(), extendEnv: false, reject: false });
-      return r.exitCode === 0 ? String(r.stdout).trim() : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const onPath = found('cscs-sa');
-  const sameProgram = onPath !== undefined && (() => {
-    try {
-      return realpathSync(onPath) === script;
-    } catch {
-      return false;
-    }
-  })();
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
-  if (sameProgram && !ephemeral && found('node')) return 'cscs-sa';
+  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return 'cscs-sa';
   const q = (p: string) => (/[\s'"]/.test(p) ? `'${p.replace(/'/g, "'\\''")}'` : p);
   return `${q(process.execPath)} ${q(script)}`;
 }
@@ -95,7 +89,11 @@ export async function run(args: string[]): Promise<number> {
   const changes = !values['dry-run'] && !values.print;
 
   let user = values.user ?? process.env.CSCS_SA_USERNAME;
-  if (!user) {
+  if (!user && !changes) {
+    // A dry run creates no key and fetches nothing: only a certificate already there can tell.
+    user = inspect(keyPaths(settings.key), 0).certificate?.principals[0];
+    if (!user) throw new UsageError('setup: --dry-run and --print change nothing, so they cannot fetch a certificate to learn the login name: pass --user NAME');
+  } else if (!user) {
     // The gateway names no user; the certificate's principal is the login name.
     const { state } = await refreshCertificate(settings).catch((err: Error) => {
       throw new UsageError(`setup: cannot learn the login name from a certificate (${err.message}): pass --user NAME or set CSCS_SA_USERNAME`);
@@ -154,8 +152,7 @@ export async function run(args: string[]): Promise<number> {
 
 function write(path: string, text: string, mode: number): void {
   try {
-    const stats = lstatSync(dirname(path), { throwIfNoEntry: false });
-    if (!stats) throw Object.assign(new Error(), { code: 'ENOENT' });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileAtomic(path, text, mode);
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'write', path));
