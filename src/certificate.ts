@@ -7,7 +7,7 @@
 /** `uint64` valid_before of a certificate that never expires. */
 export const FOREVER = 2n ** 64n - 1n;
 
-export const enum CertType {
+export enum CertType {
   user = 1,
   host = 2,
 }

@@ -38,7 +38,7 @@ export interface Settings {
 export type SettingsFlags = { key?: string; env?: string };
 
 const NAME = 'cscs-sa';
-export const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
+const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
 
 const ENV = {
   key: 'CSCS_SA_KEY',
@@ -50,7 +50,7 @@ const ENV = {
   configFile: 'CSCS_SA_CONFIG',
 } as const;
 
-export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+function configDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CONFIG_HOME;
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), NAME);
 }

@@ -16,8 +16,8 @@ import { createLog, registerSecret } from './log.js';
 
 const log = createLog('gateway');
 
-export const TOKEN_PATH = '/api-service-account/api/v1/auth/token';
-export const SIGN_PATH = '/api-ssh-service/api/v1/ssh-keys/sign';
+const TOKEN_PATH = '/api-service-account/api/v1/auth/token';
+const SIGN_PATH = '/api-ssh-service/api/v1/ssh-keys/sign';
 const MAX_BODY = 1 << 20;
 
 export interface GatewayOptions {
@@ -86,7 +86,7 @@ function describeNetworkError(err: unknown, connectTimeoutSeconds: number): stri
 }
 
 /** What the server said, safe for one line: its JSON `message`, or what kind of body it was. */
-export function describeBody(text: string, contentType: string | undefined): string {
+function describeBody(text: string, contentType: string | undefined): string {
   const body = text.trim();
   if (body === '') return '';
   if (/html/i.test(contentType ?? '') || body.startsWith('<')) return ' (the gateway answered with an HTML page: maintenance or a proxy?)';
@@ -107,7 +107,7 @@ function header(reply: Reply, name: string): string | undefined {
 }
 
 /** Seconds to wait from a Retry-After header (delta-seconds or an HTTP date). */
-export function retryAfterSeconds(value: string | undefined, nowMs = Date.now()): number | undefined {
+function retryAfterSeconds(value: string | undefined, nowMs = Date.now()): number | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);

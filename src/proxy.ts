@@ -55,7 +55,7 @@ function connectOne(address: string, port: number, timeoutMs: number, onread: On
 }
 
 /** Connects to every address `host` resolves to in turn, each with its own timeout; what the server sends goes to `onread`. */
-export async function connectTo(host: string, port: number, timeoutMs: number, onread: OnReadOpts): Promise<Socket> {
+async function connectTo(host: string, port: number, timeoutMs: number, onread: OnReadOpts): Promise<Socket> {
   let addresses: { address: string }[];
   try {
     addresses = await lookup(host, { all: true, verbatim: true });

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { describeFsError } from './errors.js';
 import {
   type Certificate,
+  CertType,
   type PublicKey,
   certifies,
   CertificateParseError,
@@ -61,7 +62,7 @@ export function formatComment(clockOffsetMs: number, refreshedAt: Date): string 
   return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
 }
 
-export function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
+function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
   const m = META.exec(comment);
   if (!m) return { clockOffsetMs: 0 };
   const refreshedAt = new Date(m[2]!);
@@ -78,7 +79,7 @@ function readText(path: string): string | undefined {
 }
 
 /** The gateway's "now" in seconds, given the local clock and the learned offset. */
-export function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
+function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
   return (localNowMs + clockOffsetMs) / 1000;
 }
 
@@ -95,7 +96,7 @@ export function judge(
 ): { status: CertStatus; detail?: string; secondsLeft: number } {
   const now = gatewayNow(clockOffsetMs, localNowMs);
   const left = secondsLeft(certificate, now);
-  if (certificate.certType !== 1) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
+  if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
   // The gateway's Date header has one-second resolution, so allow one second before valid_after.
   if (!hasStarted(certificate, now + 1)) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };

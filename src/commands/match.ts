@@ -1,7 +1,10 @@
 import { loadSettings } from '../config.js';
+import { createLog } from '../log.js';
 import { inspect, keyPaths } from '../store.js';
 import { MATCH_OPTIONS } from '../fastpath.js';
 import { parseCommandArgs } from './args.js';
+
+const log = createLog('match');
 
 export const usage = `Usage: cscs-sa match [-f KEY] [HOST]
 
@@ -27,9 +30,9 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
+  // Only a refresh needs the gateway code: with a config file, a fresh certificate ends above.
   const { refreshCertificate } = await import('../refresh.js');
-  const { createLog } = await import('../log.js');
   const { state, refreshed } = await refreshCertificate(settings);
-  createLog('match')('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));
+  log('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));
   return 0;
 }
