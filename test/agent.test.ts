@@ -3,25 +3,15 @@
  * ssh authenticates with it even though the certificate file did not exist when ssh read its
  * identity files (no Match exec in this config at all).
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { World } from './helpers/world.ts';
+import { worldSuite } from './helpers/suites.ts';
 import { cscsSa } from './helpers/cli.ts';
 
-const world = new World();
-const test = suite('agent');
 let agentPid = '';
-
-test.before(async () => {
-  await world.start();
-});
-test.after(async () => {
-  if (agentPid) process.kill(Number(agentPid));
-  await world.stop();
-});
+const { world, test } = worldSuite('agent', { after: () => agentPid && process.kill(Number(agentPid)) });
 
 test('ssh authenticates with the agent-loaded certificate; the file was absent when ssh started', async () => {
   const home = world.freshHome();

@@ -2,21 +2,17 @@
  * A runner whose clock is 10 minutes off the gateway's (and sshd's). libfaketime shifts the
  * clock of cscs-sa alone, through the Match exec line, as a wrong system clock would.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { World } from './helpers/world.ts';
+import { worldSuite } from './helpers/suites.ts';
 import { cscsSa } from './helpers/cli.ts';
 
-const world = new World();
-const test = suite('clock');
+const { world, test } = worldSuite('clock');
 const LIFETIME = 12;
 const MARGIN = 3;
 
-test.before(async () => {
-  await world.start();
+test.before(() => {
   world.gateway.options.validity = `-5s:+${LIFETIME}s`;
 });
-test.after(async () => world.stop());
 
 /** ssh runs for `seconds`, with cscs-sa's clock shifted by `shift` (faketime syntax). */
 async function runSkewed(shift: string, seconds: number) {

@@ -2,21 +2,14 @@
  * `cscs-sa doctor` on a working setup, then with one thing broken at a time: the line it shows,
  * the fix it names, and its exit code.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { World } from './helpers/world.ts';
+import { worldSuite } from './helpers/suites.ts';
 import { execa } from 'execa';
 import { BIN, cscsSa } from './helpers/cli.ts';
 import { freePort } from './helpers/sshd.ts';
 
-const world = new World();
-const test = suite('doctor');
-
-test.before(async () => {
-  await world.start();
-});
-test.after(async () => world.stop());
+const { world, test } = worldSuite('doctor');
 test.before.each(async () => {
   world.freshHome();
   assert.is((await cscsSa(['sign'], world.env)).exitCode, 0);

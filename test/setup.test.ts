@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayDouble } from './helpers/gateway-double.ts';
-import { cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
+import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
 
 const API_KEY = 'sa-setup-key-0123456789';
 const gw = new GatewayDouble({ apiKey: API_KEY, principals: ['svc_from_cert'] });
@@ -139,6 +139,17 @@ test('--hosts chooses the clusters; --env tds is passed to match; --agent to pro
   assert.match(conf, /^Match host sa-\* exec ".* match --env tds %h"$/m);
   assert.match(conf, /^ {4}ProxyCommand .* proxy --agent %h %p$/m);
   assert.match(conf, /^ {4}IdentitiesOnly no$/m);
+});
+
+test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, by name where it would', async (ctx) => {
+  const hidden = await setup(ctx, '--user', 'svc_test', '--print');
+  assert.match(hidden.stdout, new RegExp(`^Match host sa-\\* exec "${process.execPath} ${BIN} match %h"$`, 'm'));
+  const bin = join(ctx.home.dir, 'bin');
+  mkdirSync(bin);
+  symlinkSync(BIN, join(bin, 'cscs-sa'));
+  const onPath = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--print'], { ...ctx.env, PATH: `${bin}:${ctx.env.PATH}` });
+  assert.match(onPath.stdout, /^Match host sa-\* exec "cscs-sa match %h"$/m);
+  assert.match(onPath.stdout, /^ {4}ProxyCommand cscs-sa proxy %h %p$/m);
 });
 
 test('broken markers: refuses with the reason, exit 3, nothing changed', async (ctx) => {
