@@ -3,7 +3,7 @@
  * existing pair is never replaced: the new private key is linked into place, which fails rather
  * than overwrite.
  */
-import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { linkSync, lstatSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -87,14 +87,9 @@ function writePublicKey(path: string, line: string): void {
   }
 }
 
+/** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
 async function createKeyPair(paths: KeyPaths): Promise<PublicKey> {
-  const dir = dirname(paths.key);
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'create folder', dir));
-  }
-  const tmp = join(dir, `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(dirname(paths.key), `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp]);
     try {

@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { readApiKey } from './apikey.js';
-import { CertificateParseError, parseCertificate, type PublicKey } from './certificate.js';
+import { type Certificate, CertificateParseError, parseCertificate, type PublicKey } from './certificate.js';
 import type { Settings } from './config.js';
 import { describeFsError, GatewayResponseError, LocalFileError } from './errors.js';
 import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
@@ -92,24 +92,25 @@ export async function refreshCertificate(settings: Settings, { force = false } =
     const apiKey = await readApiKey(settings);
     const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), gatewayOptions(settings));
     const clockOffsetMs = signed.clockOffsetMs ?? 0;
-    checkSigned(signed.line, publicKey, clockOffsetMs);
+    const { certificate, verdict } = checkSigned(signed.line, publicKey, clockOffsetMs);
 
+    const refreshedAt = new Date();
     const [type, base64] = signed.line.split(/\s+/);
-    const content = `${type} ${base64} ${formatComment(clockOffsetMs, new Date())}\n`;
+    const content = `${type} ${base64} ${formatComment(clockOffsetMs, refreshedAt)}\n`;
     try {
       writeFileAtomic(paths.certificate, content, 0o644);
     } catch (err) {
       throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
     }
     log('wrote %s (clock offset %d ms)', paths.certificate, clockOffsetMs);
-    return { state: inspect(paths, 0), refreshed: true };
+    return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt }, refreshed: true };
   } finally {
     lock.release();
   }
 }
 
 /** The gateway's answer must be a user certificate for our key, valid now by the gateway's clock. */
-function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number): void {
+function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number): { certificate: Certificate; verdict: ReturnType<typeof judge> } {
   let certificate;
   try {
     certificate = parseCertificate(line);
@@ -121,4 +122,5 @@ function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number):
   if (verdict.status !== 'fresh') {
     throw new GatewayResponseError(`gateway sent an unusable certificate (${verdict.detail}); the previous certificate was kept`);
   }
+  return { certificate, verdict };
 }
