@@ -5,7 +5,7 @@
  * added with a lifetime equal to its validity left, so the agent drops it when it expires.
  */
 import type { Settings } from './config.js';
-import { childEnv } from './child.js';
+import { runOpenSshTool } from './child.js';
 import { LocalFileError } from './errors.js';
 import { createLog } from './log.js';
 import { inspect, keyPaths } from './store.js';
@@ -23,14 +23,7 @@ export async function loadIntoAgent(settings: Settings): Promise<void> {
     state = (await refreshCertificate(settings)).state;
   }
   const lifetime = Math.max(1, Math.floor(state.secondsLeft ?? 0));
-  const { execa } = await import('execa');
-  try {
-    // ssh-add takes KEY-cert.pub beside KEY along with the key.
-    await execa('ssh-add', ['-q', '-t', String(lifetime), paths.key], { env: childEnv(), extendEnv: false, stdin: 'ignore' });
-  } catch (err) {
-    const e = err as { code?: string; stderr?: string; shortMessage?: string };
-    if (e.code === 'ENOENT') throw new LocalFileError('ssh-add not found: install the OpenSSH client');
-    throw new LocalFileError(`ssh-add could not load ${paths.key}: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
-  }
+  // ssh-add takes KEY-cert.pub beside KEY along with the key.
+  await runOpenSshTool('ssh-add', ['-q', '-t', String(lifetime), paths.key], `ssh-add could not load ${paths.key}`);
   log('loaded %s and its certificate into the agent for %d s', paths.key, lifetime);
 }

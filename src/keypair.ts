@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { type PublicKey, parsePublicKey } from './certificate.js';
-import { childEnv } from './child.js';
+import { runOpenSshTool } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
 import { createLog } from './log.js';
@@ -39,17 +39,8 @@ export function checkPrivateKey(path: string, stats: Stats): void {
   }
 }
 
-async function sshKeygen(args: string[]): Promise<string> {
-  // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
-  const { execa } = await import('execa');
-  try {
-    const { stdout } = await execa('ssh-keygen', args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
-    return stdout;
-  } catch (err) {
-    const e = err as { code?: string; stderr?: string; shortMessage?: string };
-    if (e.code === 'ENOENT') throw new LocalFileError('ssh-keygen not found: install the OpenSSH client');
-    throw new LocalFileError(`ssh-keygen failed: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
-  }
+function sshKeygen(args: string[]): Promise<string> {
+  return runOpenSshTool('ssh-keygen', args, 'ssh-keygen failed');
 }
 
 function readPublicKey(path: string): PublicKey {
