@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
 
 function report(err: unknown): number {
   if (err instanceof CscsSaError) {
-    process.stderr.write(`cscs-sa: ${redact(err.message)}\n`);
+    process.stderr.write(`cscs-sa: ${redact(err.line)}\n`);
     if (process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
     return err.exitCode;
   }

@@ -1,5 +1,5 @@
 /**
- * Errors are values with a type, an exit code and one line for people.
+ * Errors are values with a type, an exit code, one line for people and the fix as data.
  * The exit codes are public (README "Exit codes"): scripts and CI jobs branch on them.
  */
 export const ExitCode = {
@@ -14,56 +14,87 @@ export const ExitCode = {
   connect: 8,
 } as const;
 
+/** What an error carries besides its message: the fix as data (doctor shows it), and what caused it. */
+export interface ErrorDetails {
+  /** What to do about it, for people: printed after the message, shown by doctor as the fix. */
+  fix?: string;
+  cause?: unknown;
+}
+
+/**
+ * Every error the program reports: `message` says what failed, `fix` what to do, `exitCode` is
+ * public, `code` is stable for callers (like undici's `UND_ERR_*`). Callers read these fields and
+ * never parse the message.
+ */
 export class CscsSaError extends Error {
   readonly exitCode: number = ExitCode.failure;
+  readonly code: string = 'CSCS_SA_ERR';
   override name = 'CscsSaError';
+  readonly fix?: string;
+
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    if (details.fix !== undefined) this.fix = details.fix;
+  }
+
+  /** The one line for people: what failed, then what to do. */
+  get line(): string {
+    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+  }
 }
 
 /** Bad flags or arguments. */
 export class UsageError extends CscsSaError {
   override readonly exitCode = ExitCode.usage;
+  override readonly code = 'CSCS_SA_ERR_USAGE';
   override name = 'UsageError';
 }
 
 /** A configuration file or environment variable that cannot be used. */
 export class ConfigError extends CscsSaError {
   override readonly exitCode = ExitCode.config;
+  override readonly code = 'CSCS_SA_ERR_CONFIG';
   override name = 'ConfigError';
 }
 
 /** No API key, an API key that cannot be read, or one the gateway refuses. */
 export class ApiKeyError extends CscsSaError {
   override readonly exitCode = ExitCode.apiKey;
+  override readonly code = 'CSCS_SA_ERR_API_KEY';
   override name = 'ApiKeyError';
 }
 
 /** The gateway could not be reached or did not answer in time (worth retrying later). */
 export class GatewayUnavailableError extends CscsSaError {
   override readonly exitCode = ExitCode.gatewayUnavailable;
+  override readonly code = 'CSCS_SA_ERR_GATEWAY_UNAVAILABLE';
   override name = 'GatewayUnavailableError';
 }
 
 /** The gateway answered, but not with something usable. */
 export class GatewayResponseError extends CscsSaError {
   override readonly exitCode = ExitCode.gatewayResponse;
+  override readonly code = 'CSCS_SA_ERR_GATEWAY_RESPONSE';
   override name = 'GatewayResponseError';
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
+  /** The HTTP status, when there was one. */
+  readonly status?: number;
+  constructor(message: string, details: ErrorDetails & { status?: number } = {}) {
+    super(message, details);
+    if (details.status !== undefined) this.status = details.status;
   }
 }
 
 /** The key pair, the certificate file, the lock or their folder cannot be used. */
 export class LocalFileError extends CscsSaError {
   override readonly exitCode = ExitCode.localFiles;
+  override readonly code = 'CSCS_SA_ERR_LOCAL_FILES';
   override name = 'LocalFileError';
 }
 
 /** The proxy could not connect to the target host. */
 export class ConnectError extends CscsSaError {
   override readonly exitCode = ExitCode.connect;
+  override readonly code = 'CSCS_SA_ERR_CONNECT';
   override name = 'ConnectError';
 }
 

@@ -250,10 +250,10 @@ async function token(exchange: Exchange, apiKey: ApiKey): Promise<string> {
   const detail = describeBody(reply.text, header(reply, 'content-type'));
   if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}: check ${apiKey.source}`);
   if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}: ask your project's PI to enable it in the CSCS portal`);
-  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`token request failed (${reply.status})${detail}`, reply.status);
+  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`token request failed (${reply.status})${detail}`, { status: reply.status });
   const accessToken = (parseJson(reply.text) as { access_token?: unknown } | undefined)?.access_token;
   if (typeof accessToken !== 'string' || accessToken === '') {
-    throw new GatewayResponseError(`token request answered ${reply.status} without an access token${detail}`, reply.status);
+    throw new GatewayResponseError(`token request answered ${reply.status} without an access token${detail}`, { status: reply.status });
   }
   registerSecret(accessToken);
   return accessToken;
@@ -269,12 +269,12 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
   }
   const detail = describeBody(reply.text, header(reply, 'content-type'));
   if (reply.status === 401 || reply.status === 403) {
-    throw new GatewayResponseError(`gateway refused the fresh access token (${reply.status})${detail}: the service account may lack SSH access`, reply.status);
+    throw new GatewayResponseError(`gateway refused the fresh access token (${reply.status})${detail}: the service account may lack SSH access`, { status: reply.status });
   }
-  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`sign request refused (${reply.status})${detail}`, reply.status);
+  if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`sign request refused (${reply.status})${detail}`, { status: reply.status });
   const line = (parseJson(reply.text) as { sshKey?: { publicKey?: unknown } } | undefined)?.sshKey?.publicKey;
   if (typeof line !== 'string' || line.trim() === '') {
-    throw new GatewayResponseError(`sign request answered ${reply.status} without a certificate${detail}`, reply.status);
+    throw new GatewayResponseError(`sign request answered ${reply.status} without a certificate${detail}`, { status: reply.status });
   }
   return { line: line.trim(), clockOffsetMs: clockOffset(reply) };
 }

@@ -14,6 +14,7 @@ export const END = '# END cscs-sa';
 /** A config that setup will not edit, with what to do instead. */
 export class SetupRefusedError extends CscsSaError {
   override readonly exitCode = ExitCode.config;
+  override readonly code = 'CSCS_SA_ERR_SETUP_REFUSED';
   override name = 'SetupRefusedError';
 }
 
