@@ -24,10 +24,11 @@ export const usage = `Usage: cscs-sa COMMAND [options]
 Makes plain ssh, scp, sftp, rsync and git work with CSCS service accounts, whose SSH
 certificates are valid for one minute. In ~/.ssh/config:
 
-    Match host sa-* exec "cscs-sa match %h"
+    Host sa-ela
+        ProxyCommand cscs-sa proxy %h %p
     Host sa-*
         IdentityFile ~/.ssh/cscs-key-sa
-        ProxyCommand cscs-sa proxy %h %p
+    Match originalhost sa-* exec "cscs-sa match %n"
 
 Commands:
 ${Object.entries(COMMANDS)
