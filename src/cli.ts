@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   sign: { summary: 'refresh the certificate now and print it', load: () => import('./commands/sign.js') },
   status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
   setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
+  'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
 };
 
@@ -32,7 +33,7 @@ certificates are valid for one minute. In ~/.ssh/config:
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, { summary }]) => `  ${name.padEnd(8)}${summary}`)
+  .map(([name, { summary }]) => `  ${name.padEnd(12)}${summary}`)
   .join('\n')}
 
 The API key comes from CSCS_API_KEY, or apiKeyFile / apiKeyCommand in

@@ -2,7 +2,7 @@
  * The cscs-sa block for ssh_config and its one Include line in the user's ~/.ssh/config.
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
-import { CscsSaError, ExitCode } from './errors.js';
+import { CscsSaError, ExitCode, UsageError } from './errors.js';
 import { configWord, sshCommand } from './sshlex.js';
 
 /** The CSCS hosts: ela is the jump host; the clusters sit behind it. */
@@ -17,6 +17,18 @@ export class SetupRefusedError extends CscsSaError {
   override readonly exitCode = ExitCode.config;
   override readonly code = 'CSCS_SA_ERR_SETUP_REFUSED';
   override name = 'SetupRefusedError';
+}
+
+/** --hosts LIST: cluster names behind the jump host, without the prefix. */
+export function parseHosts(command: string, list: string | undefined): string[] {
+  if (list === undefined) return CLUSTERS;
+  const names = list
+    .split(',')
+    .map((h) => h.trim().replace(/^sa-/, ''))
+    .filter((h) => h !== '' && h !== JUMP_HOST.name);
+  const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
+  if (bad !== undefined) throw new UsageError(`${command}: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
+  return [...new Set(names)];
 }
 
 /** Where a host of the block leads: HostName and, when not 22, Port. */

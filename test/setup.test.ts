@@ -203,6 +203,27 @@ for (const [name, key] of [
   });
 }
 
+test('without --user, a failed certificate fetch keeps its exit code and leads with its own fix', async (ctx) => {
+  const noKey = await cscsSa(['setup', '--ssh-config', ctx.config], userEnv(ctx.home, { CSCS_AUTHX_URL: gw.url }));
+  assert.is(noKey.exitCode, 4, noKey.stderr);
+  assert.match(noKey.stderr, /^cscs-sa: no API key: set CSCS_API_KEY.*: then run setup again, or pass --user NAME \(setup needs a certificate only to learn the login name\)\n$/);
+  const refused = await cscsSa(['setup', '--ssh-config', ctx.config], { ...ctx.env, CSCS_API_KEY: 'wrong' });
+  assert.is(refused.exitCode, 4, refused.stderr);
+  assert.match(refused.stderr, /^cscs-sa: API key rejected \(401\)/);
+  const down = await cscsSa(['setup', '--ssh-config', ctx.config], { ...ctx.env, CSCS_AUTHX_URL: 'http://127.0.0.1:1', CSCS_SA_TIMEOUT: '2' });
+  assert.is(down.exitCode, 5, down.stderr);
+  assert.match(down.stderr, /^cscs-sa: cannot reach gateway 127\.0\.0\.1:1/);
+  assert.not.ok(existsSync(ctx.config), 'no ssh config written');
+});
+
+test('--dry-run with --known-hosts shows the pinned lines and writes nothing', async (ctx) => {
+  const line = `ela.cscs.ch ${readFileSync(gw.caPublicKey, 'utf8').trim().split(' ').slice(0, 2).join(' ')}`;
+  const r = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--dry-run'], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: line });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stdout, `+++ ${join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts')}\n@@ -0,0 +1,1 @@\n+${line}\n`);
+  assert.equal(readdirSync(join(ctx.home.dir, '.ssh')), []);
+});
+
 test('--print prints the block that examples/ssh_config shows', async (ctx) => {
   const r = await cscsSa(['setup', '--print', '--user', 'svc_account_name', '--key', '~/.ssh/cscs-key-sa', '--ssh-config', '~/.ssh/config'], ctx.env);
   assert.is(r.exitCode, 0, r.stderr);

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
-import { blockTargets, CLUSTERS, JUMP_HOST, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
+import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--user NAME] [--hosts LIST] [--key PATH] [--env ENV] [--agent]
@@ -70,17 +70,6 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-function parseHosts(list: string | undefined): string[] {
-  if (list === undefined) return CLUSTERS;
-  const names = list
-    .split(',')
-    .map((h) => h.trim().replace(/^sa-/, ''))
-    .filter((h) => h !== '' && h !== JUMP_HOST.name);
-  const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
-  if (bad !== undefined) throw new UsageError(`setup: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
-  return [...new Set(names)];
-}
-
 /** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
 function parseTargets(specs: string[] | undefined, names: string[]): Record<string, Target> {
   const targets: Record<string, Target> = {};
@@ -114,7 +103,9 @@ async function userFromCertificate(settings: Settings): Promise<string> {
   const { state } = await refreshCertificate(settings).catch((err: unknown) => {
     if (!(err instanceof CscsSaError)) throw err;
     const Same = err.constructor as new (message: string, details: ErrorDetails) => CscsSaError;
-    throw new Same(`setup needs a certificate to learn the login name: ${err.message}`, { fix: `${err.fix ?? 'see above'} (or pass --user NAME)`, cause: err });
+    // What failed leads, with its own fix; --user is the way around it, not the fix.
+    const around = 'or pass --user NAME (setup needs a certificate only to learn the login name)';
+    throw new Same(err.message, { fix: err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`, cause: err });
   });
   const user = state.certificate?.principals[0];
   if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
@@ -137,7 +128,7 @@ export async function run(args: string[]): Promise<number> {
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
-  const clusters = parseHosts(values.hosts);
+  const clusters = parseHosts('setup', values.hosts);
   const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters]);
   const changes = !values['dry-run'] && !values.print;
   const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
