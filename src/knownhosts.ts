@@ -44,7 +44,6 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
-    // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(line)) refuse(i + 1, 'contains control characters');
     const [hosts = '', type = '', blob = '', ...comment] = line.split(/[ \t]+/);
     if (hosts.startsWith('@')) refuse(i + 1, `has a ${hosts} marker: only plain host key lines can be pinned`);

@@ -25,7 +25,6 @@ export interface Expansion {
 /** Why VALUE cannot be written into ssh_config, or undefined when it can. */
 export function unsafeReason(value: string, expansion: Expansion = {}): string | undefined {
   if (value === '') return 'it is empty';
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) return 'it contains a newline or another control character';
   if (/["'\\]/.test(value)) return 'it contains a quote or a backslash, which ssh_config cannot carry the same way in every OpenSSH version';
   if (/(^|\s)#/.test(value)) return 'it has a word starting with #, which ssh reads as a comment';

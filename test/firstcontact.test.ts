@@ -159,6 +159,14 @@ test('an override above the Include (Host sa-clariden / HostName, ended by Host 
   assert.not.match(String(o.stderr), /debug1: Executing command: '.* match (sa-clariden|other|localhost|127\.0\.0\.3)'/);
 });
 
+test('known-hosts when the jump host cannot be reached: exit 8 naming it, nothing on stdout', async (ctx) => {
+  assert.is((await setup(ctx, ['--host', 'ela=127.0.0.1:1'])).exitCode, 0);
+  const r = await cscsSa(['known-hosts', '--hosts', 'clariden', '--ssh-config', ctx.config], ctx.env);
+  assert.is(r.exitCode, 8, r.stderr);
+  assert.is(r.stdout, '');
+  assert.match(r.stderr, /^cscs-sa: no host key from sa-ela \(.+\): check that ssh reaches these hosts \(cscs-sa doctor HOST --connect\)\n$/);
+});
+
 test('--trust-on-first-use: a warning line, and ssh records the keys it was shown', async (ctx) => {
   const r = await setup(ctx, ['--trust-on-first-use']);
   assert.is(r.exitCode, 0, r.stderr);
