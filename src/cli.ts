@@ -16,8 +16,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   sign: { summary: 'refresh the certificate now and print it', load: () => import('./commands/sign.js') },
   status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
   setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
-  'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
+  'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
 };
 
 export const usage = `Usage: cscs-sa COMMAND [options]
