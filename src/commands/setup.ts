@@ -95,6 +95,10 @@ function knownHostsSource(flag: string | undefined): { text: string; from: strin
   return env ? { text: env, from: 'CSCS_SA_KNOWN_HOSTS' } : undefined;
 }
 
+function checkUser(user: string): void {
+  if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
+}
+
 /** Shown in place of the login name by --dry-run and --print when nothing can tell it. */
 const PLACEHOLDER_USER = 'svc_account_name';
 
@@ -134,13 +138,14 @@ export async function run(args: string[]): Promise<number> {
   const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
   const sshDir = dirname(sshConfigLink);
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
+  const command = helperCommand();
   const render = (user: string) =>
     renderBlock({
       user,
       key: settings.key,
       clusters,
       targets,
-      command: helperCommand(),
+      command,
       // match reads no flags of setup's: a key or environment other than the default goes on its line.
       matchArgs: [...(settings.key === expandHome(DEFAULT_KEY) ? [] : ['-f', settings.key]), ...(settings.env === 'prod' ? [] : ['--env', settings.env])],
       agent: values.agent,
@@ -153,9 +158,8 @@ export async function run(args: string[]): Promise<number> {
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
-  if (values.user !== undefined && !/^[A-Za-z0-9._-]+$/.test(values.user)) throw new UsageError(`setup: "${values.user}" is not a login name`);
-
   let user = values.user ?? process.env.CSCS_SA_USERNAME;
+  if (user !== undefined) checkUser(user);
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
     user = inspect(keyPaths(settings.key), 0).certificate?.principals[0];
@@ -168,7 +172,7 @@ export async function run(args: string[]): Promise<number> {
   } else if (changes) {
     await prepareKeyPair(settings);
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
+  checkUser(user);
 
   const block = render(user);
   if (values.print) return (process.stdout.write(block), 0);
