@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
   setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
+  'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
 };
 
 export const usage = `Usage: cscs-sa COMMAND [options]
@@ -24,14 +25,15 @@ export const usage = `Usage: cscs-sa COMMAND [options]
 Makes plain ssh, scp, sftp, rsync and git work with CSCS service accounts, whose SSH
 certificates are valid for one minute. In ~/.ssh/config:
 
-    Match host sa-* exec "cscs-sa match %h"
+    Host sa-ela
+        ProxyCommand cscs-sa proxy %h %p
     Host sa-*
         IdentityFile ~/.ssh/cscs-key-sa
-        ProxyCommand cscs-sa proxy %h %p
+    Match originalhost sa-* exec "cscs-sa match %n"
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, { summary }]) => `  ${name.padEnd(8)}${summary}`)
+  .map(([name, { summary }]) => `  ${name.padEnd(12)}${summary}`)
   .join('\n')}
 
 The API key comes from CSCS_API_KEY, or apiKeyFile / apiKeyCommand in

@@ -38,6 +38,7 @@ export interface Settings {
 export type SettingsFlags = { key?: string; env?: string };
 
 const NAME = 'cscs-sa';
+export const DEFAULT_KEY = '~/.ssh/cscs-key-sa';
 const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
 
 const ENV = {
@@ -164,7 +165,7 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
   // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
   const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || file.authxUrl;
   return {
-    key: expandHome(flags.key ?? (env[ENV.key] || file.key || '~/.ssh/cscs-key-sa')),
+    key: expandHome(flags.key ?? (env[ENV.key] || file.key || DEFAULT_KEY)),
     env: cscsEnv,
     authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : `config file ${configFile}`) : AUTHX_URLS[cscsEnv],
     refreshMargin: envSeconds(env, ENV.refreshMargin) ?? file.refreshMargin ?? 20,

@@ -2,7 +2,8 @@
  * The cscs-sa block for ssh_config and its one Include line in the user's ~/.ssh/config.
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
-import { CscsSaError, ExitCode } from './errors.js';
+import { CscsSaError, ExitCode, UsageError } from './errors.js';
+import { configWord, sshCommand } from './sshlex.js';
 
 /** The CSCS hosts: ela is the jump host; the clusters sit behind it. */
 export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
@@ -18,54 +19,111 @@ export class SetupRefusedError extends CscsSaError {
   override name = 'SetupRefusedError';
 }
 
+/** --hosts LIST: cluster names behind the jump host, without the prefix. */
+export function parseHosts(command: string, list: string | undefined): string[] {
+  if (list === undefined) return CLUSTERS;
+  const names = list
+    .split(',')
+    .map((h) => h.trim().replace(/^sa-/, ''))
+    .filter((h) => h !== '' && h !== JUMP_HOST.name);
+  const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
+  if (bad !== undefined) throw new UsageError(`${command}: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
+  return [...new Set(names)];
+}
+
+/** Where a host of the block leads: HostName and, when not 22, Port. */
+export interface Target {
+  hostName: string;
+  port?: number;
+}
+
 export interface BlockOptions {
   user: string;
   key: string;
-  /** Cluster names, without the sa- prefix. */
+  /** Cluster names, without the prefix. */
   clusters: string[];
-  /** How ssh's `$SHELL -c` starts cscs-sa: `cscs-sa`, or absolute paths of node and the script. */
-  command: string;
-  /** Extra arguments for match and sign (e.g. `--env tds`). */
-  matchArgs?: string;
+  /** How ssh's `$SHELL -c` starts cscs-sa: `['cscs-sa']`, or the absolute paths of node and the script. */
+  command: string[];
+  /** Extra arguments for match (e.g. `['--env', 'tds']`, `['-f', KEY]`), quoted for the shell here. */
+  matchArgs?: string[];
   /** Load certificates into ssh-agent from the ProxyCommand (proxy --agent). */
   agent?: boolean;
+  /** Host names are PREFIX-NAME; `sa` by default. */
+  prefix?: string;
+  /** The pinned host keys (UserKnownHostsFile). */
+  knownHosts: string;
+  /** Accept and record unknown host keys (StrictHostKeyChecking accept-new) instead of refusing them. */
+  trustOnFirstUse?: boolean;
+  /** The user's own settings, included first so that they win (a missing file is fine for ssh). */
+  overrides?: string;
+  /** HostName[:Port] per host name without the prefix, instead of the CSCS name. */
+  targets?: Record<string, Target>;
+  /** More lines for the PREFIX-* defaults, without indentation. */
+  extraDefaults?: string[];
 }
 
-/** ssh_config's quoting: double quotes around a value with spaces. */
-function quoted(path: string): string {
-  return /\s/.test(path) ? `"${path}"` : path;
+/** The CSCS name of a host of the block: the jump host, or a cluster behind it. */
+export function cscsHostName(name: string): string {
+  return name === JUMP_HOST.name ? JUMP_HOST.hostName : `${name}.alps.cscs.ch`;
 }
+
+/** Where each host of the block leads, by name without the prefix. */
+export function blockTargets(o: Pick<BlockOptions, 'clusters' | 'targets'>): Record<string, Target> {
+  const names = [JUMP_HOST.name, ...o.clusters];
+  return Object.fromEntries(names.map((name) => [name, o.targets?.[name] ?? { hostName: cscsHostName(name) }]));
+}
+
+const PATH = { tokens: true, env: true } as const;
 
 export function renderBlock(o: BlockOptions): string {
-  const match = [o.command, 'match', o.matchArgs, '%h'].filter(Boolean).join(' ');
-  const proxy = [o.command, 'proxy', o.agent ? '--agent' : '', '%h %p'].filter(Boolean).join(' ');
-  const hosts = o.clusters.map((name) => `Host sa-${name}\n    HostName ${name}.alps.cscs.ch\n    ProxyJump sa-${JUMP_HOST.name}\n`);
+  const prefix = o.prefix ?? 'sa';
+  // The key first: a key that cannot be written is named as such.
+  const defaults = [
+    `User ${o.user}`,
+    `IdentityFile ${configWord('the key', o.key, PATH)}`,
+    // Offered first, so sshd never sees (and logs as failed) the bare key.
+    `CertificateFile ${configWord('the certificate', `${o.key}-cert.pub`, PATH)}`,
+    ...(o.agent
+      ? [
+          '# The ProxyCommand loads the certificate into ssh-agent; with IdentitiesOnly yes ssh would',
+          '# use only agent keys identical to a key file it read, and a certificate is not.',
+          'IdentitiesOnly no',
+        ]
+      : ['IdentitiesOnly yes']),
+    'BatchMode yes',
+    `UserKnownHostsFile ${configWord('the known hosts file', o.knownHosts, PATH)}`,
+    o.trustOnFirstUse ? 'StrictHostKeyChecking accept-new' : 'StrictHostKeyChecking yes',
+    ...(o.extraDefaults ?? []),
+  ];
+  const words = (what: string, values: string[]) => values.map((value) => ({ what, value }));
+  const command = words('the cscs-sa command', o.command);
+  const match = sshCommand([...command, ...words('an argument of match', ['match', ...(o.matchArgs ?? [])])], '%n');
+  const proxy = sshCommand([...command, ...words('an argument of proxy', ['proxy', ...(o.agent ? ['--agent'] : [])])], '%h %p');
+  const host = (name: string, t: Target, route: string) =>
+    [`Host ${prefix}-${name}`, `    HostName ${t.hostName}`, ...(t.port && t.port !== 22 ? [`    Port ${t.port}`] : []), `    ${route}`, ''].join('\n');
+  const targets = blockTargets(o);
+  const hosts = Object.entries(targets).map(([name, t]) => host(name, t, name === JUMP_HOST.name ? `ProxyCommand ${proxy}` : `ProxyJump ${prefix}-${JUMP_HOST.name}`));
+  const overrides = o.overrides
+    ? `# Your own settings for these hosts (HostName, Port, ...): ssh takes the first value it finds,
+# so what this file sets wins over the lines below, and re-running setup leaves it alone.
+Include ${configWord('the overrides file', o.overrides, { glob: true })}
+
+`
+    : '';
   return `# cscs-sa: ssh, scp, sftp, rsync and git for a CSCS service account.
 # Written by \`cscs-sa setup\`; run it again to change this file (edits here are overwritten).
 
-# Runs while ssh reads its configuration, before it loads any key: refreshes the certificate
-# of the key below when it is missing or about to expire. It sets nothing itself, so the
-# blocks below apply even when a refresh fails.
-Match host sa-* exec "${match.replace(/"/g, '\\"')}"
-
-# ssh takes the first value it finds: the hosts come before the sa-* defaults, so that their
-# ProxyJump wins over the generic ProxyCommand.
-Host sa-${JUMP_HOST.name}
-    HostName ${JUMP_HOST.hostName}
-
+${overrides}# Each host has one route: the jump host a ProxyCommand, the clusters a ProxyJump through it
+# (so that clients that read ssh_config their own way, like paramiko, take the same route).
 ${hosts.join('\n')}
-Host sa-*
-    User ${o.user}
-    IdentityFile ${quoted(o.key)}
-${
-  o.agent
-    ? `    # The ProxyCommand loads the certificate into ssh-agent; with IdentitiesOnly yes ssh would
-    # use only agent keys identical to a key file it read, and a certificate is not.
-    IdentitiesOnly no`
-    : '    IdentitiesOnly yes'
-}
-    ProxyCommand ${proxy}
-    BatchMode yes
+Host ${prefix}-*
+${defaults.map((l) => `    ${l}`).join('\n')}
+
+# Last, so that it sees the final values of the lines above: refreshes the certificate of the
+# key above when it is missing or about to expire, before ssh loads any key. It sets nothing
+# itself, so the blocks above apply even when a refresh fails. originalhost (the name typed,
+# %n) keeps it working when your own HostName for a host comes first.
+Match originalhost ${prefix}-* exec "${match}"
 `;
 }
 
@@ -86,10 +144,11 @@ const HOST_OR_MATCH = /^\s*(host|match)(\s|=)/i;
  * line (an Include after a Host line would apply to that host only), keeping the file's line
  * endings. Refuses files it cannot edit safely.
  */
-export function planInclude(existing: string, conf: string): IncludePlan {
+export function planInclude(existing: string, conf: string | string[]): IncludePlan {
+  const confs = typeof conf === 'string' ? [conf] : conf;
   const eol = existing.includes('\r\n') ? '\r\n' : '\n';
   const lines = existing === '' ? [] : existing.replace(/\r?\n$/, '').split(/\r?\n/);
-  const block = [BEGIN, `Include ${quoted(conf)}`, END];
+  const block = [BEGIN, ...confs.map((c) => `Include ${configWord('the cscs-sa config', c, { glob: true })}`), END];
   const begins = lines.flatMap((l, i) => (l.trim() === BEGIN ? [i] : []));
   const ends = lines.flatMap((l, i) => (l.trim() === END ? [i] : []));
   let start: number;
@@ -103,10 +162,12 @@ export function planInclude(existing: string, conf: string): IncludePlan {
     const first = lines.findIndex((l) => HOST_OR_MATCH.test(l));
     start = end = first === -1 ? lines.length : first;
   }
-  const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
-  const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
-  if (elsewhere !== -1) {
-    throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+  for (const conf of confs) {
+    const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
+    const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
+    if (elsewhere !== -1) {
+      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+    }
   }
   const before = lines.slice(0, start);
   const after = lines.slice(end);

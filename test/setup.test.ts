@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayDouble } from './helpers/gateway-double.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
@@ -118,12 +118,17 @@ test('--dry-run shows the diff and changes nothing', async (ctx) => {
   assert.not.ok(existsSync(ctx.home.key), 'no key pair either');
 });
 
-test('--dry-run without --user fetches nothing and creates nothing: it asks for the name', async (ctx) => {
-  const r = await setup(ctx, '--dry-run');
-  assert.is(r.exitCode, 2);
-  assert.is(r.stderr, 'cscs-sa: setup: --dry-run and --print change nothing, so they cannot fetch a certificate to learn the login name: pass --user NAME\n');
-  assert.not.ok(existsSync(ctx.home.key));
-});
+for (const mode of ['--dry-run', '--print']) {
+  test(`${mode} on a fresh machine without --user: a placeholder name, said so; nothing fetched or written`, async (ctx) => {
+    gw.reset();
+    const r = await setup(ctx, mode);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stderr, 'cscs-sa: note: the login name is unknown (no --user, CSCS_SA_USERNAME or certificate): shown as svc_account_name\n');
+    assert.match(r.stdout, /^\+? {4}User svc_account_name$/m);
+    assert.equal(readdirSync(join(ctx.home.dir, '.ssh')), [], 'nothing written');
+    assert.is(gw.requests.length, 0, 'nothing fetched');
+  });
+}
 
 test('without --user, the login name comes from a freshly signed certificate', async (ctx) => {
   const r = await setup(ctx);
@@ -136,19 +141,19 @@ test('--hosts chooses the clusters; --env tds is passed to match; --agent to pro
   assert.is(r.exitCode, 0, r.stderr);
   const conf = readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.conf'), 'utf8');
   assert.equal([...conf.matchAll(/^Host (\S+)$/gm)].map((m) => m[1]), ['sa-ela', 'sa-daint', 'sa-santis', 'sa-*']);
-  assert.match(conf, /^Match host sa-\* exec ".* match --env tds %h"$/m);
+  assert.match(conf, /^Match originalhost sa-\* exec ".* match --env tds %n"$/m);
   assert.match(conf, /^ {4}ProxyCommand .* proxy --agent %h %p$/m);
   assert.match(conf, /^ {4}IdentitiesOnly no$/m);
 });
 
 test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, by name where it would', async (ctx) => {
   const hidden = await setup(ctx, '--user', 'svc_test', '--print');
-  assert.match(hidden.stdout, new RegExp(`^Match host sa-\\* exec "${process.execPath} ${BIN} match %h"$`, 'm'));
+  assert.match(hidden.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
   const bin = join(ctx.home.dir, 'bin');
   mkdirSync(bin);
   symlinkSync(BIN, join(bin, 'cscs-sa'));
   const onPath = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--print'], { ...ctx.env, PATH: `${bin}:${ctx.env.PATH}` });
-  assert.match(onPath.stdout, /^Match host sa-\* exec "cscs-sa match %h"$/m);
+  assert.match(onPath.stdout, /^Match originalhost sa-\* exec "cscs-sa match %n"$/m);
   assert.match(onPath.stdout, /^ {4}ProxyCommand cscs-sa proxy %h %p$/m);
 });
 
@@ -161,11 +166,69 @@ test('broken markers: refuses with the reason, exit 3, nothing changed', async (
   assert.is(readFileSync(ctx.config, 'utf8'), text);
 });
 
+test('--key with a space and a %: ssh reads back exactly that path, for the key, the certificate and the Match exec', async (ctx) => {
+  const key = join(ctx.home.dir, 'my keys 100%', 'cscs-key-sa');
+  const r = await setup(ctx, '--user', 'svc_test', '--key', key);
+  assert.is(r.exitCode, 0, r.stderr);
+  // ssh -G runs the Match exec: its `match -f KEY` fetched the certificate for this very key.
+  gw.reset();
+  const ela = await resolve(ctx.config, 'sa-ela', ctx.env);
+  assert.is(gw.signCalls, 1);
+  assert.ok(existsSync(`${key}-cert.pub`), 'the Match exec refreshed the certificate of this key');
+  // ssh -G shows the words before token expansion; ssh -v shows the files it then loads.
+  assert.equal(ela.identityfile, [key.replace('%', '%%')]);
+  assert.equal(ela.certificatefile, [`${key.replace('%', '%%')}-cert.pub`]);
+  const v = await execa('ssh', ['-v', '-F', ctx.config, '-o', 'ProxyCommand=sleep 2', 'sa-ela', 'true'], { env: ctx.env, extendEnv: false, reject: false });
+  const loaded = String(v.stderr).split(/\r?\n/);
+  assert.ok(loaded.includes(`debug1: identity file ${key} type 3`), String(v.stderr));
+  assert.ok(loaded.includes(`debug1: certificate file ${key}-cert.pub type 7`), String(v.stderr));
+});
+
+for (const [name, key] of [
+  ['a newline (config injection)', '/tmp/k\nProxyCommand touch /tmp/pwned'],
+  ['a double quote', '/tmp/k"x'],
+  ['a single quote', "/tmp/k'x"],
+  ['a backslash', '/tmp/k\\x'],
+]) {
+  test(`--key with ${name}: exit 2, nothing created or changed`, async (ctx) => {
+    const text = 'Host github.com\n    User git\n';
+    writeFileSync(ctx.config, text, { mode: 0o600 });
+    gw.reset();
+    const r = await setup(ctx, '--key', key!);
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, /^cscs-sa: setup: cannot write the key ".*" into the ssh config: it contains .*: use a path without it \(nothing was changed\)\n$/);
+    assert.is(readFileSync(ctx.config, 'utf8'), text);
+    assert.equal(readdirSync(join(ctx.home.dir, '.ssh')), ['config']);
+    assert.is(gw.requests.length, 0);
+  });
+}
+
+test('without --user, a failed certificate fetch keeps its exit code and leads with its own fix', async (ctx) => {
+  const noKey = await cscsSa(['setup', '--ssh-config', ctx.config], userEnv(ctx.home, { CSCS_AUTHX_URL: gw.url }));
+  assert.is(noKey.exitCode, 4, noKey.stderr);
+  assert.match(noKey.stderr, /^cscs-sa: no API key: set CSCS_API_KEY.*: then run setup again, or pass --user NAME \(setup needs a certificate only to learn the login name\)\n$/);
+  const refused = await cscsSa(['setup', '--ssh-config', ctx.config], { ...ctx.env, CSCS_API_KEY: 'wrong' });
+  assert.is(refused.exitCode, 4, refused.stderr);
+  assert.match(refused.stderr, /^cscs-sa: API key rejected \(401\)/);
+  const down = await cscsSa(['setup', '--ssh-config', ctx.config], { ...ctx.env, CSCS_AUTHX_URL: 'http://127.0.0.1:1', CSCS_SA_TIMEOUT: '2' });
+  assert.is(down.exitCode, 5, down.stderr);
+  assert.match(down.stderr, /^cscs-sa: cannot reach gateway 127\.0\.0\.1:1/);
+  assert.not.ok(existsSync(ctx.config), 'no ssh config written');
+});
+
+test('--dry-run with --known-hosts shows the pinned lines and writes nothing', async (ctx) => {
+  const line = `ela.cscs.ch ${readFileSync(gw.caPublicKey, 'utf8').trim().split(' ').slice(0, 2).join(' ')}`;
+  const r = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--dry-run'], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: line });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stdout, `+++ ${join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts')}\n@@ -0,0 +1,1 @@\n+${line}\n`);
+  assert.equal(readdirSync(join(ctx.home.dir, '.ssh')), []);
+});
+
 test('--print prints the block that examples/ssh_config shows', async (ctx) => {
-  const r = await cscsSa(['setup', '--print', '--user', 'svc_account_name', '--key', '~/.ssh/cscs-key-sa'], ctx.env);
+  const r = await cscsSa(['setup', '--print', '--user', 'svc_account_name', '--key', '~/.ssh/cscs-key-sa', '--ssh-config', '~/.ssh/config'], ctx.env);
   assert.is(r.exitCode, 0, r.stderr);
   // As a user with cscs-sa on the PATH sees it: the example names the command and ~.
-  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %h")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
+  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %n")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
   assert.is(shown, readFileSync(new URL('../examples/ssh_config', import.meta.url), 'utf8'));
 });
 

@@ -12,7 +12,7 @@ Makes sure KEY-cert.pub is a certificate for KEY with enough validity left, fetc
 from the CSCS gateway when it is missing, for another key, expired or about to expire.
 Made for ssh_config, where ssh runs it before it loads any key:
 
-    Match host sa-* exec "cscs-sa match %h"
+    Match originalhost sa-* exec "cscs-sa match %n"
 
 With a fresh certificate it reads two small files and exits, without touching the network.
 HOST is accepted for the Match line and only logged.

@@ -3,15 +3,17 @@ import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
 import { childEnv } from '../child.js';
-import { expandHome, loadSettings } from '../config.js';
-import { describeFsError, LocalFileError, UsageError } from '../errors.js';
+import { DEFAULT_KEY, expandHome, loadSettings, type Settings } from '../config.js';
+import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
-import { CLUSTERS, JUMP_HOST, planInclude, renderBlock, replaceDiff, SetupRefusedError, unifiedDiff } from '../sshconfig.js';
+import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
+import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--user NAME] [--hosts LIST] [--key PATH] [--env ENV] [--agent]
+                     [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
                      [--ssh-config FILE] [--dry-run] [--print]
 
 Sets up ssh for the service account: creates the key pair if it is missing (never replaces one),
@@ -26,6 +28,14 @@ Options:
       --key PATH          private key (default ~/.ssh/cscs-key-sa)
       --env ENV           prod (default) or tds, the CSCS test environment's gateway
       --agent             load certificates into ssh-agent from the ProxyCommand (proxy --agent)
+      --known-hosts FILE  pin the host keys in FILE (- for stdin; default the lines in
+                          CSCS_SA_KNOWN_HOSTS) into cscs-sa.known_hosts, which the block names;
+                          cscs-sa known-hosts prints them
+      --trust-on-first-use  accept and record unknown host keys (StrictHostKeyChecking
+                          accept-new) instead of refusing them: open to a machine in the middle
+      --host NAME=HOSTNAME[:PORT]  lead sa-NAME to HOSTNAME (and PORT) instead of the CSCS host;
+                          repeatable. Other settings go into cscs-sa.overrides, which the block
+                          includes first and setup never writes
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
@@ -43,13 +53,12 @@ function foundByShell(name: string): string | undefined {
 }
 
 /** How ssh's `$SHELL -c` should start cscs-sa: by name when that finds this very program, else by absolute paths. */
-function helperCommand(): string {
+function helperCommand(): string[] {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
-  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return 'cscs-sa';
-  const q = (p: string) => (/[\s'"]/.test(p) ? `'${p.replace(/'/g, "'\\''")}'` : p);
-  return `${q(process.execPath)} ${q(script)}`;
+  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
+  return [process.execPath, script];
 }
 
 function readIfExists(path: string): string | undefined {
@@ -61,15 +70,50 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-function parseHosts(list: string | undefined): string[] {
-  if (list === undefined) return CLUSTERS;
-  const names = list
-    .split(',')
-    .map((h) => h.trim().replace(/^sa-/, ''))
-    .filter((h) => h !== '' && h !== JUMP_HOST.name);
-  const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
-  if (bad !== undefined) throw new UsageError(`setup: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
-  return [...new Set(names)];
+/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
+function parseTargets(specs: string[] | undefined, names: string[]): Record<string, Target> {
+  const targets: Record<string, Target> = {};
+  for (const spec of specs ?? []) {
+    const m = /^(?:sa-)?([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
+    const port = m?.[3] === undefined ? undefined : Number(m[3]);
+    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${spec}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
+    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
+    targets[m[1]!] = port === undefined ? { hostName: m[2]! } : { hostName: m[2]!, port };
+  }
+  return targets;
+}
+
+/** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
+function knownHostsSource(flag: string | undefined): { text: string; from: string } | undefined {
+  if (flag === '-') return { text: readFileSync(0, 'utf8'), from: 'stdin' };
+  if (flag !== undefined) {
+    const text = readIfExists(expandHome(flag));
+    if (text === undefined) throw new UsageError(`setup: --known-hosts ${flag}: no such file`);
+    return { text, from: flag };
+  }
+  const env = process.env.CSCS_SA_KNOWN_HOSTS;
+  return env ? { text: env, from: 'CSCS_SA_KNOWN_HOSTS' } : undefined;
+}
+
+function checkUser(user: string): void {
+  if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
+}
+
+/** Shown in place of the login name by --dry-run and --print when nothing can tell it. */
+const PLACEHOLDER_USER = 'svc_account_name';
+
+/** Learns the login name from a fresh certificate; a failure keeps its own exit code and fix. */
+async function userFromCertificate(settings: Settings): Promise<string> {
+  const { state } = await refreshCertificate(settings).catch((err: unknown) => {
+    if (!(err instanceof CscsSaError)) throw err;
+    const Same = err.constructor as new (message: string, details: ErrorDetails) => CscsSaError;
+    // What failed leads, with its own fix; --user is the way around it, not the fix.
+    const around = 'or pass --user NAME (setup needs a certificate only to learn the login name)';
+    throw new Same(err.message, { fix: err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`, cause: err });
+  });
+  const user = state.certificate?.principals[0];
+  if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
+  return user;
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -79,57 +123,85 @@ export async function run(args: string[]): Promise<number> {
     key: { type: 'string' },
     env: { type: 'string' },
     agent: { type: 'boolean' },
+    'known-hosts': { type: 'string' },
+    'trust-on-first-use': { type: 'boolean' },
+    host: { type: 'string', multiple: true },
     'ssh-config': { type: 'string' },
     'dry-run': { type: 'boolean' },
     print: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
-  const clusters = parseHosts(values.hosts);
+  const clusters = parseHosts('setup', values.hosts);
+  const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters]);
   const changes = !values['dry-run'] && !values.print;
-
+  const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
+  const sshDir = dirname(sshConfigLink);
+  const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
+  const command = helperCommand();
+  const render = (user: string) =>
+    renderBlock({
+      user,
+      key: settings.key,
+      clusters,
+      targets,
+      command,
+      // match reads no flags of setup's: a key or environment other than the default goes on its line.
+      matchArgs: [...(settings.key === expandHome(DEFAULT_KEY) ? [] : ['-f', settings.key]), ...(settings.env === 'prod' ? [] : ['--env', settings.env])],
+      agent: values.agent,
+      knownHosts,
+      trustOnFirstUse: values['trust-on-first-use'],
+      overrides: join(sshDir, 'cscs-sa.overrides'),
+    });
+  // Everything given is checked before anything (the key pair included) is created.
+  render(PLACEHOLDER_USER);
+  const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
+  const source = knownHostsSource(values['known-hosts']);
+  const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
   let user = values.user ?? process.env.CSCS_SA_USERNAME;
+  if (user !== undefined) checkUser(user);
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
     user = inspect(keyPaths(settings.key), 0).certificate?.principals[0];
-    if (!user) throw new UsageError('setup: --dry-run and --print change nothing, so they cannot fetch a certificate to learn the login name: pass --user NAME');
+    if (!user) {
+      user = PLACEHOLDER_USER;
+      process.stderr.write(`cscs-sa: note: the login name is unknown (no --user, CSCS_SA_USERNAME or certificate): shown as ${PLACEHOLDER_USER}\n`);
+    }
   } else if (!user) {
-    // The gateway names no user; the certificate's principal is the login name.
-    const { state } = await refreshCertificate(settings).catch((err: Error) => {
-      throw new UsageError(`setup: cannot learn the login name from a certificate (${err.message}): pass --user NAME or set CSCS_SA_USERNAME`);
-    });
-    user = state.certificate?.principals[0];
-    if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
+    user = await userFromCertificate(settings);
   } else if (changes) {
     await prepareKeyPair(settings);
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
+  checkUser(user);
 
-  const block = renderBlock({
-    user,
-    key: settings.key,
-    clusters,
-    command: helperCommand(),
-    matchArgs: settings.env === 'prod' ? undefined : `--env ${settings.env}`,
-    agent: values.agent,
-  });
+  const block = render(user);
   if (values.print) return (process.stdout.write(block), 0);
 
-  const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
   const sshConfig = readIfExists(sshConfigLink) === undefined ? sshConfigLink : realpathSync(sshConfigLink);
   if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}\n`);
-  const conf = join(dirname(sshConfigLink), 'cscs-sa.conf');
+  const conf = join(sshDir, 'cscs-sa.conf');
   const oldConf = readIfExists(conf);
   const oldConfig = readIfExists(sshConfig) ?? '';
   if (oldConfig.includes('\0')) throw new SetupRefusedError(`${sshConfig} is not a text file: not editing it`);
   const plan = planInclude(oldConfig, conf);
+  const oldPins = readIfExists(knownHosts);
+  const pins = pinned && `${pinned.map((l) => l.text).join('\n')}\n`;
+  const newPins = pins !== undefined && pins !== oldPins;
 
   if (values['dry-run']) {
-    const diffs = [oldConf !== block ? replaceDiff(conf, oldConf, block) : '', plan.changed ? unifiedDiff(sshConfig, oldConfig, plan) : ''].join('');
+    const diffs = [
+      oldConf !== block ? replaceDiff(conf, oldConf, block) : '',
+      newPins ? replaceDiff(knownHosts, oldPins, pins) : '',
+      plan.changed ? unifiedDiff(sshConfig, oldConfig, plan) : '',
+    ].join('');
     process.stdout.write(diffs || 'cscs-sa: nothing to change\n');
     return 0;
   }
 
+  if (newPins) {
+    write(knownHosts, pins, 0o600);
+    process.stdout.write(`pinned ${pinned!.length} host key(s) in ${knownHosts}\n`);
+  }
   if (oldConf !== block) {
     write(conf, block, 0o600);
     process.stdout.write(`wrote ${conf}\n`);
@@ -143,7 +215,12 @@ export async function run(args: string[]): Promise<number> {
     write(sshConfig, plan.text, mode);
     process.stdout.write(`added the Include for it to ${sshConfig}${oldConfig ? ` (backup: ${sshConfig}.cscs-sa.bak)` : ''}\n`);
   }
-  if (oldConf === block && !plan.changed) process.stdout.write('cscs-sa: nothing to change\n');
+  if (oldConf === block && !plan.changed && !newPins) process.stdout.write('cscs-sa: nothing to change\n');
+  if (values['trust-on-first-use']) {
+    process.stderr.write('cscs-sa: warning: --trust-on-first-use: ssh accepts the first host key it is shown, also from a machine in the middle; pin the keys instead (cscs-sa known-hosts, setup --known-hosts)\n');
+  } else if (!(pins ?? oldPins ?? '').trim()) {
+    process.stderr.write(`cscs-sa: host keys are not pinned, so ssh stops with "Host key verification failed": run cscs-sa known-hosts on a trusted machine, then cscs-sa setup --known-hosts FILE (or CSCS_SA_KNOWN_HOSTS)\n`);
+  }
   if (!values['ssh-config'] && userInfo().homedir !== (process.env.HOME ?? userInfo().homedir)) {
     process.stderr.write(`cscs-sa: note: HOME is ${process.env.HOME}, but ssh reads ${sshConfigLink} (the password database's home)\n`);
   }

@@ -2,7 +2,7 @@
  * A real OpenSSH server on 127.0.0.1 that trusts a CA's user certificates and nothing else
  * (FACTS.md §2: "Testing sshd on loopback").
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,9 +21,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function banner(port: number): Promise<boolean> {
+async function banner(port: number, address = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect(port, address);
     socket.setTimeout(1000);
     socket.once('data', (data) => {
       socket.destroy();
@@ -34,16 +34,37 @@ async function banner(port: number): Promise<boolean> {
   });
 }
 
+export interface SshdOptions {
+  /** Listen address (default 127.0.0.1). */
+  address?: string;
+  /** A fixed port (e.g. 22) instead of a free one. */
+  port?: number;
+  /** sshd's LogLevel; anything but the default ERROR also keeps the log in `log`. */
+  logLevel?: 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG';
+}
+
 export class Sshd {
   readonly dir: string;
   port = 0;
+  /** What sshd logged, when a LogLevel was asked for. */
+  log = '';
   private process?: ResultPromise;
 
   constructor(
     readonly name: string,
     private readonly caPublicKey: string,
+    private readonly options: SshdOptions = {},
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `cscs-sa-sshd-${name}-`));
+  }
+
+  get address(): string {
+    return this.options.address ?? '127.0.0.1';
+  }
+
+  /** The host key, public half: what a known_hosts line pins. */
+  get hostPublicKey(): string {
+    return readFileSync(join(this.dir, 'host_ed25519.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
   }
 
   async start(): Promise<this> {
@@ -52,13 +73,13 @@ export class Sshd {
     const hostKey = join(this.dir, 'host_ed25519');
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
     for (let attempt = 0; attempt < 5; attempt++) {
-      this.port = await freePort();
+      this.port = this.options.port ?? (await freePort());
       const config = join(this.dir, 'sshd_config');
       writeFileSync(
         config,
         [
           `Port ${this.port}`,
-          'ListenAddress 127.0.0.1',
+          `ListenAddress ${this.address}`,
           `HostKey ${hostKey}`,
           `PidFile ${join(this.dir, 'sshd.pid')}`,
           'UsePAM no',
@@ -72,14 +93,15 @@ export class Sshd {
           'MaxStartups 200:30:400',
           'MaxSessions 100',
           'Subsystem sftp internal-sftp',
-          'LogLevel ERROR',
+          `LogLevel ${this.options.logLevel ?? 'ERROR'}`,
           '',
         ].join('\n'),
       );
       this.process = execa(SSHD, ['-D', '-e', '-f', config], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+      if (this.options.logLevel) this.process.stderr!.on('data', (chunk: Buffer) => (this.log += chunk.toString()));
       for (let i = 0; i < 100; i++) {
         if (this.process.exitCode !== null) break;
-        if (await banner(this.port)) return this;
+        if (await banner(this.port, this.address)) return this;
         await sleep(50);
       }
       this.process.kill();

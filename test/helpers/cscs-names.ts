@@ -1,0 +1,61 @@
+/**
+ * The real CSCS host names on loopback: ela.cscs.ch and clariden.alps.cscs.ch resolve (through
+ * /etc/hosts) to 127.0.0.2 and 127.0.0.3, each with an sshd on port 22, so that the block setup
+ * writes is used exactly as written. Needs root and port 22 free on those addresses; otherwise
+ * `hosts()` says why, and tests lead the same hosts to 127.0.0.1 with `setup --host`.
+ * /etc/hosts is restored byte for byte afterwards, also when the process dies on an error.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Target } from '../../src/sshconfig.ts';
+
+export const HOSTS_FILE = '/etc/hosts';
+export const ADDRESSES = { ela: { address: '127.0.0.2', hostName: 'ela.cscs.ch' }, clariden: { address: '127.0.0.3', hostName: 'clariden.alps.cscs.ch' } };
+
+async function canListen(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+      .once('error', () => resolve(false))
+      .listen(port, address, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Why the real names cannot be used here, or undefined when they can. */
+export async function unavailable(): Promise<string | undefined> {
+  if (process.env.CSCS_SA_TEST_LOOPBACK_ONLY) return 'CSCS_SA_TEST_LOOPBACK_ONLY is set';
+  if (process.getuid?.() !== 0) return 'not root (editing /etc/hosts and port 22 need it)';
+  let text: string;
+  try {
+    text = readFileSync(HOSTS_FILE, 'utf8');
+  } catch (err) {
+    return `cannot read ${HOSTS_FILE}: ${(err as Error).message}`;
+  }
+  const named = Object.values(ADDRESSES).find((a) => text.includes(a.hostName));
+  if (named) return `${HOSTS_FILE} already names ${named.hostName}`;
+  for (const { address } of Object.values(ADDRESSES)) if (!(await canListen(address, 22))) return `port 22 on ${address} is taken`;
+  return undefined;
+}
+
+/** Adds the names to /etc/hosts; the returned function (also run at exit) puts the file back. */
+export function addNames(): () => void {
+  const original = readFileSync(HOSTS_FILE, 'utf8');
+  const marker = `# cscs-sa test ${process.pid}`;
+  const ours = Object.values(ADDRESSES).map((a) => `${a.address} ${a.hostName} ${marker}\n`).join('');
+  writeFileSync(HOSTS_FILE, `${original}${original === '' || original.endsWith('\n') ? '' : '\n'}${ours}`);
+  let restored = false;
+  const restore = () => {
+    if (restored) return;
+    restored = true;
+    const now = readFileSync(HOSTS_FILE, 'utf8');
+    // Someone else changed the file meanwhile: take out our lines only.
+    writeFileSync(HOSTS_FILE, now.startsWith(original) && now.endsWith(ours) ? original : now.split('\n').filter((l) => !l.endsWith(marker)).join('\n'));
+  };
+  process.once('exit', restore);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (restore(), process.exit(128)));
+  return restore;
+}
+
+/** Where setup leads a host when the real names are not available: `--host` arguments. */
+export function hostFlags(targets: Record<string, Target>): string[] {
+  return Object.entries(targets).flatMap(([name, t]) => ['--host', `${name}=${t.hostName}:${t.port ?? 22}`]);
+}
