@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { readApiKey } from '../apikey.js';
 import { childEnv } from '../child.js';
 import { loadSettings, type Settings } from '../config.js';
+import { CscsSaError } from '../errors.js';
 import { checkPrivateKey } from '../keypair.js';
 import { probeGateway } from '../gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh.js';
@@ -35,6 +36,12 @@ interface Result {
 
 const pass = (line: string): Result => ({ ok: true, line });
 const fail = (line: string, fix: string): Result => ({ ok: false, line, fix });
+
+/** A thrown error as a failed check: its message, and its own fix when it carries one. */
+function failure(err: unknown, fallback: string): Result {
+  if (err instanceof CscsSaError) return fail(err.message, err.fix ?? fallback);
+  return fail(err instanceof Error ? err.message : String(err), fallback);
+}
 
 async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv()) {
   const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
@@ -105,8 +112,7 @@ function checkKeyPair(settings: Settings): Result {
   try {
     checkPrivateKey(paths.key, stats);
   } catch (err) {
-    const [what, fix] = (err as Error).message.split(': run ');
-    return fail(what!, fix ? `run ${fix}` : 'fix the key path');
+    return failure(err, 'fix the key path');
   }
   if (!lstatSync(paths.publicKey, { throwIfNoEntry: false })) return fail(`no public key ${paths.publicKey}`, 'cscs-sa sign derives it from the private key');
   return pass(`key pair ${paths.key} (0600)`);
@@ -117,7 +123,7 @@ async function checkApiKey(settings: Settings): Promise<Result> {
     const key = await readApiKey(settings);
     return pass(`API key from ${key.source}`);
   } catch (err) {
-    return fail((err as Error).message.split(': ')[0]!, (err as Error).message.split(': ').slice(1).join(': ') || 'set CSCS_API_KEY');
+    return failure(err, 'set CSCS_API_KEY');
   }
 }
 
