@@ -2,7 +2,7 @@
  * A real OpenSSH server on 127.0.0.1 that trusts a CA's user certificates and nothing else
  * (FACTS.md §2: "Testing sshd on loopback").
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,11 @@ export class Sshd {
     private readonly caPublicKey: string,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `cscs-sa-sshd-${name}-`));
+  }
+
+  /** The server's host public key, `ssh-ed25519 AAAA... comment`, for a known_hosts line. */
+  get hostPublicKey(): string {
+    return readFileSync(join(this.dir, 'host_ed25519.pub'), 'utf8').trim();
   }
 
   async start(): Promise<this> {
