@@ -42,11 +42,19 @@ function whyNoMatch(hop: Hop): Result {
   if (helper) return fail(`ssh runs cscs-sa match for ${hop.name}, which fails: ${helper.slice(9)}`, 'do what the message says');
   const shell = hop.messages.find((l) => /not found|No such file|Permission denied|cannot execute/.test(l));
   if (shell) return fail(`ssh's Match exec cannot start cscs-sa for ${hop.name}: ${shell}`, 'run cscs-sa setup, which names cscs-sa by absolute path');
-  for (let i = 0; i < hop.debug.length; i++) {
-    const checking = /checking match for '(.*)' host \S+ originally \S+$/.exec(hop.debug[i]!);
-    if (!checking || !checking[1]!.includes('cscs-sa')) continue;
-    const verdict = /: (\S+) line (\d+): not matched '(\w+) "(.*)"'/.exec(hop.debug[i + 1] ?? '');
-    if (!verdict) continue;
+  // One block per Match line ssh checked: "checking match for ...", then its verdicts.
+  const blocks: string[][] = [];
+  for (const line of hop.debug) {
+    if (line.includes('checking match for')) blocks.push([line]);
+    else blocks.at(-1)?.push(line);
+  }
+  for (const block of blocks) {
+    if (!/checking match for '.*cscs-sa.*' host \S+ originally \S+$/.test(block[0]!)) continue;
+    const verdict = block.map((l) => /^debug\d: (.+) line (\d+): not matched '(\w+) "(.*)"'/.exec(l)).find(Boolean);
+    if (!verdict) {
+      const command = block.map((l) => /Executing command: '(.*)'$/.exec(l)?.[1]).find(Boolean) ?? 'its Match exec';
+      return fail(`ssh runs "${command}" for ${hop.name}, which did not answer doctor's probe: it is not this cscs-sa (an older one?)`, 'run cscs-sa setup, which names this cscs-sa by absolute path');
+    }
     const [, file, line, criterion, value] = verdict;
     const where = `the Match line at ${file} line ${line}`;
     if (criterion === 'host' && value !== hop.name) {
@@ -56,8 +64,8 @@ function whyNoMatch(hop: Hop): Result {
       );
     }
     if (criterion === 'exec') {
-      const status = /command returned status (\d+)/.exec(hop.debug.slice(i).join('\n'))?.[1];
-      return fail(`${where} runs a command for ${hop.name} that is not cscs-sa match, or exits ${status ?? 'non-zero'} without running it`, 'run cscs-sa setup, which names cscs-sa by absolute path');
+      const status = block.map((l) => /command returned status (\d+)/.exec(l)?.[1]).find(Boolean);
+      return fail(`${where} runs a command for ${hop.name} that exits ${status ?? 'non-zero'} without running cscs-sa match`, 'run cscs-sa setup, which names cscs-sa by absolute path');
     }
     return fail(`${where} does not match ${hop.name} (${criterion} "${value}")`, `make it match ${hop.name}, as ${MATCH_LINE} does (cscs-sa setup writes it)`);
   }

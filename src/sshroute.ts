@@ -55,7 +55,7 @@ async function resolveHop(probe: Probe, config: string[], name: string, extra: s
     options,
     matches: probe.read(file),
     messages: lines.filter((l) => !/^(debug\d|OpenSSH_|Pseudo-terminal)/.test(l)),
-    debug: lines.filter((l) => /^debug\d: (checking match|.* line \d+: (not )?matched|.* line \d+: skipped|command returned)/.test(l)),
+    debug: lines.filter((l) => /^debug\d: (checking match|.* line \d+: (not )?matched|.* line \d+: skipped|command returned|Executing command)/.test(l)),
   };
   if (r.missing) hop.failed = 'ssh not found';
   else if (r.code !== 0) hop.failed = hop.messages.at(-1) ?? `exit code ${r.code}`;

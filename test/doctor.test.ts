@@ -144,6 +144,20 @@ test('a HostName set above `Match host`: doctor names Match originalhost, which 
   assert.is(world.gateway.signCalls, 2, 'ssh itself refreshed the removed certificate');
 });
 
+test('a `!` pattern that excludes the host: doctor names the Match line and what it compared', async () => {
+  await signed({ matchLine: 'Match host sa-*,!sa-ela exec "cscs-sa match %h"' });
+  const r = await doctor();
+  assert.is(r.exitCode, 1, r.stdout);
+  assert.match(r.stdout, failed(`the Match line at ${world.sshConfig} line 1 does not match sa-ela (host "sa-ela")`, 'make it match sa-ela, as Match originalhost sa-* exec "cscs-sa match %n" does (cscs-sa setup writes it)'));
+});
+
+test('a Match exec that runs some other cscs-sa (one that ignores the probe): doctor says so', async () => {
+  await signed({ match: 'env CSCS_SA_PROBE= cscs-sa match %h' });
+  const r = await doctor();
+  assert.is(r.exitCode, 1, r.stdout);
+  assert.match(r.stdout, failed('ssh runs "env CSCS_SA_PROBE= cscs-sa match sa-ela" for sa-ela, which did not answer doctor\'s probe: it is not this cscs-sa (an older one?)', 'run cscs-sa setup, which names this cscs-sa by absolute path'));
+});
+
 test('a Match line ssh cannot start: doctor quotes the shell', async () => {
   await signed({ match: '/nonexistent/cscs-sa match %h' });
   const r = await doctor();
