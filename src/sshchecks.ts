@@ -4,6 +4,7 @@
  * will use line up with it; and which line of a failed `ssh -v` explains the failure.
  */
 import { lstatSync, realpathSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runTool } from './child.js';
@@ -28,11 +29,30 @@ const warn = (line: string, fix: string): Result => ({ ok: true, warn: true, lin
 const MATCH_LINE = 'Match originalhost sa-* exec "cscs-sa match %n"';
 const PIN_FIX = 'pin the host keys once from a trusted machine: cscs-sa known-hosts prints them, cscs-sa setup --known-hosts FILE stores them where ssh looks';
 
-function resolved(path: string): string {
+/**
+ * A path as ssh opens it: ssh -G prints IdentityFile and CertificateFile as written, and ssh
+ * expands `~` and %d from the password database (not $HOME), then the other tokens; then the
+ * real path, so that two names of one file compare equal.
+ */
+function sshPath(path: string, hop: Hop): string {
+  const { homedir, username, uid } = userInfo();
+  const tokens: Record<string, string | undefined> = {
+    '%': '%',
+    d: homedir,
+    u: username,
+    i: String(uid),
+    r: option(hop, 'user'),
+    h: option(hop, 'hostname'),
+    p: option(hop, 'port'),
+    n: hop.name,
+    l: hostname(),
+    L: hostname().split('.')[0],
+  };
+  const expanded = path.replace(/^~(?=\/|$)/, homedir).replace(/%(.)/g, (all, token: string) => tokens[token] ?? all);
   try {
-    return realpathSync(path);
+    return realpathSync(expanded);
   } catch {
-    return path;
+    return expanded;
   }
 }
 
@@ -106,6 +126,8 @@ async function checkHostKey(hop: Hop): Promise<Result> {
       break;
     }
   }
+  const command = option(hop, 'knownhostscommand');
+  if (!found && command && command !== 'none') return warn(`host keys for ${name} (${hop.name}) come from KnownHostsCommand ${command}, which doctor does not run`, 'make sure it prints the host keys, or pin them: cscs-sa known-hosts, cscs-sa setup --known-hosts FILE');
   const strict = option(hop, 'stricthostkeychecking') ?? 'ask';
   const batch = option(hop, 'batchmode') === 'yes';
   if (strict === 'false') return warn(`ssh accepts any host key for ${hop.name} (StrictHostKeyChecking no): whoever sits on the path can pose as ${name}`, `${PIN_FIX}, with StrictHostKeyChecking yes`);
@@ -142,19 +164,21 @@ export async function checkRoute(hop: Hop): Promise<Result[]> {
   else if (refused) results.push(fail(`ssh runs cscs-sa match for ${hop.name}, which refuses: ${refused.error}`, 'run cscs-sa setup, which writes a Match line match accepts'));
   else results.push(pass(`ssh runs cscs-sa match for ${hop.name} (key ${keys.join(', ')})`));
 
-  const identities = (hop.options.get('identityfile') ?? []).map(resolved);
-  const key = keys.find((k) => identities.includes(resolved(k)));
+  const identities = (hop.options.get('identityfile') ?? []).map((p) => sshPath(p, hop));
+  const key = keys.find((k) => identities.includes(sshPath(k, hop)));
   if (keys.length > 0 && !key) {
     results.push(fail(`ssh uses ${identities.join(', ') || 'no IdentityFile'} for ${hop.name}, not ${keys.join(', ')}, the key cscs-sa match refreshes`, `set "IdentityFile ${keys[0]}" in Host sa-* (cscs-sa setup)`));
   }
-  const certificates = (hop.options.get('certificatefile') ?? []).map(resolved);
-  if (key && certificates.length > 0 && !certificates.includes(resolved(keyPaths(key).certificate))) {
+  const certificates = (hop.options.get('certificatefile') ?? []).map((p) => sshPath(p, hop));
+  if (key && certificates.length > 0 && !certificates.includes(sshPath(keyPaths(key).certificate, hop))) {
     results.push(fail(`ssh offers certificate ${certificates.join(', ')} for ${hop.name}, not ${keyPaths(key).certificate}, the one cscs-sa match refreshes`, `set "CertificateFile ${keyPaths(key).certificate}" in Host sa-* (cscs-sa setup)`));
   }
   const user = option(hop, 'user') ?? '';
   const principals = key ? inspect(keyPaths(key), 0).certificate?.principals : undefined;
   if (principals && principals.length > 0 && !principals.includes(user)) {
     results.push(fail(`ssh logs in to ${hop.name} as "${user}", which the certificate does not name (principals: ${principals.join(', ')})`, `set "User ${principals[0]}" in Host sa-*`));
+  } else if (!principals && user === userInfo().username) {
+    results.push(fail(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }
 
   const proxy = option(hop, 'proxycommand');

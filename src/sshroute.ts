@@ -58,7 +58,8 @@ async function resolveHop(probe: Probe, config: string[], name: string, extra: s
     debug: lines.filter((l) => /^debug\d: (checking match|.* line \d+: (not )?matched|.* line \d+: skipped|command returned|Executing command)/.test(l)),
   };
   if (r.missing) hop.failed = 'ssh not found';
-  else if (r.code !== 0) hop.failed = hop.messages.at(-1) ?? `exit code ${r.code}`;
+  // A bad config line comes before ssh's "terminating" line: the first names what to fix.
+  else if (r.code !== 0) hop.failed = hop.messages.find((l) => / line \d+: /.test(l)) ?? hop.messages.at(-1) ?? `exit code ${r.code}`;
   const jumps = option(hop, 'proxyjump');
   if (!hop.failed && jumps && jumps !== 'none' && depth < MAX_HOPS) {
     // ssh jumps to the last entry first, through the ones before it (ssh.c builds this command).

@@ -158,6 +158,30 @@ test('a Match exec that runs some other cscs-sa (one that ignores the probe): do
   assert.match(r.stdout, failed('ssh runs "env CSCS_SA_PROBE= cscs-sa match sa-ela" for sa-ela, which did not answer doctor\'s probe: it is not this cscs-sa (an older one?)', 'run cscs-sa setup, which names this cscs-sa by absolute path'));
 });
 
+test('an IdentityFile that is not the key match refreshes: doctor names both, and ssh indeed fails', async () => {
+  const other = `${world.home.key}-other`;
+  writeFileSync(world.sshConfig, readFileSync(world.sshConfig, 'utf8').replace(/^ {4}IdentityFile .*$/m, `    IdentityFile ${other}`));
+  const r = await doctor();
+  assert.is(r.exitCode, 1, r.stdout);
+  assert.match(r.stdout, failed(`ssh uses ${other} for sa-ela, not ${world.home.key}, the key cscs-sa match refreshes`, `set "IdentityFile ${world.home.key}" in Host sa-* (cscs-sa setup)`));
+  assert.is((await world.ssh('sa-ela', 'true')).exitCode, 255);
+});
+
+test('an IdentityFile written with ~ and %d: doctor expands them as ssh does (from the password database)', async () => {
+  const text = readFileSync(world.sshConfig, 'utf8').replace(/^ {4}IdentityFile .*$/m, `    IdentityFile ~/..${world.home.key}\n    CertificateFile %d/..${world.home.cert}`);
+  writeFileSync(world.sshConfig, text);
+  const r = await doctor();
+  assert.is(r.exitCode, 0, r.stdout);
+  assert.is((await world.ssh('sa-ela', 'true')).exitCode, 0);
+});
+
+test('an ssh config ssh refuses: the line ssh names', async () => {
+  await signed({ above: 'Bogus yes\n' });
+  const r = await doctor();
+  assert.is(r.exitCode, 1, r.stdout);
+  assert.match(r.stdout, failed(`ssh -G sa-ela failed: ${world.sshConfig}: line 1: Bad configuration option: bogus`, 'fix the ssh config it names'));
+});
+
 test('a Match line ssh cannot start: doctor quotes the shell', async () => {
   await signed({ match: '/nonexistent/cscs-sa match %h' });
   const r = await doctor();
