@@ -113,6 +113,7 @@ export async function run(args: string[]): Promise<number> {
   let settings: Settings | undefined;
   try {
     settings = await loadSettings({ key: values.key, env: values.env });
+    results.push(pass(settings.configFile ? `settings from ${settings.configFile} and the environment` : 'settings from the environment (no config file)'));
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
