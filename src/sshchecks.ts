@@ -200,9 +200,13 @@ function plainLines(stderr: string): string[] {
   return stderr.split(/\r?\n/).filter((l) => l.trim() !== '' && !/^(debug\d|OpenSSH_)/.test(l));
 }
 
+const CHANGED_FIX = 'the host key differs from the pinned one: confirm the new key with CSCS, then pin it again (cscs-sa known-hosts, cscs-sa setup --known-hosts FILE)';
+
+/** Lines that explain a failed ssh, most telling first (a jump host's reason beats the outer ssh's last line). */
 const EXPLANATIONS: [RegExp, string][] = [
   [/^cscs-sa: /, 'do what the cscs-sa line says (match and proxy run inside ssh)'],
-  [/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/, 'the host key differs from the pinned one: confirm the new key with CSCS, then pin it again (cscs-sa known-hosts, cscs-sa setup --known-hosts FILE)'],
+  [/Host key for .* has changed/, CHANGED_FIX],
+  [/REMOTE HOST IDENTIFICATION HAS CHANGED/, CHANGED_FIX],
   [/host key is known for|Host key verification failed/, PIN_FIX],
   [/Permission denied \(/, 'the server refused the login: User must be a principal of the certificate and the certificate fresh (cscs-sa status shows both), for the key ssh offers (IdentityFile)'],
   [/Too many authentication failures/, 'ssh offered other keys first: set "IdentitiesOnly yes" in Host sa-* (cscs-sa setup)'],

@@ -196,6 +196,14 @@ test('--connect with no host key: the line that says why, not ssh\'s last one', 
   assert.match(r.stdout, failed(`ssh sa-clariden true failed: No ED25519 host key is known for [127.0.0.1]:${world.ela.port} and you have requested strict checking.`, PIN));
 });
 
+test('--connect with a pinned key that is not the host\'s: the line ssh names, and the fix', async () => {
+  await signed({ hostKeys: 'pinned' });
+  writeFileSync(world.knownHosts, `[127.0.0.1]:${world.ela.port} ${world.clariden.hostPublicKey}\n[127.0.0.1]:${world.clariden.port} ${world.clariden.hostPublicKey}\n`);
+  const r = await cscsSa(['doctor', 'sa-clariden', '--ssh-config', world.sshConfig, '--connect'], world.env);
+  assert.is(r.exitCode, 1);
+  assert.match(r.stdout, failed(`ssh sa-clariden true failed: Host key for [127.0.0.1]:${world.ela.port} has changed and you have requested strict checking.`, 'the host key differs from the pinned one: confirm the new key with CSCS, then pin it again (cscs-sa known-hosts, cscs-sa setup --known-hosts FILE)'));
+});
+
 test('--connect as a User the certificate does not name: Permission denied, mapped to a fix', async () => {
   writeFileSync(world.sshConfig, readFileSync(world.sshConfig, 'utf8').replace(/^ {4}User .*$/m, '    User someone_else'));
   const r = await doctor(['--connect']);
