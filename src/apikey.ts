@@ -70,5 +70,5 @@ export async function readApiKey(settings: Settings, env: NodeJS.ProcessEnv = pr
   if (env.CSCS_API_KEY) return accept(env.CSCS_API_KEY, 'CSCS_API_KEY');
   if (settings.apiKeyFile) return fromFile(settings.apiKeyFile);
   if (settings.apiKeyCommand) return fromCommand(settings.apiKeyCommand, settings.timeout);
-  throw new ApiKeyError('no API key: set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file');
+  throw new ApiKeyError('no API key', { fix: 'set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file' });
 }

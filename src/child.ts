@@ -25,3 +25,18 @@ export async function runOpenSshTool(tool: string, args: string[], failure: stri
     throw new LocalFileError(`${failure}: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
   }
 }
+
+export interface ToolRun {
+  code: number | undefined;
+  stdout: string;
+  stderr: string;
+  /** The program was not found. */
+  missing: boolean;
+}
+
+/** Runs a program to look at its answer (doctor): never throws, bounded by `timeoutMs`. */
+export async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv(), timeoutMs = 30_000): Promise<ToolRun> {
+  const { execa } = await import('execa');
+  const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), missing: (r as { code?: string }).code === 'ENOENT' };
+}

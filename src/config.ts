@@ -110,16 +110,16 @@ async function loadConfigFile(path: string): Promise<FileConfig> {
     result = await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path);
   } catch (err) {
     const reason = (err as Error).message.split('\n', 1)[0];
-    throw new ConfigError(`cannot read config file ${path}: ${reason}`);
+    throw new ConfigError(`cannot read config file ${path}: ${reason}`, { fix: 'correct or remove the file', cause: err });
   }
   const config: unknown = result?.config ?? {};
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ConfigError(`config file ${path} must hold an object with settings`);
+    throw new ConfigError(`config file ${path} does not hold an object with settings`, { fix: 'write its settings as one object, e.g. {"key": "~/.ssh/cscs-key-sa"}' });
   }
   for (const [name, value] of Object.entries(config)) {
     const kind = FILE_KEYS[name as keyof FileConfig];
-    if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
-    if (!KINDS[kind].valid(value)) throw new ConfigError(`config file ${path}: "${name}" must be ${KINDS[kind].want}`);
+    if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}"`, { fix: `remove it or use one of ${Object.keys(FILE_KEYS).join(', ')}` });
+    if (!KINDS[kind].valid(value)) throw new ConfigError(`config file ${path}: "${name}" is not ${KINDS[kind].want}`, { fix: `set "${name}" to ${KINDS[kind].want}` });
   }
   return config as FileConfig;
 }
@@ -128,7 +128,7 @@ function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${name}=${raw} is not a number of seconds`);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${name}=${raw} is not a number of seconds`, { fix: `set ${name} to a number of seconds, or unset it` });
   return value;
 }
 
@@ -149,7 +149,7 @@ export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.Proces
 }
 
 function checkEnvironment(value: string, from: string): Environment {
-  if (!Object.hasOwn(AUTHX_URLS, value)) throw new ConfigError(`${from}: "${value}" is not a CSCS environment (${Object.keys(AUTHX_URLS).join(' or ')})`);
+  if (!Object.hasOwn(AUTHX_URLS, value)) throw new ConfigError(`${from}: "${value}" is not a CSCS environment`, { fix: `use ${Object.keys(AUTHX_URLS).join(' or ')}` });
   return value as Environment;
 }
 

@@ -4,7 +4,11 @@
  * certificate `match` ends here; everything else loads the ES module CLI.
  */
 import { matchIsFresh } from './fastpath.js';
+import { PROBE_ENV, recordProbe } from './probe.js';
 
-if (!(process.argv[2] === 'match' && matchIsFresh(process.argv.slice(3)))) {
+// doctor's probe comes first: under it match only says that ssh ran it, and never refreshes.
+if (process.argv[2] === 'match' && process.env[PROBE_ENV]) {
+  process.exitCode = recordProbe(process.env[PROBE_ENV], process.argv.slice(3));
+} else if (!(process.argv[2] === 'match' && matchIsFresh(process.argv.slice(3)))) {
   void import('./cli.js');
 }

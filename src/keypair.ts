@@ -28,14 +28,14 @@ function statOrUndefined(path: string): Stats | undefined {
   }
 }
 
-/** The checks ssh itself makes before it uses a private key, with the fix in the message. */
+/** The checks ssh itself makes before it uses a private key; the error carries the fix. */
 export function checkPrivateKey(path: string, stats: Stats): void {
-  if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory: point -f (or "key") at a private key file`);
+  if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory`, { fix: 'point -f (or "key") at a private key file' });
   if (stats.isSymbolicLink()) return; // ssh follows it; the target's mode is what counts and lstat cannot see it
-  if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`);
+  if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
   if ((stats.mode & 0o077) !== 0) {
     const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
-    throw new LocalFileError(`key ${path} has permissions ${mode}, which ssh refuses: run chmod 600 ${path}`);
+    throw new LocalFileError(`key ${path} has permissions ${mode}, which ssh refuses`, { fix: `run chmod 600 ${path}` });
   }
 }
 

@@ -57,7 +57,7 @@ test('a HOST with shell metacharacters is data, never run', async () => {
 test('environment values that cannot be used: one line naming the variable, exit 3', async () => {
   const timeout = await cscsSa(['match'], { ...env, CSCS_SA_TIMEOUT: 'ten' });
   assert.is(timeout.exitCode, 3);
-  assert.is(timeout.stderr, 'cscs-sa: CSCS_SA_TIMEOUT=ten is not a number of seconds\n');
+  assert.is(timeout.stderr, 'cscs-sa: CSCS_SA_TIMEOUT=ten is not a number of seconds: set CSCS_SA_TIMEOUT to a number of seconds, or unset it\n');
   const url = await cscsSa(['match'], { ...env, CSCS_AUTHX_URL: 'ftp://gateway' });
   assert.is(url.exitCode, 3);
   assert.is(url.stderr, 'cscs-sa: CSCS_AUTHX_URL: "ftp://gateway" must be an https:// URL\n');

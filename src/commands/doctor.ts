@@ -1,44 +1,41 @@
-import { lstatSync, realpathSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import { execa } from 'execa';
+import { lstatSync } from 'node:fs';
 import { readApiKey } from '../apikey.js';
-import { childEnv } from '../child.js';
+import { runTool } from '../child.js';
 import { loadSettings, type Settings } from '../config.js';
+import { CscsSaError } from '../errors.js';
 import { checkPrivateKey } from '../keypair.js';
 import { probeGateway } from '../gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh.js';
-import { inspect, keyPaths } from '../store.js';
+import { Probe } from '../probe.js';
+import { explainSshFailure, checkRoute, fail, pass, type Result } from '../sshchecks.js';
+import { resolveRoute } from '../sshroute.js';
+import { keyPaths } from '../store.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
 
 Checks the whole chain, one line each with what to do about a failure: OpenSSH, the shell ssh
-runs helpers with, what ssh_config makes of HOST (default sa-ela), the key pair, the API key
-source (never printed), the gateway (DNS, TLS, clock), and on request a test sign and a real
-connection. Without --connect it touches no remote host beyond the gateway.
+runs helpers with, the settings, the key pair, the API key source (never printed), the gateway
+(DNS, TLS, clock), and what ssh itself does for HOST (default sa-ela) and its jump hosts: that it
+runs cscs-sa match (asked of ssh -G, which then runs match in a probe mode that refreshes
+nothing), with which key, User, proxy, known host key and ControlPath folder. On request a test
+sign, and a real connection whose failure is explained by the line of ssh -v that says why.
+Without --connect it touches no remote host beyond the gateway.
 
 Options:
   -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
       --env ENV   prod (default) or tds
       --ssh-config FILE   check this ssh config instead of ssh's default (ssh -F FILE)
       --sign      fetch a certificate now (one gateway call)
-      --connect   run \`ssh HOST true\`
+      --connect   run \`ssh -v HOST true\` and explain a failure
   -h, --help      this text
 
 Exit status 0 when every check passes, 1 when any fails.`;
 
-interface Result {
-  ok: boolean;
-  line: string;
-  fix?: string;
-}
-
-const pass = (line: string): Result => ({ ok: true, line });
-const fail = (line: string, fix: string): Result => ({ ok: false, line, fix });
-
-async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv()) {
-  const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), missing: (r as { code?: string }).code === 'ENOENT' };
+/** A thrown error as a failed check: its message, and its own fix when it carries one. */
+function failure(err: unknown, fallback: string): Result {
+  if (err instanceof CscsSaError) return fail(err.message, err.fix ?? fallback);
+  return fail(err instanceof Error ? err.message : String(err), fallback);
 }
 
 async function checkOpenSsh(): Promise<Result> {
@@ -60,44 +57,6 @@ async function checkShell(): Promise<Result> {
   return pass(`$SHELL (${shell}) finds cscs-sa at ${r.stdout.trim()}`);
 }
 
-function resolved(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
-}
-
-async function checkSshConfig(ssh: string[], host: string, settings: Settings): Promise<Result[]> {
-  const r = await runTool('ssh', [...ssh, '-G', host], process.env);
-  const refreshLine = r.stderr.split('\n').find((l) => l.startsWith('cscs-sa:'));
-  if (r.code !== 0) return [fail(`ssh -G ${host} failed: ${r.stderr.trim().split('\n').pop()}`, 'fix the ssh config it names')];
-  const get = (key: string) => r.stdout.split('\n').filter((l) => l.startsWith(`${key} `)).map((l) => l.slice(key.length + 1));
-  const results: Result[] = [];
-  if (/not found/.test(r.stderr)) {
-    results.push(fail(`ssh's Match exec cannot start cscs-sa: ${r.stderr.trim().split('\n')[0]}`, 'run cscs-sa setup, which writes absolute paths'));
-  } else if (refreshLine) {
-    results.push(fail(`the refresh ssh ran for ${host} failed: ${refreshLine.slice(9)}`, 'see the message; cscs-sa sign shows the same'));
-  }
-  const identities = get('identityfile').map(resolved);
-  if (!identities.includes(resolved(settings.key))) {
-    results.push(fail(`ssh uses ${identities.join(', ') || 'no IdentityFile'} for ${host}, not ${settings.key}`, `add "IdentityFile ${settings.key}" to Host sa-* (cscs-sa setup)`));
-  }
-  const proxy = [...get('proxycommand'), ...get('proxyjump')].join(' ');
-  if (!/cscs-sa|proxy|sa-/.test(proxy)) {
-    results.push(fail(`${host} has neither ProxyCommand cscs-sa proxy nor a ProxyJump`, 'add "ProxyCommand cscs-sa proxy %h %p" to Host sa-* (cscs-sa setup)'));
-  }
-  const user = get('user')[0] ?? '';
-  const principals = inspect(keyPaths(settings.key), 0).certificate?.principals;
-  if (principals && principals.length > 0 && !principals.includes(user)) {
-    results.push(fail(`ssh logs in to ${host} as "${user}", which the certificate does not name (principals: ${principals.join(', ')})`, `set "User ${principals[0]}" in Host sa-*`));
-  } else if (!principals && user === userInfo().username) {
-    results.push(fail(`ssh logs in to ${host} as "${user}", your local name`, 'set User to the service account\'s login name in Host sa-* (cscs-sa setup)'));
-  }
-  if (results.length === 0) results.push(pass(`ssh config: ${host} → ${get('hostname')[0]} as ${user}, key ${settings.key}, via ${proxy}`));
-  return results;
-}
-
 function checkKeyPair(settings: Settings): Result {
   const paths = keyPaths(settings.key);
   const stats = lstatSync(paths.key, { throwIfNoEntry: false });
@@ -105,8 +64,7 @@ function checkKeyPair(settings: Settings): Result {
   try {
     checkPrivateKey(paths.key, stats);
   } catch (err) {
-    const [what, fix] = (err as Error).message.split(': run ');
-    return fail(what!, fix ? `run ${fix}` : 'fix the key path');
+    return failure(err, 'fix the key path');
   }
   if (!lstatSync(paths.publicKey, { throwIfNoEntry: false })) return fail(`no public key ${paths.publicKey}`, 'cscs-sa sign derives it from the private key');
   return pass(`key pair ${paths.key} (0600)`);
@@ -117,7 +75,7 @@ async function checkApiKey(settings: Settings): Promise<Result> {
     const key = await readApiKey(settings);
     return pass(`API key from ${key.source}`);
   } catch (err) {
-    return fail((err as Error).message.split(': ')[0]!, (err as Error).message.split(': ').slice(1).join(': ') || 'set CSCS_API_KEY');
+    return failure(err, 'set CSCS_API_KEY');
   }
 }
 
@@ -134,7 +92,7 @@ async function checkGateway(settings: Settings): Promise<Result[]> {
     }
     return results;
   } catch (err) {
-    return [fail((err as Error).message, 'check the network, DNS and HTTPS_PROXY')];
+    return [failure(err, 'check the network, DNS and HTTPS_PROXY')];
   }
 }
 
@@ -147,29 +105,49 @@ export async function run(args: string[]): Promise<number> {
     connect: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env });
   const host = positionals[0] ?? 'sa-ela';
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
-  const results: Result[] = [await checkOpenSsh(), await checkShell(), checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings))];
-  if (values.sign) {
+  const results: Result[] = [await checkOpenSsh(), await checkShell()];
+  // Settings that cannot be loaded are one failed check: what ssh does can still be checked.
+  let settings: Settings | undefined;
+  try {
+    settings = await loadSettings({ key: values.key, env: values.env });
+    results.push(pass(settings.configFile ? `settings from ${settings.configFile} and the environment` : 'settings from the environment (no config file)'));
+  } catch (err) {
+    results.push(failure(err, 'fix the setting it names'));
+  }
+  if (settings) results.push(checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });
       results.push(pass(`test sign: certificate for ${state.certificate!.principals.join(', ')}, ${Math.floor(state.secondsLeft!)} s left`));
     } catch (err) {
-      results.push(fail(`test sign failed: ${(err as Error).message}`, 'see the message'));
+      const r = failure(err, 'see the message');
+      results.push({ ...r, line: `test sign failed: ${r.line}` });
     }
   }
-  results.push(...(await checkSshConfig(ssh, host, settings)));
+  const probe = new Probe();
+  try {
+    results.push(...(await checkRoute(await resolveRoute(probe, ssh, host))));
+  } finally {
+    probe.remove();
+  }
   if (values.connect) {
-    const r = await runTool('ssh', [...ssh, '-o', 'BatchMode=yes', host, 'true'], process.env);
-    results.push(r.code === 0 ? pass(`ssh ${host} true: connected`) : fail(`ssh ${host} true failed: ${r.stderr.trim().split('\n').pop()}`, 'the lines above say why'));
+    // -v: the line that explains a failure may come from a jump host's ssh, long before the last one.
+    const r = await runTool('ssh', [...ssh, '-v', '-o', 'BatchMode=yes', host, 'true'], process.env, 60_000);
+    if (r.code === 0) results.push(pass(`ssh ${host} true: connected`));
+    else {
+      const { line, fix } = explainSshFailure(r.stderr);
+      results.push(fail(`ssh ${host} true failed: ${line}`, fix));
+    }
   }
 
   const colour = process.stdout.isTTY && !process.env.NO_COLOR;
   const paint = (code: number, text: string) => (colour ? `\x1b[${code}m${text}\x1b[0m` : text);
   for (const r of results) {
-    process.stdout.write(r.ok ? `${paint(32, '✔')} ${r.line}\n` : `${paint(31, '✘')} ${r.line}\n  → ${r.fix}\n`);
+    const mark = !r.ok ? paint(31, '✘') : r.warn ? paint(33, '!') : paint(32, '✔');
+    process.stdout.write(r.fix ? `${mark} ${r.line}\n  → ${r.fix}\n` : `${mark} ${r.line}\n`);
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }

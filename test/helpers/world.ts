@@ -26,6 +26,8 @@ export class World {
   clariden!: Sshd;
   home!: Home;
   sshConfig = '';
+  /** The UserKnownHostsFile of a config with checked host keys. */
+  knownHosts = '';
   env: Record<string, string> = {};
 
   async start(): Promise<this> {
@@ -42,19 +44,36 @@ export class World {
     this.home?.remove();
   }
 
-  /** A new HOME with no key and no certificate, as on a fresh CI runner. */
-  freshHome({ match = 'cscs-sa match %h', env = {} as Record<string, string> } = {}): Home {
+  /**
+   * A new HOME with no key and no certificate, as on a fresh CI runner. The ssh_config's Match
+   * line runs `match`, or is `matchLine` (null: none); `above` goes before it (a user's own
+   * blocks); `hostKeys`: 'unchecked' (StrictHostKeyChecking no), 'none' (checked, none known) or
+   * 'pinned' (checked, both sshd's keys in `knownHosts`).
+   */
+  freshHome({
+    match = 'cscs-sa match %h',
+    env = {} as Record<string, string>,
+    matchLine,
+    above = '',
+    hostKeys = 'unchecked',
+  }: { match?: string; env?: Record<string, string>; matchLine?: string | null; above?: string; hostKeys?: 'unchecked' | 'none' | 'pinned' } = {}): Home {
     this.home?.remove();
     this.home = tempHome();
     const bin = join(this.home.dir, 'bin');
     mkdirSync(bin);
     symlinkSync(BIN, join(bin, 'cscs-sa'));
     this.sshConfig = join(this.home.dir, 'ssh_config');
+    this.knownHosts = join(this.home.dir, 'known_hosts');
+    if (hostKeys === 'pinned') {
+      writeFileSync(this.knownHosts, [this.ela, this.clariden].map((s) => `[127.0.0.1]:${s.port} ${s.hostPublicKey}\n`).join(''));
+    }
+    const hostKeyLines =
+      hostKeys === 'unchecked'
+        ? 'StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null'
+        : `StrictHostKeyChecking yes\n    UserKnownHostsFile ${this.knownHosts}\n    GlobalKnownHostsFile /dev/null`;
     writeFileSync(
       this.sshConfig,
-      `Match host sa-* exec "${match}"
-
-Host sa-ela
+      `${above}${matchLine === null ? '' : `${matchLine ?? `Match host sa-* exec "${match}"`}\n\n`}Host sa-ela
     HostName 127.0.0.1
     Port ${this.ela.port}
 
@@ -69,8 +88,7 @@ Host sa-*
     IdentitiesOnly yes
     ProxyCommand cscs-sa proxy %h %p
     BatchMode yes
-    StrictHostKeyChecking no
-    UserKnownHostsFile /dev/null
+    ${hostKeyLines}
     LogLevel ERROR
 `,
     );
