@@ -2,14 +2,14 @@
  * The cscs-sa block for ssh_config and its one Include line in the user's ~/.ssh/config.
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
+import { BEGIN, END } from './account.js';
 import { CscsSaError, ExitCode } from './errors.js';
+
+export { BEGIN, END };
 
 /** The CSCS hosts: ela is the jump host; the clusters sit behind it. */
 export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
 export const CLUSTERS = ['clariden', 'daint', 'santis', 'eiger', 'bristen'];
-
-export const BEGIN = '# BEGIN cscs-sa (managed by `cscs-sa setup`; edits between these lines are replaced)';
-export const END = '# END cscs-sa';
 
 /** A config that setup will not edit, with what to do instead. */
 export class SetupRefusedError extends CscsSaError {
@@ -19,14 +19,18 @@ export class SetupRefusedError extends CscsSaError {
 }
 
 export interface BlockOptions {
+  /** Host prefix of the account (src/account.ts hostPrefix): `sa-` for the default account. */
+  prefix: string;
   user: string;
   key: string;
-  /** Cluster names, without the sa- prefix. */
+  /** Cluster names, without the prefix. */
   clusters: string[];
   /** How ssh's `$SHELL -c` starts cscs-sa: `cscs-sa`, or absolute paths of node and the script. */
   command: string;
-  /** Extra arguments for match and sign (e.g. `--env tds`). */
+  /** Extra arguments for match and sign (e.g. `--account NAME --env tds`). */
   matchArgs?: string;
+  /** Extra arguments for proxy (`--account NAME`, for --agent). */
+  proxyArgs?: string;
   /** Load certificates into ssh-agent from the ProxyCommand (proxy --agent). */
   agent?: boolean;
 }
@@ -38,23 +42,24 @@ function quoted(path: string): string {
 
 export function renderBlock(o: BlockOptions): string {
   const match = [o.command, 'match', o.matchArgs, '%h'].filter(Boolean).join(' ');
-  const proxy = [o.command, 'proxy', o.agent ? '--agent' : '', '%h %p'].filter(Boolean).join(' ');
-  const hosts = o.clusters.map((name) => `Host sa-${name}\n    HostName ${name}.alps.cscs.ch\n    ProxyJump sa-${JUMP_HOST.name}\n`);
+  const proxy = [o.command, 'proxy', o.agent ? '--agent' : '', o.agent ? o.proxyArgs : '', '%h %p'].filter(Boolean).join(' ');
+  const p = o.prefix;
+  const hosts = o.clusters.map((name) => `Host ${p}${name}\n    HostName ${name}.alps.cscs.ch\n    ProxyJump ${p}${JUMP_HOST.name}\n`);
   return `# cscs-sa: ssh, scp, sftp, rsync and git for a CSCS service account.
 # Written by \`cscs-sa setup\`; run it again to change this file (edits here are overwritten).
 
 # Runs while ssh reads its configuration, before it loads any key: refreshes the certificate
 # of the key below when it is missing or about to expire. It sets nothing itself, so the
 # blocks below apply even when a refresh fails.
-Match host sa-* exec "${match.replace(/"/g, '\\"')}"
+Match host ${p}* exec "${match.replace(/"/g, '\\"')}"
 
-# ssh takes the first value it finds: the hosts come before the sa-* defaults, so that their
+# ssh takes the first value it finds: the hosts come before the ${p}* defaults, so that their
 # ProxyJump wins over the generic ProxyCommand.
-Host sa-${JUMP_HOST.name}
+Host ${p}${JUMP_HOST.name}
     HostName ${JUMP_HOST.hostName}
 
 ${hosts.join('\n')}
-Host sa-*
+Host ${p}*
     User ${o.user}
     IdentityFile ${quoted(o.key)}
 ${
@@ -82,14 +87,15 @@ export interface IncludePlan {
 const HOST_OR_MATCH = /^\s*(host|match)(\s|=)/i;
 
 /**
- * Where the Include goes: replacing our marked block, or just before the first Host or Match
- * line (an Include after a Host line would apply to that host only), keeping the file's line
- * endings. Refuses files it cannot edit safely.
+ * Where the Includes go, one per account file (none: the marked block is taken out): replacing
+ * our marked block, or just before the first Host or Match line (an Include after a Host line
+ * would apply to that host only), keeping the file's line endings. Refuses files it cannot edit
+ * safely.
  */
-export function planInclude(existing: string, conf: string): IncludePlan {
+export function planInclude(existing: string, confs: string[]): IncludePlan {
   const eol = existing.includes('\r\n') ? '\r\n' : '\n';
   const lines = existing === '' ? [] : existing.replace(/\r?\n$/, '').split(/\r?\n/);
-  const block = [BEGIN, `Include ${quoted(conf)}`, END];
+  const block = confs.length === 0 ? [] : [BEGIN, ...confs.map((conf) => `Include ${quoted(conf)}`), END];
   const begins = lines.flatMap((l, i) => (l.trim() === BEGIN ? [i] : []));
   const ends = lines.flatMap((l, i) => (l.trim() === END ? [i] : []));
   let start: number;
@@ -99,21 +105,25 @@ export function planInclude(existing: string, conf: string): IncludePlan {
       throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END): fix or remove them by hand, then run setup again`);
     }
     [start, end] = [begins[0]!, ends[0]! + 1];
+    // Taking the block out takes the blank line that kept it apart too.
+    if (block.length === 0 && lines[end]?.trim() === '') end++;
   } else {
     const first = lines.findIndex((l) => HOST_OR_MATCH.test(l));
     start = end = first === -1 ? lines.length : first;
   }
-  const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
-  const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
-  if (elsewhere !== -1) {
-    throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+  for (const conf of confs) {
+    const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
+    const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
+    if (elsewhere !== -1) {
+      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+    }
   }
   const before = lines.slice(0, start);
   const after = lines.slice(end);
   // Keep the marked block apart from what surrounds it.
-  const insert = [...block, ...(after.length > 0 && after[0]!.trim() !== '' && start === end ? [''] : [])];
+  const insert = [...block, ...(block.length > 0 && after.length > 0 && after[0]!.trim() !== '' && start === end ? [''] : [])];
   const next = [...before, ...insert, ...after];
-  const text = next.join(eol) + eol;
+  const text = next.length === 0 ? '' : next.join(eol) + eol;
   const changed = text !== existing;
   return { text, changed, start, end, lines: insert };
 }

@@ -4,20 +4,23 @@ import { execa } from 'execa';
 import { readApiKey } from '../apikey.js';
 import { childEnv } from '../child.js';
 import { loadSettings, type Settings } from '../config.js';
+import { hostPrefix } from '../account.js';
 import { checkPrivateKey } from '../keypair.js';
+import { JUMP_HOST } from '../sshconfig.js';
 import { probeGateway } from '../gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { parseCommandArgs } from './args.js';
 
-export const usage = `Usage: cscs-sa doctor [HOST] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
+export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
 
 Checks the whole chain, one line each with what to do about a failure: OpenSSH, the shell ssh
-runs helpers with, what ssh_config makes of HOST (default sa-ela), the key pair, the API key
+runs helpers with, what ssh_config makes of HOST (default ACCOUNT-ela, i.e. sa-ela), the key pair, the API key
 source (never printed), the gateway (DNS, TLS, clock), and on request a test sign and a real
 connection. Without --connect it touches no remote host beyond the gateway.
 
 Options:
+      --account NAME   the service account to check (default sa)
   -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
       --env ENV   prod (default) or tds
       --ssh-config FILE   check this ssh config instead of ssh's default (ssh -F FILE)
@@ -140,6 +143,7 @@ async function checkGateway(settings: Settings): Promise<Result[]> {
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('doctor', args, {
+    account: { type: 'string' },
     key: { type: 'string', short: 'f' },
     env: { type: 'string' },
     'ssh-config': { type: 'string' },
@@ -147,8 +151,8 @@ export async function run(args: string[]): Promise<number> {
     connect: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env });
-  const host = positionals[0] ?? 'sa-ela';
+  const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
+  const host = positionals[0] ?? `${hostPrefix(settings.account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
   const results: Result[] = [await checkOpenSsh(), await checkShell(), checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings))];
