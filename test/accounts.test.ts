@@ -173,6 +173,20 @@ test('the fresh path with accounts in a JSON config file loads no config loader 
   assert.is(gw.signCallsFor(KEY_PROJ), 2);
 });
 
+test('sign and doctor take --account: that account\'s key, API key and hosts', async () => {
+  const sign = await cscsSa(['sign', '--account', 'proj'], env);
+  assert.is(sign.exitCode, 0, sign.stderr);
+  assert.match(sign.stdout, new RegExp(`^${keyOf('proj')}-cert.pub principals=${USER_PROJ} serial=\\d+ \\d+s left\\n$`));
+  assert.equal(signedKeys(KEY_PROJ), [publicKeyOf('proj')]);
+  assert.is(gw.signCallsFor(KEY_SA), 0);
+  const doctor = await cscsSa(['doctor', '--account', 'proj', '--ssh-config', sshConfig(), '--connect'], env);
+  assert.is(doctor.exitCode, 0, doctor.stdout);
+  assert.match(doctor.stdout, /^✔ API key from CSCS_API_KEY_PROJ$/m);
+  assert.match(doctor.stdout, new RegExp(`^✔ key pair ${keyOf('proj')} \\(0600\\)$`, 'm'));
+  assert.match(doctor.stdout, new RegExp(`^✔ ssh config: proj-ela → 127.0.0.1 as ${USER_PROJ}, key ${keyOf('proj')}, `, 'm'));
+  assert.match(doctor.stdout, /^✔ ssh proj-ela true: connected$/m);
+});
+
 test('status lists both accounts in one table and as JSON', async () => {
   assert.is((await ssh('sa-clariden', 'true')).exitCode, 0);
   assert.is((await ssh('proj-clariden', 'true')).exitCode, 0);

@@ -169,4 +169,47 @@ test('--print prints the block that examples/ssh_config shows', async (ctx) => {
   assert.is(shown, readFileSync(new URL('../examples/ssh_config', import.meta.url), 'utf8'));
 });
 
+test('--account: a file and an Include of its own, the other account untouched, twice changes nothing, --remove undoes it', async (ctx) => {
+  writeFileSync(ctx.config, 'Host github.com\n    User git\n', { mode: 0o600 });
+  assert.is((await setup(ctx, '--user', 'svc_test', '--hosts', 'clariden')).exitCode, 0);
+  const saConf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
+  const projConf = join(ctx.home.dir, '.ssh', 'cscs-sa-proj.conf');
+  const saText = readFileSync(saConf, 'utf8');
+
+  const r = await setup(ctx, '--account', 'proj', '--user', 'svc_proj', '--hosts', 'proj-clariden,daint', '--env', 'tds', '--agent');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(readFileSync(saConf, 'utf8'), saText, 'the default account\'s file is untouched');
+  const conf = readFileSync(projConf, 'utf8');
+  assert.equal([...conf.matchAll(/^Host (\S+)$/gm)].map((m) => m[1]), ['proj-ela', 'proj-clariden', 'proj-daint', 'proj-*']);
+  assert.match(conf, /^Match host proj-\* exec ".* match --account proj --env tds %h"$/m);
+  assert.match(conf, /^ {4}ProxyCommand .* proxy --agent --account proj %h %p$/m);
+  assert.match(readFileSync(ctx.config, 'utf8'), new RegExp(`^# BEGIN cscs-sa .*\nInclude ${saConf}\nInclude ${projConf}\n# END cscs-sa\n\nHost github.com\n`));
+
+  const proj = await resolve(ctx.config, 'proj-clariden', ctx.env);
+  assert.equal(proj.user, ['svc_proj']);
+  assert.equal(proj.proxyjump, ['proj-ela']);
+  assert.equal(proj.identityfile, [join(ctx.home.dir, '.ssh', 'cscs-key-proj')]);
+  assert.ok(statSync(join(ctx.home.dir, '.ssh', 'cscs-key-proj')).isFile(), 'its own key pair');
+  await assertCscsHosts(ctx);
+
+  const again = await setup(ctx, '--account', 'proj', '--user', 'svc_proj', '--hosts', 'proj-clariden,daint', '--env', 'tds', '--agent');
+  assert.is(again.stdout, 'cscs-sa: nothing to change\n');
+
+  const dry = await setup(ctx, '--account', 'proj', '--remove', '--dry-run');
+  assert.match(dry.stdout, new RegExp(`^-Include ${projConf}$`, 'm'));
+  assert.match(dry.stdout, new RegExp(`^rm ${projConf}$`, 'm'));
+  assert.ok(existsSync(projConf), '--dry-run removes nothing');
+  const removed = await setup(ctx, '--account', 'proj', '--remove');
+  assert.is(removed.exitCode, 0, removed.stderr);
+  assert.not.ok(existsSync(projConf));
+  assert.ok(existsSync(join(ctx.home.dir, '.ssh', 'cscs-key-proj')), 'the key pair stays');
+  assert.match(readFileSync(ctx.config, 'utf8'), new RegExp(`^# BEGIN cscs-sa .*\nInclude ${saConf}\n# END cscs-sa\n\nHost github.com\n`));
+  await assertCscsHosts(ctx);
+  assert.is(readFileSync(saConf, 'utf8'), saText);
+
+  // The last account out takes the marked block with it.
+  assert.is((await setup(ctx, '--remove')).exitCode, 0);
+  assert.is(readFileSync(ctx.config, 'utf8'), 'Host github.com\n    User git\n');
+});
+
 test.run();
