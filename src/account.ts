@@ -41,6 +41,11 @@ export function apiKeyVariable(account: string): string {
   return account === DEFAULT_ACCOUNT ? 'CSCS_API_KEY' : `CSCS_API_KEY_${account.toUpperCase()}`;
 }
 
+/** Any account's API key variable: kept out of every child process's environment. */
+export function isApiKeyVariable(name: string): boolean {
+  return name.startsWith(apiKeyVariable(DEFAULT_ACCOUNT));
+}
+
 /** The ssh_config file setup writes for the account, beside the user's ssh config. */
 export function confFile(account: string): string {
   return account === DEFAULT_ACCOUNT ? 'cscs-sa.conf' : `cscs-sa-${account}.conf`;

@@ -154,6 +154,20 @@ test('without its API key one account breaks, with one line naming its variable;
   assert.equal(signedKeys(KEY_PROJ), [publicKeyOf('proj')]);
 });
 
+test('an apiKeyCommand sees no account\'s API key in its environment', async () => {
+  forgetCertificates();
+  delete env.CSCS_API_KEY_PROJ;
+  env.CSCS_API_KEY_OTHER = 'other-accounts-key-5555';
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  // Prints the key only when no CSCS_API_KEY* variable reached it.
+  const command = ['sh', '-c', `if env | grep -q '^CSCS_API_KEY'; then echo leaked >&2; exit 9; fi; printf %s ${KEY_PROJ}`];
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ accounts: { proj: { apiKeyCommand: command } } }));
+  const r = await ssh('proj-clariden', 'id -un');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, USER_PROJ);
+  assert.equal(signedKeys(KEY_PROJ), [publicKeyOf('proj')]);
+});
+
 test('the fresh path with accounts in a JSON config file loads no config loader and no ES module', async () => {
   mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
   writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ refreshMargin: 20, accounts: { proj: { user: USER_PROJ } } }));
