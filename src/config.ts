@@ -1,9 +1,11 @@
 /**
- * Settings: flag > environment > config file > default.
+ * Settings: flag > environment > config file > default; global ones (timeouts, margin) and those
+ * of one account (src/account.ts: key pair, gateway, login name, API key source).
  *
  * The config file is searched only in the user's config folder. Listing that folder is one
- * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there,
- * because `match` runs for every ssh invocation.
+ * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there and
+ * the fast path (src/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
+ * runs for every ssh invocation.
  */
 import { readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
