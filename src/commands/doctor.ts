@@ -21,7 +21,7 @@ connection. Without --connect it touches no remote host beyond the gateway.
 
 Options:
       --account NAME   the service account to check (default sa)
-  -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME, i.e. cscs-key-sa)
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --env ENV   prod (default) or tds
       --ssh-config FILE   check this ssh config instead of ssh's default (ssh -F FILE)
       --sign      fetch a certificate now (one gateway call)

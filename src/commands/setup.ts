@@ -32,7 +32,7 @@ Options:
       --user NAME         the service account's login name (default CSCS_SA_USERNAME, else the
                           principal of a freshly signed certificate)
       --hosts LIST        clusters behind NAME-ela, comma-separated (default ${CLUSTERS.join(',')})
-      --key PATH          private key (default ~/.ssh/cscs-key-NAME, i.e. cscs-key-sa)
+      --key PATH          private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --env ENV           prod (default) or tds, the CSCS test environment's gateway
       --agent             load certificates into ssh-agent from the ProxyCommand (proxy --agent)
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the

@@ -18,7 +18,7 @@ file, and those with a key pair ~/.ssh/cscs-key-NAME.
 
 Options:
       --account NAME   only this service account (default sa)
-  -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME, i.e. cscs-key-sa)
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --json      one JSON object on stdout
   -h, --help      this text
 
