@@ -10,7 +10,7 @@ import { execaSync, execa } from 'execa';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { World } from '../test/helpers/world.ts';
+import { API_KEY, World } from '../test/helpers/world.ts';
 import { compareTimes, comparePeakMemory, median, type Command } from './harness.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -80,6 +80,30 @@ try {
     const [nodeM, matchM] = [fastMem.get('node -e 0')!, fastMem.get('cscs-sa match')!];
     row('1', '`cscs-sa match`, fresh certificate: wall', `${ms(matchT)} vs \`node -e 0\` ${ms(nodeT)}`, ratio(matchT, nodeT), '≤ 1.3 ×', verdict(matchT / nodeT <= 1.3));
     row('1', '`cscs-sa match`, fresh certificate: peak RSS', `${(matchM / 1024).toFixed(1)} MiB vs ${(nodeM / 1024).toFixed(1)} MiB`, ratio(matchM, nodeM), '≤ 1.5 ×', verdict(matchM / nodeM <= 1.5));
+  }
+
+  // 6. The fresh match of a non-default account, with accounts in a JSON config file: the fast
+  // path reads the file itself instead of giving up for the config loader.
+  if (wanted(6)) {
+    console.log('\n# 6. match --account, fresh certificate, accounts in the config file');
+    world.freshHome({ env: { CSCS_API_KEY_PROJ: API_KEY } });
+    const configDir = join(world.home.dir, '.config', 'cscs-sa');
+    mkdirSync(configDir, { recursive: true });
+    writeFileSync(join(configDir, 'config.json'), JSON.stringify({ refreshMargin: 20, accounts: { proj: { env: 'prod' }, other: {} } }));
+    const account = ['match', '--account', 'proj', 'proj-clariden'];
+    const first = await execa('cscs-sa', account, { env: world.env, extendEnv: false, reject: false });
+    if (first.exitCode !== 0) throw new Error(`cscs-sa match --account proj: exit ${first.exitCode}: ${first.stderr}`);
+    const times = await compareTimes(
+      [
+        { name: 'node -e 0', file: process.execPath, args: ['-e', '0'], env: world.env },
+        { name: 'match --account', file: 'cscs-sa', args: account, env: world.env },
+      ],
+      40,
+      5,
+    );
+    const [nodeT, matchT] = [times.get('node -e 0')!, times.get('match --account')!];
+    row('6', '`cscs-sa match --account proj`, fresh certificate, accounts in config.json: wall', `${ms(matchT)} vs \`node -e 0\` ${ms(nodeT)}`, ratio(matchT, nodeT), '≤ 1.3 ×', verdict(matchT / nodeT <= 1.3));
+    world.freshHome();
   }
 
   // 2. A whole ssh command through the full config against plain ssh.

@@ -1,9 +1,12 @@
 /**
- * Where the API key comes from: CSCS_API_KEY (as the official client), else the config's
- * apiKeyFile (0600 or stricter) or apiKeyCommand (run without a shell). There is deliberately no
- * flag: argv is visible to every user of the machine.
+ * Where an account's API key comes from: its variable (CSCS_API_KEY for the default account, as
+ * the official client; CSCS_API_KEY_NAME for account NAME), else its apiKeyFile (0600 or
+ * stricter) or apiKeyCommand (run without a shell). Never another account's source: an API key
+ * is only ever sent for its own account's key pair. There is deliberately no flag: argv is
+ * visible to every user of the machine.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { DEFAULT_ACCOUNT } from './account.js';
 import { childEnv } from './child.js';
 import type { Settings } from './config.js';
 import { ApiKeyError, describeFsError } from './errors.js';
@@ -67,8 +70,11 @@ async function fromCommand(command: string | string[], timeoutSeconds: number): 
 }
 
 export async function readApiKey(settings: Settings, env: NodeJS.ProcessEnv = process.env): Promise<ApiKey> {
-  if (env.CSCS_API_KEY) return accept(env.CSCS_API_KEY, 'CSCS_API_KEY');
+  const variable = settings.apiKeyVariable;
+  if (env[variable]) return accept(env[variable], variable);
   if (settings.apiKeyFile) return fromFile(settings.apiKeyFile);
   if (settings.apiKeyCommand) return fromCommand(settings.apiKeyCommand, settings.timeout);
-  throw new ApiKeyError('no API key', { fix: 'set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file' });
+  const where = settings.account === DEFAULT_ACCOUNT ? 'in the config file' : `under accounts.${settings.account} in the config file`;
+  const whose = settings.account === DEFAULT_ACCOUNT ? '' : ` for account ${settings.account}`;
+  throw new ApiKeyError(`no API key${whose}`, { fix: `set ${variable}, or apiKeyFile or apiKeyCommand ${where}` });
 }

@@ -1,12 +1,13 @@
+import { isApiKeyVariable } from './account.js';
 import { LocalFileError } from './errors.js';
 
 /**
- * The environment for child processes (ssh-keygen, ssh-add, apiKeyCommand): ours minus the API
- * key, which none of them needs, so it does not show in /proc/<pid>/environ of any child.
+ * The environment for child processes (ssh-keygen, ssh-add, apiKeyCommand): ours minus every
+ * account's API key, which none of them needs, so none shows in /proc/<pid>/environ of a child
+ * (and one account's apiKeyCommand never sees another account's key).
  */
 export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const { CSCS_API_KEY: _omitted, ...rest } = env;
-  return rest;
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !isApiKeyVariable(name)));
 }
 
 /**

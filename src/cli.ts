@@ -38,6 +38,8 @@ ${Object.entries(COMMANDS)
 
 The API key comes from CSCS_API_KEY, or apiKeyFile / apiKeyCommand in
 $XDG_CONFIG_HOME/cscs-sa/config.json (else ~/.config/cscs-sa/config.json).
+More service accounts: --account NAME (hosts NAME-*, key ~/.ssh/cscs-key-NAME, API key
+CSCS_API_KEY_NAME in upper case, or accounts.NAME in the config file).
 DEBUG=cscs-sa:* prints diagnostics (secrets redacted).
 
 Exit status:

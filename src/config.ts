@@ -1,41 +1,58 @@
 /**
- * Settings: flag > environment > config file > default.
+ * Settings: flag > environment > config file > default; global ones (timeouts, margin) and those
+ * of one account (src/account.ts: key pair, gateway, login name, API key source).
  *
  * The config file is searched only in the user's config folder. Listing that folder is one
- * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there,
- * because `match` runs for every ssh invocation.
+ * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there and
+ * the fast path (src/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
+ * runs for every ssh invocation.
  */
 import { readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { ConfigError } from './errors.js';
+import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
+import { ConfigError, UsageError } from './errors.js';
 
 /** The CSCS gateways: production, and the test and development system (TDS). */
 export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
 export type Environment = keyof typeof AUTHX_URLS;
 
-export interface Settings {
-  /** Private key path; the certificate is `${key}-cert.pub`. */
-  key: string;
-  /** Which CSCS gateway authxUrl defaults to. */
-  env: Environment;
-  authxUrl: string;
+/** Settings shared by every account: how long to wait, when to refresh. */
+export interface GlobalSettings {
   /** Refresh when fewer than this many seconds of validity are left. */
   refreshMargin: number;
   /** Total deadline in seconds for one refresh (both gateway calls, retries included). */
   timeout: number;
   /** Connect timeout in seconds, for the gateway and for `proxy`. */
   connectTimeout: number;
-  apiKeyFile?: string;
-  /** A command that prints the API key, run without a shell: a string or an argv array. */
-  apiKeyCommand?: string | string[];
   /** proxy loads certificates into ssh-agent (as with --agent). */
   agent: boolean;
   /** The config file the settings came from, if any. */
   configFile?: string;
 }
 
-export type SettingsFlags = { key?: string; env?: string };
+/** What belongs to one service account: its key pair, gateway, login name and API key source. */
+export interface AccountSettings {
+  /** The account's name (src/account.ts): `sa` is the default account. */
+  account: string;
+  /** Private key path; the certificate is `${key}-cert.pub`. */
+  key: string;
+  /** Which CSCS gateway authxUrl defaults to. */
+  env: Environment;
+  authxUrl: string;
+  /** The login name, for setup (else the certificate's principal). */
+  user?: string;
+  /** The environment variable holding this account's API key (never another account's). */
+  apiKeyVariable: string;
+  apiKeyFile?: string;
+  /** A command that prints the API key, run without a shell: a string or an argv array. */
+  apiKeyCommand?: string | string[];
+}
+
+/** One account's settings with the global ones: what a command for that account needs. */
+export interface Settings extends GlobalSettings, AccountSettings {}
+
+export type SettingsFlags = { key?: string; env?: string; account?: string };
 
 const NAME = 'cscs-sa';
 export const DEFAULT_KEY = '~/.ssh/cscs-key-sa';
@@ -77,7 +94,11 @@ export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | u
   return found && join(dir, found);
 }
 
-export type FileConfig = Partial<Omit<Settings, 'configFile'>>;
+type AccountKeys = 'key' | 'env' | 'authxUrl' | 'user' | 'apiKeyFile' | 'apiKeyCommand';
+/** An account's own settings in the config file, under `accounts.NAME`. */
+export type AccountFileConfig = Partial<Pick<AccountSettings, AccountKeys>>;
+/** The config file: the global settings, the default account's at the top level, the others under `accounts`. */
+export type FileConfig = Partial<Omit<GlobalSettings, 'configFile'>> & AccountFileConfig & { accounts?: Record<string, AccountFileConfig> };
 
 type Kind = 'string' | 'number' | 'boolean' | 'command';
 
@@ -91,17 +112,52 @@ const KINDS: Record<Kind, { valid: (value: unknown) => boolean; want: string }> 
   },
 };
 
-const FILE_KEYS: Record<keyof FileConfig, Kind> = {
+const ACCOUNT_KEYS: Record<AccountKeys, Kind> = {
   key: 'string',
   env: 'string',
   authxUrl: 'string',
+  user: 'string',
+  apiKeyFile: 'string',
+  apiKeyCommand: 'command',
+};
+
+const FILE_KEYS: Record<Exclude<keyof FileConfig, 'accounts'>, Kind> = {
+  ...ACCOUNT_KEYS,
   refreshMargin: 'number',
   timeout: 'number',
   connectTimeout: 'number',
-  apiKeyFile: 'string',
-  apiKeyCommand: 'command',
   agent: 'boolean',
 };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Refuses unknown keys (own keys only: `__proto__` is unknown, not Object.prototype) and wrong types. */
+function checkKeys(object: Record<string, unknown>, keys: Record<string, Kind>, where: string): void {
+  for (const [name, value] of Object.entries(object)) {
+    const kind = Object.hasOwn(keys, name) ? keys[name] : undefined;
+    if (!kind) throw new ConfigError(`${where}: unknown setting "${name}"`, { fix: `remove it or use one of ${Object.keys(keys).join(', ')}` });
+    if (!KINDS[kind].valid(value)) throw new ConfigError(`${where}: "${name}" is not ${KINDS[kind].want}`, { fix: `set "${name}" to ${KINDS[kind].want}` });
+  }
+}
+
+/** Checks a parsed config file; synchronous, so the hot path can use it on a JSON file it read itself. */
+export function checkFileConfig(config: unknown, path: string): FileConfig {
+  if (!isObject(config)) throw new ConfigError(`config file ${path} does not hold an object with settings`, { fix: 'write its settings as one object, e.g. {"key": "~/.ssh/cscs-key-sa"}' });
+  const { accounts, ...rest } = config;
+  checkKeys(rest, FILE_KEYS, `config file ${path}`);
+  if (accounts !== undefined) {
+    if (!isObject(accounts)) throw new ConfigError(`config file ${path}: "accounts" does not map account names to their settings`, { fix: 'write it as {"accounts": {"NAME": {...}}}' });
+    for (const [name, settings] of Object.entries(accounts)) {
+      if (!isAccountName(name)) throw new ConfigError(`config file ${path}: "${name}" is not an account name`, { fix: `use ${ACCOUNT_NAME_RULE}` });
+      if (name === DEFAULT_ACCOUNT) throw new ConfigError(`config file ${path}: accounts.${name}: the default account's settings are the top-level ones`, { fix: 'move them there' });
+      if (!isObject(settings)) throw new ConfigError(`config file ${path}: accounts.${name} does not hold an object with settings`, { fix: `write it as {"accounts": {"${name}": {...}}}` });
+      checkKeys(settings, ACCOUNT_KEYS, `config file ${path}: accounts.${name}`);
+    }
+  }
+  return config as FileConfig;
+}
 
 async function loadConfigFile(path: string): Promise<FileConfig> {
   const { cosmiconfig } = await import('cosmiconfig');
@@ -112,16 +168,18 @@ async function loadConfigFile(path: string): Promise<FileConfig> {
     const reason = (err as Error).message.split('\n', 1)[0];
     throw new ConfigError(`cannot read config file ${path}: ${reason}`, { fix: 'correct or remove the file', cause: err });
   }
-  const config: unknown = result?.config ?? {};
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ConfigError(`config file ${path} does not hold an object with settings`, { fix: 'write its settings as one object, e.g. {"key": "~/.ssh/cscs-key-sa"}' });
-  }
-  for (const [name, value] of Object.entries(config)) {
-    const kind = FILE_KEYS[name as keyof FileConfig];
-    if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}"`, { fix: `remove it or use one of ${Object.keys(FILE_KEYS).join(', ')}` });
-    if (!KINDS[kind].valid(value)) throw new ConfigError(`config file ${path}: "${name}" is not ${KINDS[kind].want}`, { fix: `set "${name}" to ${KINDS[kind].want}` });
-  }
-  return config as FileConfig;
+  return checkFileConfig(result?.config ?? {}, path);
+}
+
+/** The config file and what it holds ({} without one). */
+export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<{ file: FileConfig; configFile?: string }> {
+  const configFile = findConfigFile(env);
+  return { file: configFile ? await loadConfigFile(configFile) : {}, configFile };
+}
+
+/** The accounts the config file names (the default account not among them). */
+export function configuredAccounts(file: FileConfig): string[] {
+  return Object.keys(file.accounts ?? {});
 }
 
 function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -144,8 +202,8 @@ function checkUrl(url: string, from: string): string {
 }
 
 export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
-  const configFile = findConfigFile(env);
-  return settingsFrom(flags, env, configFile ? await loadConfigFile(configFile) : {}, configFile);
+  const { file, configFile } = await loadConfig(env);
+  return settingsFrom(flags, env, file, configFile);
 }
 
 function checkEnvironment(value: string, from: string): Environment {
@@ -153,26 +211,46 @@ function checkEnvironment(value: string, from: string): Environment {
   return value as Environment;
 }
 
-/** Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot path. */
+/** The account a --account flag names: the default without one. */
+export function accountName(flag: string | undefined): string {
+  if (flag === undefined) return DEFAULT_ACCOUNT;
+  if (!isAccountName(flag)) throw new UsageError(`--account: "${flag}" is not an account name (${ACCOUNT_NAME_RULE})`);
+  return flag;
+}
+
+/**
+ * Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot
+ * path. The default account reads the top-level settings and CSCS_SA_KEY; another account only
+ * its own `accounts.NAME` and key path, so that nothing of one account's identity (key pair, API
+ * key source) ever applies to another. The gateway variables (CSCS_SA_ENV, CSCS_AUTHX_URL)
+ * name no identity and apply to every account.
+ */
 export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): Settings {
+  const account = accountName(flags.account);
+  const isDefault = account === DEFAULT_ACCOUNT;
+  const own: AccountFileConfig = isDefault ? file : (file.accounts && Object.hasOwn(file.accounts, account) ? file.accounts[account]! : {});
+  const from = `config file ${configFile}${isDefault ? '' : ` (accounts.${account})`}`;
   const cscsEnv = flags.env
     ? checkEnvironment(flags.env, '--env')
     : env[ENV.env]
       ? checkEnvironment(env[ENV.env]!, ENV.env)
-      : file.env
-        ? checkEnvironment(file.env, `config file ${configFile}`)
+      : own.env
+        ? checkEnvironment(own.env, from)
         : 'prod';
   // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
-  const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || file.authxUrl;
+  const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || own.authxUrl;
   return {
-    key: expandHome(flags.key ?? (env[ENV.key] || file.key || DEFAULT_KEY)),
+    account,
+    key: expandHome(flags.key ?? ((isDefault && env[ENV.key]) || own.key || defaultKey(account))),
     env: cscsEnv,
-    authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : `config file ${configFile}`) : AUTHX_URLS[cscsEnv],
+    authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : from) : AUTHX_URLS[cscsEnv],
+    user: own.user,
+    apiKeyVariable: apiKeyVariable(account),
+    apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
+    apiKeyCommand: own.apiKeyCommand,
     refreshMargin: envSeconds(env, ENV.refreshMargin) ?? file.refreshMargin ?? 20,
     timeout: envSeconds(env, ENV.timeout) ?? file.timeout ?? 10,
     connectTimeout: envSeconds(env, ENV.connectTimeout) ?? file.connectTimeout ?? 5,
-    apiKeyFile: file.apiKeyFile && expandHome(file.apiKeyFile),
-    apiKeyCommand: file.apiKeyCommand,
     agent: file.agent ?? false,
     configFile,
   };

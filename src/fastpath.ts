@@ -1,22 +1,27 @@
 /**
  * The hot path: `cscs-sa match` with a fresh certificate, which ssh runs for every invocation
- * (`ssh -G` included). Synchronous, no config-file loader, no network. Anything it does not
- * handle (a refresh, --help, a config file to load, a bad flag) goes to the full command, which
- * looks again and explains.
+ * (`ssh -G` included). Synchronous, no config-file loader, no network: a JSON config file (the
+ * usual one, and the one with several accounts) it reads and checks itself. Anything it does not
+ * handle (a refresh, --help, a YAML or JS config file, a bad flag or file) goes to the full
+ * command, which looks again and explains.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { findConfigFile, settingsFrom } from './config.js';
+import { checkFileConfig, findConfigFile, settingsFrom } from './config.js';
 import { inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but must parse here too. */
-export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' } } as const;
+export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' }, account: { type: 'string' } } as const;
 
 /** True when `match ARGS` has nothing to do: its certificate is fresh. */
 export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
     const { values } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
-    if (findConfigFile(env)) return false;
-    const settings = settingsFrom({ key: values.key }, env, {});
+    const configFile = findConfigFile(env);
+    // JSON.parse reads a .json file as cosmiconfig does; other formats need its loaders.
+    if (configFile && !configFile.endsWith('.json')) return false;
+    const file = configFile ? checkFileConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile) : {};
+    const settings = settingsFrom({ key: values.key, account: values.account }, env, file, configFile);
     return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';
   } catch {
     return false;

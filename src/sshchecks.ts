@@ -99,7 +99,7 @@ function whyNoMatch(hop: Hop): Result {
 async function matchKey(args: string[]): Promise<{ key?: string; error?: string }> {
   try {
     const { values } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
-    return { key: (await loadSettings({ key: values.key, env: values.env })).key };
+    return { key: (await loadSettings({ key: values.key, env: values.env, account: values.account })).key };
   } catch (err) {
     return { error: (err as Error).message };
   }

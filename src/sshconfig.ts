@@ -2,15 +2,15 @@
  * The cscs-sa block for ssh_config and its one Include line in the user's ~/.ssh/config.
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
+import { BEGIN, END } from './account.js';
 import { CscsSaError, ExitCode, UsageError } from './errors.js';
 import { configWord, sshCommand } from './sshlex.js';
+
+export { BEGIN, END };
 
 /** The CSCS hosts: ela is the jump host; the clusters sit behind it. */
 export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
 export const CLUSTERS = ['clariden', 'daint', 'santis', 'eiger', 'bristen'];
-
-export const BEGIN = '# BEGIN cscs-sa (managed by `cscs-sa setup`; edits between these lines are replaced)';
-export const END = '# END cscs-sa';
 
 /** A config that setup will not edit, with what to do instead. */
 export class SetupRefusedError extends CscsSaError {
@@ -20,11 +20,12 @@ export class SetupRefusedError extends CscsSaError {
 }
 
 /** --hosts LIST: cluster names behind the jump host, without the prefix. */
-export function parseHosts(command: string, list: string | undefined): string[] {
+export function parseHosts(command: string, list: string | undefined, prefix: string): string[] {
   if (list === undefined) return CLUSTERS;
   const names = list
     .split(',')
-    .map((h) => h.trim().replace(/^sa-/, ''))
+    .map((h) => h.trim())
+    .map((h) => (h.startsWith(prefix) ? h.slice(prefix.length) : h))
     .filter((h) => h !== '' && h !== JUMP_HOST.name);
   const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
   if (bad !== undefined) throw new UsageError(`${command}: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
@@ -38,6 +39,8 @@ export interface Target {
 }
 
 export interface BlockOptions {
+  /** Host prefix of the account (src/account.ts hostPrefix): `sa-` for the default account. */
+  prefix: string;
   user: string;
   key: string;
   /** Cluster names, without the prefix. */
@@ -46,10 +49,10 @@ export interface BlockOptions {
   command: string[];
   /** Extra arguments for match (e.g. `['--env', 'tds']`, `['-f', KEY]`), quoted for the shell here. */
   matchArgs?: string[];
+  /** Extra arguments for proxy when it loads the agent (`--account NAME`). */
+  proxyArgs?: string[];
   /** Load certificates into ssh-agent from the ProxyCommand (proxy --agent). */
   agent?: boolean;
-  /** Host names are PREFIX-NAME; `sa` by default. */
-  prefix?: string;
   /** The pinned host keys (UserKnownHostsFile). */
   knownHosts: string;
   /** Accept and record unknown host keys (StrictHostKeyChecking accept-new) instead of refusing them. */
@@ -76,7 +79,7 @@ export function blockTargets(o: Pick<BlockOptions, 'clusters' | 'targets'>): Rec
 const PATH = { tokens: true, env: true } as const;
 
 export function renderBlock(o: BlockOptions): string {
-  const prefix = o.prefix ?? 'sa';
+  const prefix = o.prefix;
   // The key first: a key that cannot be written is named as such.
   const defaults = [
     `User ${o.user}`,
@@ -98,11 +101,11 @@ export function renderBlock(o: BlockOptions): string {
   const words = (what: string, values: string[]) => values.map((value) => ({ what, value }));
   const command = words('the cscs-sa command', o.command);
   const match = sshCommand([...command, ...words('an argument of match', ['match', ...(o.matchArgs ?? [])])], '%n');
-  const proxy = sshCommand([...command, ...words('an argument of proxy', ['proxy', ...(o.agent ? ['--agent'] : [])])], '%h %p');
+  const proxy = sshCommand([...command, ...words('an argument of proxy', ['proxy', ...(o.agent ? ['--agent', ...(o.proxyArgs ?? [])] : [])])], '%h %p');
   const host = (name: string, t: Target, route: string) =>
-    [`Host ${prefix}-${name}`, `    HostName ${t.hostName}`, ...(t.port && t.port !== 22 ? [`    Port ${t.port}`] : []), `    ${route}`, ''].join('\n');
+    [`Host ${prefix}${name}`, `    HostName ${t.hostName}`, ...(t.port && t.port !== 22 ? [`    Port ${t.port}`] : []), `    ${route}`, ''].join('\n');
   const targets = blockTargets(o);
-  const hosts = Object.entries(targets).map(([name, t]) => host(name, t, name === JUMP_HOST.name ? `ProxyCommand ${proxy}` : `ProxyJump ${prefix}-${JUMP_HOST.name}`));
+  const hosts = Object.entries(targets).map(([name, t]) => host(name, t, name === JUMP_HOST.name ? `ProxyCommand ${proxy}` : `ProxyJump ${prefix}${JUMP_HOST.name}`));
   const overrides = o.overrides
     ? `# Your own settings for these hosts (HostName, Port, ...): ssh takes the first value it finds,
 # so what this file sets wins over the lines below, and re-running setup leaves it alone.
@@ -116,14 +119,14 @@ Include ${configWord('the overrides file', o.overrides, { glob: true })}
 ${overrides}# Each host has one route: the jump host a ProxyCommand, the clusters a ProxyJump through it
 # (so that clients that read ssh_config their own way, like paramiko, take the same route).
 ${hosts.join('\n')}
-Host ${prefix}-*
+Host ${prefix}*
 ${defaults.map((l) => `    ${l}`).join('\n')}
 
 # Last, so that it sees the final values of the lines above: refreshes the certificate of the
 # key above when it is missing or about to expire, before ssh loads any key. It sets nothing
 # itself, so the blocks above apply even when a refresh fails. originalhost (the name typed,
 # %n) keeps it working when your own HostName for a host comes first.
-Match originalhost ${prefix}-* exec "${match}"
+Match originalhost ${prefix}* exec "${match}"
 `;
 }
 
@@ -140,15 +143,15 @@ export interface IncludePlan {
 const HOST_OR_MATCH = /^\s*(host|match)(\s|=)/i;
 
 /**
- * Where the Include goes: replacing our marked block, or just before the first Host or Match
- * line (an Include after a Host line would apply to that host only), keeping the file's line
- * endings. Refuses files it cannot edit safely.
+ * Where the Includes go, one per account file (none: the marked block is taken out): replacing
+ * our marked block, or just before the first Host or Match line (an Include after a Host line
+ * would apply to that host only), keeping the file's line endings. Refuses files it cannot edit
+ * safely.
  */
-export function planInclude(existing: string, conf: string | string[]): IncludePlan {
-  const confs = typeof conf === 'string' ? [conf] : conf;
+export function planInclude(existing: string, confs: string[]): IncludePlan {
   const eol = existing.includes('\r\n') ? '\r\n' : '\n';
   const lines = existing === '' ? [] : existing.replace(/\r?\n$/, '').split(/\r?\n/);
-  const block = [BEGIN, ...confs.map((c) => `Include ${configWord('the cscs-sa config', c, { glob: true })}`), END];
+  const block = confs.length === 0 ? [] : [BEGIN, ...confs.map((c) => `Include ${configWord('the cscs-sa config', c, { glob: true })}`), END];
   const begins = lines.flatMap((l, i) => (l.trim() === BEGIN ? [i] : []));
   const ends = lines.flatMap((l, i) => (l.trim() === END ? [i] : []));
   let start: number;
@@ -158,6 +161,8 @@ export function planInclude(existing: string, conf: string | string[]): IncludeP
       throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END): fix or remove them by hand, then run setup again`);
     }
     [start, end] = [begins[0]!, ends[0]! + 1];
+    // Taking the block out takes the blank line that kept it apart too.
+    if (block.length === 0 && lines[end]?.trim() === '') end++;
   } else {
     const first = lines.findIndex((l) => HOST_OR_MATCH.test(l));
     start = end = first === -1 ? lines.length : first;
@@ -172,9 +177,9 @@ export function planInclude(existing: string, conf: string | string[]): IncludeP
   const before = lines.slice(0, start);
   const after = lines.slice(end);
   // Keep the marked block apart from what surrounds it.
-  const insert = [...block, ...(after.length > 0 && after[0]!.trim() !== '' && start === end ? [''] : [])];
+  const insert = [...block, ...(block.length > 0 && after.length > 0 && after[0]!.trim() !== '' && start === end ? [''] : [])];
   const next = [...before, ...insert, ...after];
-  const text = next.join(eol) + eol;
+  const text = next.length === 0 ? '' : next.join(eol) + eol;
   const changed = text !== existing;
   return { text, changed, start, end, lines: insert };
 }

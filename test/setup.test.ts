@@ -206,7 +206,7 @@ for (const [name, key] of [
 test('without --user, a failed certificate fetch keeps its exit code and leads with its own fix', async (ctx) => {
   const noKey = await cscsSa(['setup', '--ssh-config', ctx.config], userEnv(ctx.home, { CSCS_AUTHX_URL: gw.url }));
   assert.is(noKey.exitCode, 4, noKey.stderr);
-  assert.match(noKey.stderr, /^cscs-sa: no API key: set CSCS_API_KEY.*: then run setup again, or pass --user NAME \(setup needs a certificate only to learn the login name\)\n$/);
+  assert.match(noKey.stderr, /^cscs-sa: no API key: set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file; or pass --user NAME \(setup needs a certificate only to learn the login name\)\n$/);
   const refused = await cscsSa(['setup', '--ssh-config', ctx.config], { ...ctx.env, CSCS_API_KEY: 'wrong' });
   assert.is(refused.exitCode, 4, refused.stderr);
   assert.match(refused.stderr, /^cscs-sa: API key rejected \(401\)/);
@@ -230,6 +230,49 @@ test('--print prints the block that examples/ssh_config shows', async (ctx) => {
   // As a user with cscs-sa on the PATH sees it: the example names the command and ~.
   const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %n")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
   assert.is(shown, readFileSync(new URL('../examples/ssh_config', import.meta.url), 'utf8'));
+});
+
+test('--account: a file and an Include of its own, the other account untouched, twice changes nothing, --remove undoes it', async (ctx) => {
+  writeFileSync(ctx.config, 'Host github.com\n    User git\n', { mode: 0o600 });
+  assert.is((await setup(ctx, '--user', 'svc_test', '--hosts', 'clariden')).exitCode, 0);
+  const saConf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
+  const projConf = join(ctx.home.dir, '.ssh', 'cscs-sa-proj.conf');
+  const saText = readFileSync(saConf, 'utf8');
+
+  const r = await setup(ctx, '--account', 'proj', '--user', 'svc_proj', '--hosts', 'proj-clariden,daint', '--env', 'tds', '--agent');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(readFileSync(saConf, 'utf8'), saText, 'the default account\'s file is untouched');
+  const conf = readFileSync(projConf, 'utf8');
+  assert.equal([...conf.matchAll(/^Host (\S+)$/gm)].map((m) => m[1]), ['proj-ela', 'proj-clariden', 'proj-daint', 'proj-*']);
+  assert.match(conf, /^Match originalhost proj-\* exec ".* match --account proj --env tds %n"$/m);
+  assert.match(conf, /^ {4}ProxyCommand .* proxy --agent --account proj %h %p$/m);
+  assert.match(readFileSync(ctx.config, 'utf8'), new RegExp(`^# BEGIN cscs-sa .*\nInclude ${saConf}\nInclude ${projConf}\n# END cscs-sa\n\nHost github.com\n`));
+
+  const proj = await resolve(ctx.config, 'proj-clariden', ctx.env);
+  assert.equal(proj.user, ['svc_proj']);
+  assert.equal(proj.proxyjump, ['proj-ela']);
+  assert.equal(proj.identityfile, [join(ctx.home.dir, '.ssh', 'cscs-key-proj')]);
+  assert.ok(statSync(join(ctx.home.dir, '.ssh', 'cscs-key-proj')).isFile(), 'its own key pair');
+  await assertCscsHosts(ctx);
+
+  const again = await setup(ctx, '--account', 'proj', '--user', 'svc_proj', '--hosts', 'proj-clariden,daint', '--env', 'tds', '--agent');
+  assert.is(again.stdout, 'cscs-sa: nothing to change\n');
+
+  const dry = await setup(ctx, '--account', 'proj', '--remove', '--dry-run');
+  assert.match(dry.stdout, new RegExp(`^-Include ${projConf}$`, 'm'));
+  assert.match(dry.stdout, new RegExp(`^rm ${projConf}$`, 'm'));
+  assert.ok(existsSync(projConf), '--dry-run removes nothing');
+  const removed = await setup(ctx, '--account', 'proj', '--remove');
+  assert.is(removed.exitCode, 0, removed.stderr);
+  assert.not.ok(existsSync(projConf));
+  assert.ok(existsSync(join(ctx.home.dir, '.ssh', 'cscs-key-proj')), 'the key pair stays');
+  assert.match(readFileSync(ctx.config, 'utf8'), new RegExp(`^# BEGIN cscs-sa .*\nInclude ${saConf}\n# END cscs-sa\n\nHost github.com\n`));
+  await assertCscsHosts(ctx);
+  assert.is(readFileSync(saConf, 'utf8'), saText);
+
+  // The last account out takes the marked block with it.
+  assert.is((await setup(ctx, '--remove')).exitCode, 0);
+  assert.is(readFileSync(ctx.config, 'utf8'), 'Host github.com\n    User git\n');
 });
 
 test.run();

@@ -2,8 +2,10 @@ import { lstatSync } from 'node:fs';
 import { readApiKey } from '../apikey.js';
 import { runTool } from '../child.js';
 import { loadSettings, type Settings } from '../config.js';
+import { DEFAULT_ACCOUNT, hostPrefix } from '../account.js';
 import { CscsSaError } from '../errors.js';
 import { checkPrivateKey } from '../keypair.js';
+import { JUMP_HOST } from '../sshconfig.js';
 import { probeGateway } from '../gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh.js';
 import { Probe } from '../probe.js';
@@ -12,18 +14,19 @@ import { resolveRoute } from '../sshroute.js';
 import { keyPaths } from '../store.js';
 import { parseCommandArgs } from './args.js';
 
-export const usage = `Usage: cscs-sa doctor [HOST] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
+export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
 
 Checks the whole chain, one line each with what to do about a failure: OpenSSH, the shell ssh
 runs helpers with, the settings, the key pair, the API key source (never printed), the gateway
-(DNS, TLS, clock), and what ssh itself does for HOST (default sa-ela) and its jump hosts: that it
+(DNS, TLS, clock), and what ssh itself does for HOST (default ACCOUNT-ela: sa-ela) and its jump hosts: that it
 runs cscs-sa match (asked of ssh -G, which then runs match in a probe mode that refreshes
 nothing), with which key, User, proxy, known host key and ControlPath folder. On request a test
 sign, and a real connection whose failure is explained by the line of ssh -v that says why.
 Without --connect it touches no remote host beyond the gateway.
 
 Options:
-  -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
+      --account NAME   the service account to check (default sa)
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --env ENV   prod (default) or tds
       --ssh-config FILE   check this ssh config instead of ssh's default (ssh -F FILE)
       --sign      fetch a certificate now (one gateway call)
@@ -98,6 +101,7 @@ async function checkGateway(settings: Settings): Promise<Result[]> {
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('doctor', args, {
+    account: { type: 'string' },
     key: { type: 'string', short: 'f' },
     env: { type: 'string' },
     'ssh-config': { type: 'string' },
@@ -105,14 +109,14 @@ export async function run(args: string[]): Promise<number> {
     connect: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const host = positionals[0] ?? 'sa-ela';
+  const host = positionals[0] ?? `${hostPrefix(values.account ?? DEFAULT_ACCOUNT)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
   const results: Result[] = [await checkOpenSsh(), await checkShell()];
   // Settings that cannot be loaded are one failed check: what ssh does can still be checked.
   let settings: Settings | undefined;
   try {
-    settings = await loadSettings({ key: values.key, env: values.env });
+    settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
     results.push(pass(settings.configFile ? `settings from ${settings.configFile} and the environment` : 'settings from the environment (no config file)'));
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));

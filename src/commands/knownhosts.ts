@@ -2,14 +2,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { DEFAULT_ACCOUNT, hostPrefix, isAccountName } from '../account.js';
 import { childEnv } from '../child.js';
 import { expandHome } from '../config.js';
-import { ConnectError } from '../errors.js';
+import { ConnectError, UsageError } from '../errors.js';
 import { configWord } from '../sshlex.js';
 import { JUMP_HOST, parseHosts } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
-export const usage = `Usage: cscs-sa known-hosts [--hosts LIST] [--ssh-config FILE]
+export const usage = `Usage: cscs-sa known-hosts [--account NAME] [--hosts LIST] [--ssh-config FILE]
 
 Fetches the host keys of sa-ela and of the clusters behind it, once, through the jump host, as
 ssh itself would connect (same config, same route): prints the fingerprints on stderr and the
@@ -22,6 +23,8 @@ or store them as the CI variable CSCS_SA_KNOWN_HOSTS, which setup reads on the r
 Connecting needs a certificate (the jump host must let you through), like any ssh.
 
 Options:
+      --account NAME      connect through this account's hosts (NAME-ela...; default sa); the
+                          host keys are the same for every account
       --hosts LIST        clusters behind sa-ela, comma-separated (default all of setup's)
       --ssh-config FILE   the ssh config with the cscs-sa block (default ~/.ssh/config)
   -h, --help              this text
@@ -36,11 +39,15 @@ async function touch(config: string, host: string): Promise<string> {
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('known-hosts', args, {
+    account: { type: 'string' },
     hosts: { type: 'string' },
     'ssh-config': { type: 'string' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const clusters = parseHosts('known-hosts', values.hosts);
+  const account = values.account ?? DEFAULT_ACCOUNT;
+  if (!isAccountName(account)) throw new UsageError(`known-hosts: "${account}" is not an account name`);
+  const prefix = hostPrefix(account);
+  const clusters = parseHosts('known-hosts', values.hosts, prefix);
   const sshConfig = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
   const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-known-hosts-'));
   try {
@@ -66,12 +73,12 @@ export async function run(args: string[]): Promise<number> {
     );
     const lines = () => readFileSync(known, 'utf8').split('\n').filter(Boolean);
     const failed: string[] = [];
-    for (const host of [JUMP_HOST.name, ...clusters].map((name) => `sa-${name}`)) {
+    for (const host of [JUMP_HOST.name, ...clusters].map((name) => `${prefix}${name}`)) {
       const before = lines().length;
       const last = await touch(config, host);
       if (lines().length === before) {
         failed.push(`${host} (${last || 'no host key'})`);
-        if (host === `sa-${JUMP_HOST.name}`) break; // nothing is reachable behind it
+        if (host === `${prefix}${JUMP_HOST.name}`) break; // nothing is reachable behind it
       }
     }
     const found = lines();

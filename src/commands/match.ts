@@ -6,7 +6,7 @@ import { parseCommandArgs } from './args.js';
 
 const log = createLog('match');
 
-export const usage = `Usage: cscs-sa match [-f KEY] [HOST]
+export const usage = `Usage: cscs-sa match [--account NAME] [-f KEY] [HOST]
 
 Makes sure KEY-cert.pub is a certificate for KEY with enough validity left, fetching a new one
 from the CSCS gateway when it is missing, for another key, expired or about to expire.
@@ -18,6 +18,8 @@ With a fresh certificate it reads two small files and exits, without touching th
 HOST is accepted for the Match line and only logged.
 
 Options:
+      --account NAME   the service account (default sa): key ~/.ssh/cscs-key-NAME, API key
+                       CSCS_API_KEY_NAME (upper case) or accounts.NAME in the config
   -f, --key KEY   private key (default ~/.ssh/cscs-key-sa, or CSCS_SA_KEY, or "key" in the config)
       --env ENV   prod (default) or tds, the CSCS test environment's gateway
   -h, --help      this text
@@ -28,9 +30,9 @@ codes listed by cscs-sa --help.`;
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env });
+  const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
-  // Only a refresh needs the gateway code: with a config file, a fresh certificate ends above.
+  // Only a refresh needs the gateway code: with a YAML or JS config file, a fresh certificate ends above.
   const { refreshCertificate } = await import('../refresh.js');
   const { state, refreshed } = await refreshCertificate(settings);
   log('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));

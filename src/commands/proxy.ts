@@ -4,7 +4,7 @@ import { createLog, setLogFile } from '../log.js';
 import { proxy } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
 
-export const usage = `Usage: cscs-sa proxy [--agent] [--log FILE] [--connect-timeout S] HOST PORT
+export const usage = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
 
 Connects to HOST:PORT (each address it resolves to in turn) and relays stdin and stdout, for
 ssh_config:
@@ -18,6 +18,7 @@ Options:
       --agent               first load the fresh certificate into ssh-agent, refreshing it if
                             needed (also "agent": true in the config): race-free where ssh read
                             the certificate file before it was refreshed
+      --account NAME        whose certificate --agent loads (default sa)
       --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist)
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
@@ -27,6 +28,7 @@ const log = createLog('proxy');
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('proxy', args, {
     agent: { type: 'boolean' },
+    account: { type: 'string' },
     log: { type: 'string' },
     'connect-timeout': { type: 'string' },
   });
@@ -36,7 +38,7 @@ export async function run(args: string[]): Promise<number> {
   if (!host || !portText || extra.length > 0) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
-  const settings = await loadSettings();
+  const settings = await loadSettings({ account: values.account });
   if (values.agent || settings.agent) {
     const { loadIntoAgent } = await import('../agent.js');
     await loadIntoAgent(settings);

@@ -1,9 +1,10 @@
-import { copyFileSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
+import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../account.js';
 import { childEnv } from '../child.js';
-import { DEFAULT_KEY, expandHome, loadSettings, type Settings } from '../config.js';
+import { expandHome, loadSettings, type Settings } from '../config.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
@@ -12,20 +13,28 @@ import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
 import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
-export const usage = `Usage: cscs-sa setup [--user NAME] [--hosts LIST] [--key PATH] [--env ENV] [--agent]
-                     [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
+export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
+                     [--agent] [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
                      [--ssh-config FILE] [--dry-run] [--print]
+       cscs-sa setup --account NAME --remove [--ssh-config FILE] [--dry-run]
 
 Sets up ssh for the service account: creates the key pair if it is missing (never replaces one),
 writes the cscs-sa block to cscs-sa.conf beside your ssh config, and adds one Include line for
 it, between marked lines, before the first Host or Match of the ssh config. Running it again
 changes nothing; the ssh config is backed up (FILE.cscs-sa.bak) before it is changed.
 
+With --account NAME, the same for another service account: hosts NAME-ela, NAME-clariden...,
+key ~/.ssh/cscs-key-NAME, its block in cscs-sa-NAME.conf with an Include of its own; other
+accounts' files stay as they are. --remove takes the account's file and Include out again and
+keeps its key pair.
+
 Options:
+      --account NAME      the service account (default sa; see cscs-sa match --help)
+      --remove            take the account's block and its Include out (the key pair stays)
       --user NAME         the service account's login name (default CSCS_SA_USERNAME, else the
                           principal of a freshly signed certificate)
-      --hosts LIST        clusters behind sa-ela, comma-separated (default ${CLUSTERS.join(',')})
-      --key PATH          private key (default ~/.ssh/cscs-key-sa)
+      --hosts LIST        clusters behind NAME-ela, comma-separated (default ${CLUSTERS.join(',')})
+      --key PATH          private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --env ENV           prod (default) or tds, the CSCS test environment's gateway
       --agent             load certificates into ssh-agent from the ProxyCommand (proxy --agent)
       --known-hosts FILE  pin the host keys in FILE (- for stdin; default the lines in
@@ -33,7 +42,7 @@ Options:
                           cscs-sa known-hosts prints them
       --trust-on-first-use  accept and record unknown host keys (StrictHostKeyChecking
                           accept-new) instead of refusing them: open to a machine in the middle
-      --host NAME=HOSTNAME[:PORT]  lead sa-NAME to HOSTNAME (and PORT) instead of the CSCS host;
+      --host NAME=HOSTNAME[:PORT]  lead sa-HOST (NAME-HOST) to HOSTNAME (and PORT) instead of the CSCS host;
                           repeatable. Other settings go into cscs-sa.overrides, which the block
                           includes first and setup never writes
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
@@ -71,12 +80,13 @@ function readIfExists(path: string): string | undefined {
 }
 
 /** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
-function parseTargets(specs: string[] | undefined, names: string[]): Record<string, Target> {
+function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
   const targets: Record<string, Target> = {};
-  for (const spec of specs ?? []) {
-    const m = /^(?:sa-)?([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
+  for (const raw of specs ?? []) {
+    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
+    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
     const port = m?.[3] === undefined ? undefined : Number(m[3]);
-    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${spec}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
+    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
     if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
     targets[m[1]!] = port === undefined ? { hostName: m[2]! } : { hostName: m[2]!, port };
   }
@@ -118,6 +128,8 @@ async function userFromCertificate(settings: Settings): Promise<string> {
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('setup', args, {
+    account: { type: 'string' },
+    remove: { type: 'boolean' },
     user: { type: 'string' },
     hosts: { type: 'string' },
     key: { type: 'string' },
@@ -131,23 +143,30 @@ export async function run(args: string[]): Promise<number> {
     print: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env });
-  const clusters = parseHosts('setup', values.hosts);
-  const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters]);
+  const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
+  const { account } = settings;
+  const paths = sshConfigPaths(values['ssh-config']);
+  if (values.remove) return remove(account, settings.key, paths, values['dry-run']);
+  const prefix = hostPrefix(account);
+  const clusters = parseHosts('setup', values.hosts, prefix);
+  const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters], prefix);
   const changes = !values['dry-run'] && !values.print;
-  const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
+  const { sshConfigLink, sshConfig } = paths;
   const sshDir = dirname(sshConfigLink);
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
   const command = helperCommand();
+  const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
   const render = (user: string) =>
     renderBlock({
+      prefix,
       user,
       key: settings.key,
       clusters,
       targets,
       command,
-      // match reads no flags of setup's: a key or environment other than the default goes on its line.
-      matchArgs: [...(settings.key === expandHome(DEFAULT_KEY) ? [] : ['-f', settings.key]), ...(settings.env === 'prod' ? [] : ['--env', settings.env])],
+      // match reads no flags of setup's: an account, key or environment other than the default goes on its line.
+      matchArgs: [...accountArgs, ...(settings.key === expandHome(defaultKey(account)) ? [] : ['-f', settings.key]), ...(settings.env === 'prod' ? [] : ['--env', settings.env])],
+      proxyArgs: accountArgs,
       agent: values.agent,
       knownHosts,
       trustOnFirstUse: values['trust-on-first-use'],
@@ -158,7 +177,8 @@ export async function run(args: string[]): Promise<number> {
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
-  let user = values.user ?? process.env.CSCS_SA_USERNAME;
+  // CSCS_SA_USERNAME names the default account's login; another account's is its own setting.
+  let user = values.user ?? (account === DEFAULT_ACCOUNT ? process.env.CSCS_SA_USERNAME : undefined) ?? settings.user;
   if (user !== undefined) checkUser(user);
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
@@ -177,13 +197,10 @@ export async function run(args: string[]): Promise<number> {
   const block = render(user);
   if (values.print) return (process.stdout.write(block), 0);
 
-  const sshConfig = readIfExists(sshConfigLink) === undefined ? sshConfigLink : realpathSync(sshConfigLink);
-  if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}\n`);
-  const conf = join(sshDir, 'cscs-sa.conf');
+  const conf = join(sshDir, confFile(account));
   const oldConf = readIfExists(conf);
-  const oldConfig = readIfExists(sshConfig) ?? '';
-  if (oldConfig.includes('\0')) throw new SetupRefusedError(`${sshConfig} is not a text file: not editing it`);
-  const plan = planInclude(oldConfig, conf);
+  const oldConfig = readSshConfig(sshConfig);
+  const plan = planInclude(oldConfig, accountFiles(sshDir, conf));
   const oldPins = readIfExists(knownHosts);
   const pins = pinned && `${pinned.map((l) => l.text).join('\n')}\n`;
   const newPins = pins !== undefined && pins !== oldPins;
@@ -207,12 +224,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(`wrote ${conf}\n`);
   }
   if (plan.changed) {
-    let mode = 0o600;
-    if (oldConfig !== '') {
-      mode = statSync(sshConfig).mode & 0o777;
-      copyFileSync(sshConfig, `${sshConfig}.cscs-sa.bak`);
-    }
-    write(sshConfig, plan.text, mode);
+    writeSshConfig(sshConfig, oldConfig, plan.text);
     process.stdout.write(`added the Include for it to ${sshConfig}${oldConfig ? ` (backup: ${sshConfig}.cscs-sa.bak)` : ''}\n`);
   }
   if (oldConf === block && !plan.changed && !newPins) process.stdout.write('cscs-sa: nothing to change\n');
@@ -224,6 +236,82 @@ export async function run(args: string[]): Promise<number> {
   if (!values['ssh-config'] && userInfo().homedir !== (process.env.HOME ?? userInfo().homedir)) {
     process.stderr.write(`cscs-sa: note: HOME is ${process.env.HOME}, but ssh reads ${sshConfigLink} (the password database's home)\n`);
   }
+  return 0;
+}
+
+interface SshConfigPaths {
+  /** The path named (--ssh-config, else ~/.ssh/config); account files go beside it. */
+  sshConfigLink: string;
+  /** The file edited: the link's target when it is a link (dotfiles). */
+  sshConfig: string;
+}
+
+function sshConfigPaths(flag: string | undefined): SshConfigPaths {
+  const sshConfigLink = flag ? expandHome(flag) : join(userInfo().homedir, '.ssh', 'config');
+  const sshConfig = readIfExists(sshConfigLink) === undefined ? sshConfigLink : realpathSync(sshConfigLink);
+  if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}\n`);
+  return { sshConfigLink, sshConfig };
+}
+
+function readSshConfig(sshConfig: string): string {
+  const text = readIfExists(sshConfig) ?? '';
+  if (text.includes('\0')) throw new SetupRefusedError(`${sshConfig} is not a text file: not editing it`);
+  return text;
+}
+
+function writeSshConfig(sshConfig: string, oldText: string, text: string): void {
+  let mode = 0o600;
+  if (oldText !== '') {
+    mode = statSync(sshConfig).mode & 0o777;
+    copyFileSync(sshConfig, `${sshConfig}.cscs-sa.bak`);
+  }
+  write(sshConfig, text, mode);
+}
+
+/**
+ * The account files to include: those setup wrote beside the ssh config, plus `add`, minus
+ * `omit`; the default account's first, then by name, so the block reads the same every time.
+ */
+function accountFiles(dir: string, add?: string, omit?: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    // No folder yet: only the file being added.
+  }
+  const files = new Set(names.filter((name) => accountOfConfFile(name) !== undefined).map((name) => join(dir, name)));
+  if (add) files.add(add);
+  if (omit) files.delete(omit);
+  const rank = (file: string) => (accountOfConfFile(file.slice(dir.length + 1)) === DEFAULT_ACCOUNT ? '' : file);
+  return [...files].sort((a, b) => rank(a).localeCompare(rank(b)));
+}
+
+/** setup --remove: the account's Include out of the ssh config, then its file; the key pair stays. */
+function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshConfigPaths, dryRun = false): number {
+  const dir = dirname(sshConfigLink);
+  const conf = join(dir, confFile(account));
+  const oldConf = readIfExists(conf);
+  const oldConfig = readSshConfig(sshConfig);
+  const plan = planInclude(oldConfig, accountFiles(dir, undefined, conf));
+  if (dryRun) {
+    const diffs = [plan.changed ? unifiedDiff(sshConfig, oldConfig, plan) : '', oldConf !== undefined ? `rm ${conf}\n` : ''].join('');
+    process.stdout.write(diffs || 'cscs-sa: nothing to change\n');
+    return 0;
+  }
+  if (plan.changed) {
+    writeSshConfig(sshConfig, oldConfig, plan.text);
+    process.stdout.write(`took the Include of ${conf} out of ${sshConfig} (backup: ${sshConfig}.cscs-sa.bak)\n`);
+  }
+  if (oldConf !== undefined) {
+    try {
+      rmSync(conf);
+    } catch (err) {
+      throw new LocalFileError(describeFsError(err, 'remove', conf));
+    }
+    process.stdout.write(`removed ${conf}\n`);
+  }
+  if (!plan.changed && oldConf === undefined) process.stdout.write('cscs-sa: nothing to change\n');
+  else process.stdout.write(`the key pair ${key} of account ${account} stays: delete it by hand if the account is gone\n`);
   return 0;
 }
 

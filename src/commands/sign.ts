@@ -2,25 +2,27 @@ import { loadSettings } from '../config.js';
 import { refreshCertificate } from '../refresh.js';
 import { parseCommandArgs } from './args.js';
 
-export const usage = `Usage: cscs-sa sign [-f KEY] [--force]
+export const usage = `Usage: cscs-sa sign [--account NAME] [-f KEY] [--force]
 
 Refreshes KEY-cert.pub if it is missing or near expiry (always with --force) and prints one line:
 certificate path, principals, serial and seconds left.
 
 Options:
-  -f, --key KEY   private key (default ~/.ssh/cscs-key-sa)
+      --account NAME   the service account (default sa)
+  -f, --key KEY   private key (default ~/.ssh/cscs-key-sa, for account NAME ~/.ssh/cscs-key-NAME)
       --env ENV   prod (default) or tds, the CSCS test environment's gateway
       --force     fetch a new certificate even if the current one is fresh
   -h, --help      this text`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('sign', args, {
+    account: { type: 'string' },
     key: { type: 'string', short: 'f' },
     env: { type: 'string' },
     force: { type: 'boolean' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env });
+  const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   const { state, refreshed } = await refreshCertificate(settings, { force: values.force });
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);

@@ -28,6 +28,8 @@ export interface Recorded {
   path: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** sign: the API key whose token the request carried. */
+  apiKey?: string;
 }
 
 export interface GatewayDoubleOptions {
@@ -36,6 +38,8 @@ export interface GatewayDoubleOptions {
   principals: string[];
   /** ssh-keygen -V validity interval. */
   validity?: string;
+  /** More service accounts: API key -> the principals its certificates name. */
+  accounts?: Record<string, string[]>;
 }
 
 export class GatewayDouble {
@@ -46,6 +50,8 @@ export class GatewayDouble {
   /** Faults consumed one per request, by endpoint. */
   readonly faults: { token: Fault[]; sign: Fault[] } = { token: [], sign: [] };
   readonly issuedTokens = new Set<string>();
+  /** The API key each token was bought with. */
+  private readonly tokenApiKeys = new Map<string, string>();
   /** Every certificate handed out: when, and its valid_before in seconds. */
   readonly issued: { atMs: number; validBefore: number }[] = [];
   /** TCP connections accepted since the last reset. */
@@ -62,6 +68,18 @@ export class GatewayDouble {
   }
   get signCalls(): number {
     return this.requests.filter((r) => r.path.endsWith('/ssh-keys/sign')).length;
+  }
+  /** Sign calls made with a token bought with `apiKey`. */
+  signCallsFor(apiKey: string): number {
+    return this.requests.filter((r) => r.path.endsWith('/ssh-keys/sign') && r.apiKey === apiKey).length;
+  }
+
+  /** The principals certificates bought with `apiKey` name, or undefined for a key it does not know. */
+  private principalsOf(apiKey: string | undefined): string[] | undefined {
+    if (apiKey === undefined) return undefined;
+    if (apiKey === this.options.apiKey) return this.options.principals;
+    const accounts = this.options.accounts ?? {};
+    return Object.hasOwn(accounts, apiKey) ? accounts[apiKey] : undefined;
   }
 
   async start(): Promise<this> {
@@ -91,12 +109,12 @@ export class GatewayDouble {
   }
 
   /** Signs `publicKeyLine` with the double's CA, as the gateway would. */
-  async sign(publicKeyLine: string, { validity = this.options.validity ?? '-5s:+60s', host = false } = {}): Promise<string> {
+  async sign(publicKeyLine: string, { validity = this.options.validity ?? '-5s:+60s', host = false, principals = this.options.principals } = {}): Promise<string> {
     const file = join(this.dir, `key-${randomBytes(6).toString('hex')}.pub`);
     writeFileSync(file, `${publicKeyLine.trim()}\n`);
     try {
       const serial = String(this.serial++);
-      const args = ['-q', '-s', this.caKey, '-I', `sa-${serial}`, '-n', this.options.principals.join(','), '-V', validity, '-z', serial];
+      const args = ['-q', '-s', this.caKey, '-I', `sa-${serial}`, '-n', principals.join(','), '-V', validity, '-z', serial];
       await execa('ssh-keygen', [...args, ...(host ? ['-h'] : []), file]);
       return readFileSync(file.replace(/\.pub$/, '-cert.pub'), 'utf8').trim();
     } finally {
@@ -110,7 +128,8 @@ export class GatewayDouble {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const path = req.url ?? '';
-    this.requests.push({ path, headers: req.headers, body });
+    const recorded: Recorded = { path, headers: req.headers, body };
+    this.requests.push(recorded);
     const endpoint = path === '/api-service-account/api/v1/auth/token' ? 'token' : path === '/api-ssh-service/api/v1/ssh-keys/sign' ? 'sign' : undefined;
     if (req.method !== 'POST' || !endpoint) return json(res, 404, { message: 'not found' });
 
@@ -130,14 +149,18 @@ export class GatewayDouble {
     }
 
     if (endpoint === 'token') {
-      if (req.headers['x-api-key'] !== this.options.apiKey) return json(res, 401, { message: 'Invalid API key' });
+      const apiKey = req.headers['x-api-key'] as string | undefined;
+      if (!this.principalsOf(apiKey)) return json(res, 401, { message: 'Invalid API key' });
       const token = `eyJ${randomBytes(24).toString('base64url')}`;
       this.issuedTokens.add(token);
+      this.tokenApiKeys.set(token, apiKey!);
       return json(res, 200, { access_token: token, expires_in: 300, id_token: `eyJ${randomBytes(8).toString('hex')}` });
     }
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!bearer || !this.issuedTokens.has(bearer)) return json(res, 401, { message: 'Invalid token' });
+    recorded.apiKey = this.tokenApiKeys.get(bearer);
+    const principals = this.principalsOf(recorded.apiKey)!;
     let parsed: { publicKey?: string; public_key?: string; duration?: string };
     try {
       parsed = JSON.parse(body);
@@ -153,8 +176,8 @@ export class GatewayDouble {
     let certificate: string;
     if (wrong === 'garbage') certificate = 'this is not a certificate';
     else if (wrong === 'other-key') certificate = await this.sign(await otherPublicKey(this.dir));
-    else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m' });
-    else certificate = await this.sign(publicKey, { host: wrong === 'host' });
+    else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m', principals });
+    else certificate = await this.sign(publicKey, { host: wrong === 'host', principals });
     const validBefore = validBeforeOf(certificate);
     this.issued.push({ atMs: Date.now(), validBefore });
     const expireTime = new Date(validBefore * 1000).toISOString();
