@@ -10,11 +10,14 @@ import { inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but must parse here too. */
 export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' } } as const;
+/** match's arguments: more are refused (by the full command), fresh certificate or not. */
+export const MATCH_POSITIONALS = ['HOST'];
 
 /** True when `match ARGS` has nothing to do: its certificate is fresh. */
 export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
-    const { values } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    if (positionals.length > MATCH_POSITIONALS.length) return false;
     if (findConfigFile(env)) return false;
     const settings = settingsFrom({ key: values.key }, env, {});
     return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';

@@ -145,7 +145,7 @@ export async function run(args: string[]): Promise<number> {
     'ssh-config': { type: 'string' },
     sign: { type: 'boolean' },
     connect: { type: 'boolean' },
-  });
+  }, ['HOST']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
   const host = positionals[0] ?? 'sa-ela';

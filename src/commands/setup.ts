@@ -82,7 +82,7 @@ export async function run(args: string[]): Promise<number> {
     'ssh-config': { type: 'string' },
     'dry-run': { type: 'boolean' },
     print: { type: 'boolean' },
-  });
+  }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
   const clusters = parseHosts(values.hosts);

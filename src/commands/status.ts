@@ -24,7 +24,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('status', args, {
     key: { type: 'string', short: 'f' },
     json: { type: 'boolean' },
-  });
+  }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key });
   const paths = keyPaths(settings.key);
