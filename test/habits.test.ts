@@ -6,10 +6,18 @@
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cscsSa } from './helpers/cli.ts';
+import { cscsSa, type Home } from './helpers/cli.ts';
 import { gatewaySuite } from './helpers/suites.ts';
 
 const { gw, test } = gatewaySuite('habits', 'sa-habits-key-0123456789');
+
+/** Writes the user's config file NAME and returns its path. */
+function writeConfig(home: Home, name: string, text: string): string {
+  const dir = join(home.dir, '.config', 'cscs-sa');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+}
 
 test('a misspelt command or flag: "did you mean", exit 2', async ({ env }) => {
   const cases: [string[], string][] = [
@@ -70,10 +78,7 @@ test('sign -f PATH says on stderr when it creates a new key pair, and only then'
 });
 
 test('invalid JSON in the config file: the parser\'s reason with line and column, not the file\'s text; exit 3', async ({ home, env }) => {
-  const dir = join(home.dir, '.config', 'cscs-sa');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'config.json');
-  writeFileSync(file, '{\n  "timeout": 5,\n  "apiKeyCommand": "vault-read secret/sa-habits",\n}\n');
+  const file = writeConfig(home, 'config.json', '{\n  "timeout": 5,\n  "apiKeyCommand": "vault-read secret/sa-habits",\n}\n');
   const r = await cscsSa(['status'], env);
   assert.is(r.stderr, `cscs-sa: cannot read config file ${file}: invalid JSON at line 4, column 1: Expected double-quoted property name\n`);
   assert.is(r.exitCode, 3);
@@ -84,10 +89,7 @@ test('invalid JSON in the config file: the parser\'s reason with line and column
 });
 
 test('invalid YAML in the config file: the parser\'s reason with its line:column, exit 3', async ({ home, env }) => {
-  const dir = join(home.dir, '.config', 'cscs-sa');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'config.yaml');
-  writeFileSync(file, 'timeout: 5\n  agent: true\n');
+  const file = writeConfig(home, 'config.yaml', 'timeout: 5\n  agent: true\n');
   const r = await cscsSa(['status'], env);
   assert.is(r.stderr, `cscs-sa: cannot read config file ${file}: bad indentation of a mapping entry (2:8)\n`);
   assert.is(r.exitCode, 3);
