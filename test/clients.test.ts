@@ -72,6 +72,13 @@ async function shortLivedHome(): Promise<Record<string, string>> {
   return { ...world.env, SSH_AUTH_SOCK: socket };
 }
 
+/** What the user sees when the client logged in and ran the command. */
+function assertLoggedIn(r: { exitCode?: number; stdout: unknown; stderr: unknown }): void {
+  assert.is(r.stderr, '');
+  assert.is(r.exitCode, 0);
+  assert.is(r.stdout, 'hello from paramiko');
+}
+
 test.after.each(() => {
   world.gateway.options.validity = undefined;
 });
@@ -81,9 +88,7 @@ test('paramiko: SSHConfig.lookup() runs Match exec (through invoke), which fetch
   const { config } = clientConfig();
   assert.not.ok(existsSync(world.home.cert));
   const r = await client(config, 'sa-ela', '0', 'paramiko');
-  assert.is(r.stderr, '');
-  assert.is(r.exitCode, 0);
-  assert.is(r.stdout, 'hello from paramiko');
+  assertLoggedIn(r);
   assert.is(world.gateway.signCalls, 1);
 });
 
@@ -100,9 +105,7 @@ test('Fabric: Connection() runs Match exec for the host and its ProxyJump host; 
   world.freshHome();
   const { config, proxyLog } = clientConfig();
   const r = await client(config, 'sa-clariden', '0', 'fabric');
-  assert.is(r.stderr, '');
-  assert.is(r.exitCode, 0);
-  assert.is(r.stdout, 'hello from paramiko');
+  assertLoggedIn(r);
   assert.is(world.gateway.signCalls, 1);
   assert.match(readFileSync(proxyLog, 'utf8'), new RegExp(`cscs-sa:proxy connected to 127\\.0\\.0\\.1 port ${world.ela.port}\\n`));
 });
@@ -120,9 +123,7 @@ test('paramiko with ProxyCommand "cscs-sa proxy --agent": the proxy refreshes at
   const env = await shortLivedHome();
   const { config } = clientConfig({ agent: true });
   const r = await client(config, 'sa-ela', PAST_EXPIRY, 'paramiko-agent', env);
-  assert.is(r.stderr, '');
-  assert.is(r.exitCode, 0);
-  assert.is(r.stdout, 'hello from paramiko');
+  assertLoggedIn(r);
   assert.is(world.gateway.signCalls, 2, 'one at look-up, one by the proxy at connect time');
 });
 
@@ -139,9 +140,7 @@ test('Fabric with "cscs-sa proxy --agent" on the jump host: run() after expiry w
   const env = await shortLivedHome();
   const { config } = clientConfig({ agent: true });
   const r = await client(config, 'sa-clariden', PAST_EXPIRY, 'fabric-agent', env);
-  assert.is(r.stderr, '');
-  assert.is(r.exitCode, 0);
-  assert.is(r.stdout, 'hello from paramiko');
+  assertLoggedIn(r);
   assert.is(world.gateway.signCalls, 2);
 });
 
