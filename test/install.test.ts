@@ -73,10 +73,13 @@ async function installAndUse(tgz: string, name: string): Promise<void> {
   }
 }
 
+/** The tarball of this checkout, packed by the first test. */
+let packed = '';
+
 test('npm pack, then npm install -g of the tarball: a working cscs-sa', async () => {
   const out = mkdtempSync(join(work, 'pack-'));
   await npm(['pack', '--pack-destination', out], ROOT);
-  const tgz = tarball(out);
+  const tgz = (packed = tarball(out));
   const { stdout } = await execa('tar', ['-tzf', tgz]);
   assert.ok(stdout.split('\n').includes('package/dist/entry.cjs'), 'the tarball carries the built dist/');
   await installAndUse(tgz, 'pack');
@@ -90,6 +93,22 @@ test('from a git URL pinned to a commit (npm pack git+URL#COMMIT, then install -
   // npm clones the commit, installs its devDependencies and runs `prepare` (the build).
   await npm(['pack', `git+file://${repo}#${commit}`], out);
   await installAndUse(tarball(out), 'git');
+});
+
+test('setup run through npx warns that ssh_config would name npx\'s cache', async () => {
+  const key = join(work, 'npx-key');
+  // A cache of its own, so that npx's copy lands in this test's folder, not in the user's ~/.npm.
+  const r = await execa('npx', ['--yes', '--package', packed, '--', 'cscs-sa', 'setup', '--print', '--user', 'svc', '--key', key], {
+    cwd: work,
+    env: { ...npmEnv, npm_config_cache: join(work, 'npm-cache') },
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
+  assert.is(r.exitCode, 0, r.stderr);
+  const warning = /^cscs-sa: warning: ssh_config will name (\/\S+\/_npx\/\S+\/bin\/cscs-sa\.cjs) in npx's cache, which npm may clean: install cscs-sa \(README: Install\) and run setup again$/.exec(r.stderr);
+  assert.ok(warning, r.stderr);
+  assert.ok(r.stdout.includes(warning[1]!), 'the block names the script in npx\'s cache');
 });
 
 test.run();

@@ -47,6 +47,7 @@ function helperCommand(): string {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
+  if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
   if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return 'cscs-sa';
   const q = (p: string) => (/[\s'"]/.test(p) ? `'${p.replace(/'/g, "'\\''")}'` : p);
   return `${q(process.execPath)} ${q(script)}`;
