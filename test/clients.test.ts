@@ -110,38 +110,27 @@ test('Fabric: Connection() runs Match exec for the host and its ProxyJump host; 
   assert.match(readFileSync(proxyLog, 'utf8'), new RegExp(`cscs-sa:proxy connected to 127\\.0\\.0\\.1 port ${world.ela.port}\\n`));
 });
 
-test('paramiko: a connection opened after the looked-up certificate expired fails with a bare "Authentication failed."', async () => {
-  await shortLivedHome();
-  const { config } = clientConfig();
-  const r = await client(config, 'sa-ela', PAST_EXPIRY, 'paramiko');
-  assert.is(r.stderr, 'AuthenticationException: Authentication failed.');
-  assert.is(r.exitCode, 1);
-  assert.is(world.gateway.signCalls, 1, 'nothing refreshed at connect time');
-});
+// paramiko straight to the jump host (its ProxyCommand); Fabric through it (ProxyJump).
+for (const [name, host, mode, made] of [
+  ['paramiko', 'sa-ela', 'paramiko', 'SSHConfig.lookup()'],
+  ['Fabric', 'sa-clariden', 'fabric', 'Connection()'],
+] as const) {
+  test(`${name}: ${made}, then a connection after that certificate expired fails with a bare "Authentication failed."`, async () => {
+    await shortLivedHome();
+    const { config } = clientConfig();
+    const r = await client(config, host, PAST_EXPIRY, mode);
+    assert.is(r.stderr, 'AuthenticationException: Authentication failed.');
+    assert.is(r.exitCode, 1);
+    assert.is(world.gateway.signCalls, 1, 'nothing refreshed at connect time');
+  });
 
-test('paramiko with ProxyCommand "cscs-sa proxy --agent": the proxy refreshes at connect time, the agent serves the certificate', async () => {
-  const env = await shortLivedHome();
-  const { config } = clientConfig({ agent: true });
-  const r = await client(config, 'sa-ela', PAST_EXPIRY, 'paramiko-agent', env);
-  assertLoggedIn(r);
-  assert.is(world.gateway.signCalls, 2, 'one at look-up, one by the proxy at connect time');
-});
-
-test('Fabric: Connection() made before the certificate expired, run() after: "Authentication failed."', async () => {
-  await shortLivedHome();
-  const { config } = clientConfig();
-  const r = await client(config, 'sa-clariden', PAST_EXPIRY, 'fabric');
-  assert.is(r.stderr, 'AuthenticationException: Authentication failed.');
-  assert.is(r.exitCode, 1);
-  assert.is(world.gateway.signCalls, 1);
-});
-
-test('Fabric with "cscs-sa proxy --agent" on the jump host: run() after expiry works through ProxyJump', async () => {
-  const env = await shortLivedHome();
-  const { config } = clientConfig({ agent: true });
-  const r = await client(config, 'sa-clariden', PAST_EXPIRY, 'fabric-agent', env);
-  assertLoggedIn(r);
-  assert.is(world.gateway.signCalls, 2);
-});
+  test(`${name} with ProxyCommand "cscs-sa proxy --agent": the proxy refreshes at connect time, the agent serves the certificate`, async () => {
+    const env = await shortLivedHome();
+    const { config } = clientConfig({ agent: true });
+    const r = await client(config, host, PAST_EXPIRY, `${mode}-agent`, env);
+    assertLoggedIn(r);
+    assert.is(world.gateway.signCalls, 2, 'one at look-up, one by the proxy at connect time');
+  });
+}
 
 test.run();
