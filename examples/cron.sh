@@ -1,5 +1,7 @@
 #!/bin/sh
-# A nightly job from cron. Once, by hand: cscs-sa setup --hosts clariden --user svc_name
+# A nightly job from cron. Once, by hand: install cscs-sa (README: Install; without root, into
+# ~/.local: npm install -g --prefix ~/.local ./cscs-sa-0.1.0.tgz), then
+#   cscs-sa setup --hosts clariden --user svc_name
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly.sh >> /home/me/cscs-nightly.log 2>&1
 #
@@ -8,7 +10,7 @@
 #   (umask 077; printf '%s' 'THE-KEY' > ~/.config/cscs-sa/api-key)
 # cron's PATH is short: name cscs-sa's folder if npm's global bin is not in it.
 set -eu
-PATH="$HOME/.npm-global/bin:/usr/local/bin:/usr/bin:/bin"
+PATH="$HOME/.local/bin:/usr/local/bin:/usr/bin:/bin"
 
 rsync -a ~/data/incoming/ sa-clariden:/capstor/scratch/cscs/svc_name/incoming/
 ssh sa-clariden sbatch /capstor/scratch/cscs/svc_name/nightly.sh

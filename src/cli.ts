@@ -2,8 +2,9 @@
  * Entry point: dispatches to one command module, each loaded only when named, and turns errors
  * into one line on stderr and a documented exit code.
  */
-import { CscsSaError, ExitCode } from './errors.js';
+import { CscsSaError, ExitCode, UsageError } from './errors.js';
 import { createLog, redact } from './log.js';
+import { didYouMean } from './suggest.js';
 
 interface Command {
   usage: string;
@@ -63,8 +64,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`cscs-sa: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see cscs-sa --help)\n`);
-    return ExitCode.usage;
+    const meant = didYouMean(name, [...Object.keys(COMMANDS), '--help', '--version']);
+    if (meant) throw new UsageError(`unknown command "${name}"`, { fix: `did you mean "${meant}"? (see cscs-sa --help)` });
+    throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see cscs-sa --help)`);
   }
   return (await command.load()).run(args);
 }

@@ -7,7 +7,7 @@
  * the fast path (src/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
  * runs for every ssh invocation.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
@@ -159,14 +159,45 @@ export function checkFileConfig(config: unknown, path: string): FileConfig {
   return config as FileConfig;
 }
 
+
+/**
+ * Why a config file did not load, in one line. cosmiconfig puts a header ("YAML Error in FILE:")
+ * and a code frame of the file around the parser's reason; for JSON the reason also echoes the
+ * file's text, which may name a secret command. So: YAML's reason (it has line:column), and
+ * for JSON the reason and position from parsing it again, without the text.
+ */
+function loadFailure(path: string, err: Error): string {
+  const reason = err.message.split('\n').find((line) => line.trim() !== '' && !/^\w+ Error in .*:\s*$/.test(line)) ?? err.message;
+  if (!path.endsWith('.json')) return reason;
+  let text;
+  try {
+    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
+  } catch {
+    return reason; // unreadable: cosmiconfig's reason says why
+  }
+  try {
+    JSON.parse(text);
+    return reason;
+  } catch (parseErr) {
+    // V8 says "REASON at position N" (Node 22 adds "(line L column C)"), "Unexpected token 'x',
+    // "TEXT" is not valid JSON", or "Unexpected end of JSON input".
+    const message = (parseErr as Error).message;
+    const at = /^(.*?) at position (\d+)/.exec(message);
+    if (!at) return `invalid JSON: ${message.replace(/, ".*" is not valid JSON$/s, '')}`;
+    const before = text.slice(0, Number(at[2]));
+    const line = before.split('\n').length;
+    const column = before.length - before.lastIndexOf('\n');
+    return `invalid JSON at line ${line}, column ${column}: ${at[1]!.replace(/ in JSON$/, '')}`;
+  }
+}
+
 async function loadConfigFile(path: string): Promise<FileConfig> {
   const { cosmiconfig } = await import('cosmiconfig');
   let result;
   try {
     result = await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path);
   } catch (err) {
-    const reason = (err as Error).message.split('\n', 1)[0];
-    throw new ConfigError(`cannot read config file ${path}: ${reason}`, { fix: 'correct or remove the file', cause: err });
+    throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct or remove the file', cause: err });
   }
   return checkFileConfig(result?.config ?? {}, path);
 }

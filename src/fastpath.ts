@@ -12,11 +12,14 @@ import { inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but must parse here too. */
 export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' }, account: { type: 'string' } } as const;
+/** match's arguments: more are refused (by the full command), fresh certificate or not. */
+export const MATCH_POSITIONALS = ['HOST'];
 
 /** True when `match ARGS` has nothing to do: its certificate is fresh. */
 export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
-    const { values } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    if (positionals.length > MATCH_POSITIONALS.length) return false;
     const configFile = findConfigFile(env);
     // JSON.parse reads a .json file as cosmiconfig does; other formats need its loaders.
     if (configFile && !configFile.endsWith('.json')) return false;

@@ -52,17 +52,23 @@ function readPublicKey(path: string): PublicKey {
   }
 }
 
+export interface KeyPair {
+  publicKey: PublicKey;
+  /** Whether this call created the pair: there was no key at that path (a mistyped -f, a first run). */
+  created: boolean;
+}
+
 /** Makes sure the key pair exists and returns its public key. Call under the refresh lock. */
-export async function ensureKeyPair(paths: KeyPaths): Promise<PublicKey> {
+export async function ensureKeyPair(paths: KeyPaths): Promise<KeyPair> {
   const keyStats = statOrUndefined(paths.key);
   if (keyStats) {
     checkPrivateKey(paths.key, keyStats);
-    if (statOrUndefined(paths.publicKey)) return readPublicKey(paths.publicKey);
+    if (statOrUndefined(paths.publicKey)) return { publicKey: readPublicKey(paths.publicKey), created: false };
     // ssh-keygen -y derives the public half; an encrypted key would prompt, so BatchMode-like: no stdin.
     const line = await sshKeygen(['-y', '-f', paths.key]);
     writePublicKey(paths.publicKey, `${line.trim()}\n`);
     log('derived %s from the private key', paths.publicKey);
-    return parsePublicKey(line);
+    return { publicKey: parsePublicKey(line), created: false };
   }
   if (statOrUndefined(paths.publicKey)) {
     throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not: restore the key or move the .pub away`);
@@ -79,7 +85,7 @@ function writePublicKey(path: string, line: string): void {
 }
 
 /** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
-async function createKeyPair(paths: KeyPaths): Promise<PublicKey> {
+async function createKeyPair(paths: KeyPaths): Promise<KeyPair> {
   const tmp = join(dirname(paths.key), `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp]);
@@ -98,7 +104,7 @@ async function createKeyPair(paths: KeyPaths): Promise<PublicKey> {
       throw new LocalFileError(describeFsError(err, 'create', paths.publicKey));
     }
     log('created key pair %s', paths.key);
-    return readPublicKey(paths.publicKey);
+    return { publicKey: readPublicKey(paths.publicKey), created: true };
   } finally {
     rmSync(tmp, { force: true });
     rmSync(`${tmp}.pub`, { force: true });

@@ -13,7 +13,7 @@ import type { Settings } from './config.js';
 import { describeFsError, GatewayResponseError, LocalFileError } from './errors.js';
 import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
 import { type GatewayOptions, requestCertificate } from './gateway.js';
-import { ensureKeyPair, KEYGEN_PREFIX } from './keypair.js';
+import { ensureKeyPair, KEYGEN_PREFIX, type KeyPair } from './keypair.js';
 import { acquireLock, type Lock } from './lock.js';
 import { createLog } from './log.js';
 import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from './store.js';
@@ -34,6 +34,8 @@ export interface RefreshResult {
   state: CertState;
   /** Whether this process fetched the certificate (false: it was fresh, or another process refreshed). */
   refreshed: boolean;
+  /** Whether this process created the key pair first. */
+  createdKey?: boolean;
 }
 
 function publicKeyLine(key: PublicKey): string {
@@ -58,7 +60,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, done?: () => boolean
 }
 
 /** Creates the key pair if it is missing, under the same lock as refreshes. */
-export async function prepareKeyPair(settings: Settings): Promise<PublicKey> {
+export async function prepareKeyPair(settings: Settings): Promise<KeyPair> {
   const paths = keyPaths(settings.key);
   const lock = (await lockKey(paths, settings))!;
   try {
@@ -88,7 +90,7 @@ export async function refreshCertificate(settings: Settings, { force = false } =
       if (state.status === 'fresh') return { state, refreshed: false };
       log('refreshing: %s', state.detail ?? state.status);
     }
-    const publicKey = await ensureKeyPair(paths);
+    const { publicKey, created } = await ensureKeyPair(paths);
     const apiKey = await readApiKey(settings);
     const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), gatewayOptions(settings));
     const clockOffsetMs = signed.clockOffsetMs ?? 0;
@@ -103,7 +105,7 @@ export async function refreshCertificate(settings: Settings, { force = false } =
       throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
     }
     log('wrote %s (clock offset %d ms)', paths.certificate, clockOffsetMs);
-    return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt }, refreshed: true };
+    return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt }, refreshed: true, createdKey: created };
   } finally {
     lock.release();
   }

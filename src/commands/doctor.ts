@@ -107,7 +107,7 @@ export async function run(args: string[]): Promise<number> {
     'ssh-config': { type: 'string' },
     sign: { type: 'boolean' },
     connect: { type: 'boolean' },
-  });
+  }, ['HOST']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const host = positionals[0] ?? `${hostPrefix(values.account ?? DEFAULT_ACCOUNT)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];

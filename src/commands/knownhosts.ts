@@ -42,7 +42,7 @@ export async function run(args: string[]): Promise<number> {
     account: { type: 'string' },
     hosts: { type: 'string' },
     'ssh-config': { type: 'string' },
-  });
+  }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const account = values.account ?? DEFAULT_ACCOUNT;
   if (!isAccountName(account)) throw new UsageError(`known-hosts: "${account}" is not an account name`);

@@ -1,7 +1,7 @@
 import { loadSettings } from '../config.js';
 import { createLog } from '../log.js';
 import { inspect, keyPaths } from '../store.js';
-import { MATCH_OPTIONS } from '../fastpath.js';
+import { MATCH_OPTIONS, MATCH_POSITIONALS } from '../fastpath.js';
 import { parseCommandArgs } from './args.js';
 
 const log = createLog('match');
@@ -28,7 +28,7 @@ Exit status 0 when a usable certificate is in place; otherwise one line on stder
 codes listed by cscs-sa --help.`;
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS);
+  const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS, MATCH_POSITIONALS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;

@@ -31,11 +31,11 @@ export async function run(args: string[]): Promise<number> {
     account: { type: 'string' },
     log: { type: 'string' },
     'connect-timeout': { type: 'string' },
-  });
+  }, ['HOST', 'PORT']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   if (values.log) setLogFile(values.log);
-  const [host, portText, ...extra] = positionals;
-  if (!host || !portText || extra.length > 0) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
+  const [host, portText] = positionals;
+  if (!host || !portText) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
   const settings = await loadSettings({ account: values.account });

@@ -66,6 +66,7 @@ function helperCommand(): string[] {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
+  if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
   if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
   return [process.execPath, script];
 }
@@ -141,7 +142,7 @@ export async function run(args: string[]): Promise<number> {
     'ssh-config': { type: 'string' },
     'dry-run': { type: 'boolean' },
     print: { type: 'boolean' },
-  });
+  }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   const { account } = settings;

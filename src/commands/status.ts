@@ -112,7 +112,7 @@ export async function run(args: string[]): Promise<number> {
     account: { type: 'string' },
     key: { type: 'string', short: 'f' },
     json: { type: 'boolean' },
-  });
+  }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const { file, configFile } = await loadConfig();
   const one = values.account !== undefined || values.key !== undefined;
