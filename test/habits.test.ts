@@ -84,7 +84,7 @@ test('invalid JSON in the config file: the parser\'s reason with line and column
   assert.is(r.exitCode, 3);
   writeFileSync(file, '{ "timeout": 5 }}');
   const trailing = await cscsSa(['status'], env);
-  assert.is(trailing.stderr, `cscs-sa: cannot read config file ${file}: invalid JSON at line 1, column 17: Unexpected non-whitespace character after JSON\n`);
+  assert.is(trailing.stderr, `cscs-sa: cannot read config file ${file}: invalid JSON at line 1, column 17: Unexpected non-whitespace character after JSON: correct or remove the file\n`);
   assert.is(trailing.exitCode, 3);
 });
 
