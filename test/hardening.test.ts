@@ -1,0 +1,86 @@
+/**
+ * What an attacker on the same machine or network could try against a refresh, and what the
+ * user sees: certificates checked as sshd checks them before they replace a good one, a key pair
+ * checked as ssh checks it, and failures mapped to the documented exit codes.
+ */
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gatewaySuite, type HomeContext } from './helpers/suites.ts';
+import { cscsSa } from './helpers/cli.ts';
+import { parseCertificate } from '../src/certificate.ts';
+import { certificateLine, options, TestCa } from './helpers/certs.ts';
+
+const API_KEY = 'sa-hardening-key-0123456789';
+const { gw, test } = gatewaySuite('hardening', API_KEY);
+
+/** A certificate in place, then a margin that makes the next match refresh it. */
+async function expiringCertificate(ctx: HomeContext): Promise<string> {
+  const first = await cscsSa(['match'], ctx.env);
+  assert.is(first.exitCode, 0, first.stderr);
+  ctx.env.CSCS_SA_REFRESH_MARGIN = '3600';
+  gw.reset();
+  return readFileSync(ctx.home.cert, 'utf8');
+}
+
+/** Re-issues the double's certificate with another CA (a valid signature) and one property wrong. */
+function resigned(extra: object): (line: string) => string {
+  const ca = new TestCa('ed25519');
+  return (line) => {
+    const { type, keyFields } = parseCertificate(line);
+    return certificateLine({ type, keyFields, ...extra }, ca);
+  };
+}
+
+const BAD: [string, { certificate: 'forged' } | { rewrite: (line: string) => string }, string][] = [
+  ['a forged CA signature', { certificate: 'forged' }, 'a certificate with a bad CA signature (the CA signature does not verify)'],
+  ['a NUL in a principal', { rewrite: resigned({ principals: [Buffer.from('root\0sa')] }) }, 'a certificate that does not parse (a principal contains a NUL byte)'],
+  ['a NUL in the key id', { rewrite: resigned({ keyId: Buffer.from('sa\0x') }) }, 'a certificate that does not parse (key id contains a NUL byte)'],
+  ['257 principals', { rewrite: resigned({ principals: Array.from({ length: 257 }, (_, i) => `u${i}`) }) }, 'a certificate that does not parse (more than 256 principals)'],
+  ['malformed critical options', { rewrite: resigned({ critical: Buffer.from([0, 0, 0, 4, 0x61]) }) }, 'a certificate that does not parse (critical options malformed)'],
+  ['repeated extensions', { rewrite: resigned({ extensions: options([['permit-pty', ''], ['permit-pty', '']]) }) }, 'a certificate that does not parse (extensions "permit-pty" out of order or repeated)'],
+];
+
+for (const [name, fault, why] of BAD) {
+  test(`a certificate with ${name} is refused, exit 6, and the previous one kept byte for byte`, async (ctx) => {
+    const before = await expiringCertificate(ctx);
+    gw.faults.sign.push(fault);
+    const r = await cscsSa(['match'], ctx.env);
+    assert.is(r.exitCode, 6);
+    assert.is(r.stderr, `cscs-sa: gateway sent ${why}; the previous certificate was kept\n`);
+    assert.is(gw.signCalls, 1);
+    assert.is(readFileSync(ctx.home.cert, 'utf8'), before);
+  });
+}
+
+test('a .pub that belongs to another key: exit 7 with the fix, nothing sent to the gateway', async ({ home, env }) => {
+  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  const other = join(home.dir, 'other');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+  writeFileSync(home.pub, readFileSync(`${other}.pub`));
+  const before = readFileSync(home.cert, 'utf8');
+  gw.reset();
+  const r = await cscsSa(['sign', '--force'], env);
+  assert.is(r.exitCode, 7);
+  assert.is(r.stderr, `cscs-sa: ${home.pub} is not the public key of ${home.key}: replace it with the private key's own: ssh-keygen -y -f ${home.key} > ${home.pub}\n`);
+  assert.is(gw.tokenCalls + gw.signCalls, 0);
+  assert.is(readFileSync(home.cert, 'utf8'), before);
+  // The fix it names works.
+  writeFileSync(home.pub, (await execa('ssh-keygen', ['-y', '-f', home.key])).stdout + '\n');
+  const fixed = await cscsSa(['sign', '--force'], env);
+  assert.is(fixed.exitCode, 0, fixed.stderr);
+});
+
+test('a private key replaced under a matching old certificate is checked again', async ({ home, env }) => {
+  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  // Same .pub, same certificate, but another private key: only the key's ctime tells.
+  const other = join(home.dir, 'other');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+  writeFileSync(home.key, readFileSync(other), { mode: 0o600 });
+  const r = await cscsSa(['sign', '--force'], env);
+  assert.is(r.exitCode, 7);
+  assert.match(r.stderr, /is not the public key of/);
+});
+
+test.run();
