@@ -5,10 +5,10 @@
  * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there,
  * because `match` runs for every ssh invocation.
  */
-import { readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
-import { ConfigError } from './errors.js';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { ConfigError, describeFsError } from './errors.js';
 
 /** The CSCS gateways: production, and the test and development system (TDS). */
 export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
@@ -102,24 +102,101 @@ const FILE_KEYS: Record<keyof FileConfig, Kind> = {
   agent: 'boolean',
 };
 
-async function loadConfigFile(path: string): Promise<FileConfig> {
-  const { cosmiconfig } = await import('cosmiconfig');
-  let result;
+/** The kind of setting `name` is in `keys`: own names only, so `__proto__` or `constructor` is an unknown setting. */
+function settingKind(keys: Record<string, Kind>, name: string): Kind | undefined {
+  return Object.hasOwn(keys, name) ? keys[name] : undefined;
+}
+
+/** Checks the settings of one object (the file, or a part of it): known names, values of the right kind. */
+function checkSettings(config: unknown, keys: Record<string, Kind>, where: string): void {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError(`${where} must hold an object with settings`);
+  }
+  for (const [name, value] of Object.entries(config)) {
+    const kind = settingKind(keys, name);
+    if (!kind) throw new ConfigError(`${where}: unknown setting "${name}" (known: ${Object.keys(keys).join(', ')})`);
+    if (!KINDS[kind].valid(value)) throw new ConfigError(`${where}: "${name}" must be ${KINDS[kind].want}`);
+  }
+}
+
+/** Whether a file or folder's owner is one OpenSSH trusts for our files: us, or root. */
+function trustedOwner(stats: Stats): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || stats.uid === uid || stats.uid === 0;
+}
+
+/**
+ * Refuses a config file that someone else wrote or could write, as OpenSSH's StrictModes does
+ * (safe_path() in misc.c): the file itself (`stats` of the open file) and each folder above it,
+ * up to the home folder (or /), must belong to us or root and be writable by no one else. The
+ * settings name commands to run (apiKeyCommand) and a .js config is code: whoever can write them
+ * runs code as us, with our API key in the environment.
+ */
+export function checkTrustedFile(path: string, stats: Stats, home: string = homedir()): void {
+  const real = realpathSync(path);
+  if (!stats.isFile()) throw new ConfigError(`config file ${path} is not a regular file`);
+  if (!trustedOwner(stats)) {
+    throw new ConfigError(`config file ${path} belongs to another user (uid ${stats.uid}), so nothing in it is used`, { fix: 'remove it, or replace it with a file of your own' });
+  }
+  if ((stats.mode & 0o022) !== 0) {
+    throw new ConfigError(`config file ${path} is writable by others, so nothing in it is used`, { fix: `chmod go-w ${path}` });
+  }
+  let realHome: string | undefined;
   try {
-    result = await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path);
+    realHome = realpathSync(home);
+  } catch {
+    realHome = undefined;
+  }
+  for (let dir = dirname(real); ; dir = dirname(dir)) {
+    const folder = statSync(dir);
+    if (!trustedOwner(folder)) {
+      throw new ConfigError(`config file ${path} is in folder ${dir}, which belongs to another user (uid ${folder.uid}), so nothing in it is used`, { fix: 'move the config file to a folder of your own' });
+    }
+    if ((folder.mode & 0o022) !== 0) {
+      throw new ConfigError(`config file ${path} is in folder ${dir}, which others can write, so nothing in it is used`, { fix: `chmod go-w ${dir}, or move the config file to a folder only you can write` });
+    }
+    if (dir === realHome || dir === dirname(dir)) break;
+  }
+}
+
+/** Data formats, parsed from the checked descriptor; anything else (code) is loaded by path. */
+const DATA_FORMATS: Record<string, 'json' | 'yaml'> = { '.json': 'json', '.yaml': 'yaml', '.yml': 'yaml', '': 'yaml' };
+
+/**
+ * Opens the config file once and judges the open file. A data file (JSON, YAML) is read from that
+ * same descriptor, so what was checked is what is parsed; a code file is imported by path after
+ * the checks (no loader takes a descriptor), so its folders must be ours too.
+ */
+async function loadConfigFile(path: string): Promise<FileConfig> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new ConfigError(describeFsError(err, 'read config file', path));
+  }
+  let content: string | undefined;
+  try {
+    checkTrustedFile(path, fstatSync(fd));
+    if (Object.hasOwn(DATA_FORMATS, extname(path))) content = readFileSync(fd, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(describeFsError(err, 'read config file', path));
+  } finally {
+    closeSync(fd);
+  }
+  const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
+  let config: unknown;
+  try {
+    if (content === undefined) {
+      config = (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path))?.config;
+    } else {
+      config = DATA_FORMATS[extname(path)] === 'json' ? defaultLoaders['.json'](path, content) : defaultLoaders.noExt(path, content);
+    }
   } catch (err) {
     const reason = (err as Error).message.split('\n', 1)[0];
     throw new ConfigError(`cannot read config file ${path}: ${reason}`);
   }
-  const config: unknown = result?.config ?? {};
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ConfigError(`config file ${path} must hold an object with settings`);
-  }
-  for (const [name, value] of Object.entries(config)) {
-    const kind = FILE_KEYS[name as keyof FileConfig];
-    if (!kind) throw new ConfigError(`config file ${path}: unknown setting "${name}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
-    if (!KINDS[kind].valid(value)) throw new ConfigError(`config file ${path}: "${name}" must be ${KINDS[kind].want}`);
-  }
+  checkSettings(config ?? {}, FILE_KEYS, `config file ${path}`);
   return config as FileConfig;
 }
 
@@ -131,6 +208,12 @@ function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return value;
 }
 
+/** Whether a URL's host name is this machine, where plain http:// (a test double) exposes nothing. */
+function isLoopback(hostname: string): boolean {
+  // URL has normalised the forms: 127.1 is 127.0.0.1, and an IPv6 host keeps its brackets.
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 function checkUrl(url: string, from: string): string {
   let parsed: URL;
   try {
@@ -139,6 +222,9 @@ function checkUrl(url: string, from: string): string {
     throw new ConfigError(`${from}: "${url}" is not a URL`);
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(`${from}: "${url}" must be an https:// URL`);
+  if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+    throw new ConfigError(`${from}: "${url}" would send the API key unencrypted`, { fix: 'use https:// (plain http:// is only for loopback addresses: 127.0.0.0/8, ::1, localhost)' });
+  }
   return url.replace(/\/+$/, '');
 }
 
