@@ -5,7 +5,9 @@
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { gatewaySuite, type HomeContext } from './helpers/suites.ts';
 import { cscsSa } from './helpers/cli.ts';
@@ -82,5 +84,73 @@ test('a private key replaced under a matching old certificate is checked again',
   assert.is(r.exitCode, 7);
   assert.match(r.stderr, /is not the public key of/);
 });
+
+test('an API key with characters beyond ASCII: exit 4, "cannot be sent", nothing sent', async ({ env }) => {
+  const r = await cscsSa(['match'], { ...env, CSCS_API_KEY: 'sa-ключ-0123456789' });
+  assert.is(r.exitCode, 4);
+  assert.is(r.stderr, 'cscs-sa: API key from CSCS_API_KEY contains characters that cannot be sent (only printable ASCII can): check it\n');
+  assert.is(gw.requests.length, 0);
+});
+
+test('an oversized gateway answer is named as such, not as an HTML page', async ({ env }) => {
+  gw.faults.token.push({ status: 200, body: `<${'x'.repeat(2 << 20)}` });
+  const r = await cscsSa(['match'], env);
+  assert.is(r.exitCode, 6);
+  assert.is(r.stderr, "cscs-sa: token request answered 200 without an access token (the gateway's answer was larger than 1 MiB, so it was not read)\n");
+});
+
+/** A server that says one line and closes; the proxy's run against it, with `--log file`. */
+async function proxyWithLog(file: string, env: Record<string, string>) {
+  const server = createServer((socket) => {
+    socket.on('error', () => {}); // the proxy may reset once it has relayed the line
+    socket.end('hello\n');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    return await cscsSa(['proxy', '--log', file, '127.0.0.1', String((server.address() as { port: number }).port)], env, { stdin: 'pipe' });
+  } finally {
+    server.close();
+  }
+}
+
+test('--log through a planted symlink: refused in one line, the target untouched, the connection relayed', async ({ home, env }) => {
+  const victim = join(home.dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  const log = join(home.dir, 'cscs-sa.log');
+  symlinkSync(victim, log);
+  const r = await proxyWithLog(log, env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'hello\n');
+  assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it is a symbolic link: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+  assert.is(readFileSync(victim, 'utf8'), 'precious\n');
+});
+
+test('--log to a file of our own: created 0600, appended to', async ({ home, env }) => {
+  const log = join(home.dir, 'proxy.log');
+  for (let i = 0; i < 2; i++) {
+    const r = await proxyWithLog(log, env);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stderr, '');
+  }
+  assert.is(statSync(log).mode & 0o777, 0o600);
+  assert.is(readFileSync(log, 'utf8').match(/cscs-sa:proxy exit: /g)?.length, 2);
+});
+
+if (process.getuid?.() === 0) {
+  test('--log to a file another user owns: refused, the file untouched, the connection relayed', async ({ home, env }) => {
+    const log = join(home.dir, 'theirs.log');
+    writeFileSync(log, 'theirs\n', { mode: 0o666 });
+    chmodSync(log, 0o666);
+    chownSync(log, 65534, 65534);
+    const r = await proxyWithLog(log, env);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stdout, 'hello\n');
+    assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it belongs to another user (uid 65534): point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+    assert.is(readFileSync(log, 'utf8'), 'theirs\n');
+  });
+} else {
+  console.log("    SKIPPED: --log to another user's file needs root to chown it: not run");
+}
 
 test.run();

@@ -1,5 +1,5 @@
 import { loadSettings } from '../config.js';
-import { UsageError } from '../errors.js';
+import { LocalFileError, UsageError } from '../errors.js';
 import { createLog, setLogFile } from '../log.js';
 import { proxy } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
@@ -18,7 +18,8 @@ Options:
       --agent               first load the fresh certificate into ssh-agent, refreshing it if
                             needed (also "agent": true in the config): race-free where ssh read
                             the certificate file before it was refreshed
-      --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist)
+      --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist);
+                            a symlink or another user's file is refused, and the relay goes on
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
 
@@ -31,7 +32,16 @@ export async function run(args: string[]): Promise<number> {
     'connect-timeout': { type: 'string' },
   });
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  if (values.log) setLogFile(values.log);
+  if (values.log) {
+    try {
+      setLogFile(values.log);
+    } catch (err) {
+      // The log is diagnostics: a bad --log must not cost the connection (nor let whoever planted
+      // the file there break every ssh); say so once and relay without it.
+      if (!(err instanceof LocalFileError)) throw err;
+      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log\n`);
+    }
+  }
   const [host, portText, ...extra] = positionals;
   if (!host || !portText || extra.length > 0) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);
