@@ -99,8 +99,8 @@ test('an oversized gateway answer is named as such, not as an HTML page', async 
   assert.is(r.stderr, "cscs-sa: token request answered 200 without an access token (the gateway's answer was larger than 1 MiB, so it was not read)\n");
 });
 
-/** A server that says one line and closes; the proxy's run against it, with `--log file`. */
-async function proxyWithLog(file: string, env: Record<string, string>) {
+/** A server that says one line and closes; `cscs-sa proxy OPTIONS` run against it. */
+async function proxyTo(options: string[], env: Record<string, string>) {
   const server = createServer((socket) => {
     socket.on('error', () => {}); // the proxy may reset once it has relayed the line
     socket.end('hello\n');
@@ -108,11 +108,33 @@ async function proxyWithLog(file: string, env: Record<string, string>) {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   try {
-    return await cscsSa(['proxy', '--log', file, '127.0.0.1', String((server.address() as { port: number }).port)], env, { stdin: 'pipe' });
+    return await cscsSa(['proxy', ...options, '127.0.0.1', String((server.address() as { port: number }).port)], env, { stdin: 'pipe' });
   } finally {
     server.close();
   }
 }
+
+function proxyWithLog(file: string, env: Record<string, string>) {
+  return proxyTo(['--log', file], env);
+}
+
+test('agent mode with a certificate that never expires: loaded for one hour, not "-t Infinity"', async ({ home, env }) => {
+  const socket = join(home.dir, 'agent.sock');
+  const agent = await execa('ssh-agent', ['-s', '-a', socket]);
+  const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(String(agent.stdout))![1]);
+  try {
+    const agentEnv = { ...env, SSH_AUTH_SOCK: socket, DEBUG: 'cscs-sa:agent' };
+    gw.faults.sign.push({ rewrite: resigned({ validAfter: 0n, validBefore: 2n ** 64n - 1n }) });
+    const r = await proxyTo(['--agent'], agentEnv);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stdout, 'hello\n');
+    assert.match(r.stderr, /loaded .* into the agent for 3600 s/);
+    const listed = await execa('ssh-add', ['-l'], { env: agentEnv, extendEnv: false });
+    assert.match(String(listed.stdout), /\(ED25519-CERT\)/);
+  } finally {
+    process.kill(agentPid);
+  }
+});
 
 test('--log through a planted symlink: refused in one line, the target untouched, the connection relayed', async ({ home, env }) => {
   const victim = join(home.dir, 'victim');

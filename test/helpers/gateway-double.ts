@@ -161,7 +161,8 @@ export class GatewayDouble {
     if (fault && 'rewrite' in fault) certificate = fault.rewrite(certificate);
     const validBefore = validBeforeOf(certificate);
     this.issued.push({ atMs: Date.now(), validBefore });
-    const expireTime = new Date(validBefore * 1000).toISOString();
+    // A "forever" certificate (valid_before 2^64-1) has no date to show.
+    const expireTime = validBefore * 1000 <= 8.64e15 ? new Date(validBefore * 1000).toISOString() : null;
     return json(res, 201, { sshKey: { publicKey: certificate, expireTime, serialNumber: String(this.serial - 1), revocationTime: null } });
   }
 }
