@@ -53,33 +53,24 @@ function ran(marker: string): boolean {
 }
 
 for (const format of FORMATS) {
-  test(`config.${format} writable by others: exit 3 naming the file and chmod go-w, nothing in it runs`, async ({ home, env }) => {
-    const marker = join(home.dir, 'ran');
-    const file = writeConfig(home.dir, format, marker);
-    chmodSync(file, 0o666);
-    delete env.CSCS_API_KEY;
-    const r = await cscsSa(['match'], env);
-    assert.is(r.exitCode, 3);
-    assert.is(r.stderr, `cscs-sa: config file ${file} is writable by others, so nothing in it is used: chmod go-w ${file}\n`);
-    assert.not.ok(ran(marker), 'nothing ran');
-    assert.is(gw.requests.length, 0);
-    // The fix it names works, and the same file then runs (so the marker could have shown it).
-    chmodSync(file, 0o644);
-    const fixed = await cscsSa(['match'], env);
-    assert.is(fixed.exitCode, 0, fixed.stderr);
-    assert.ok(ran(marker), 'the trusted file is used');
-  });
-
-  test(`config.${format} group-writable: refused the same way`, async ({ home, env }) => {
-    const marker = join(home.dir, 'ran');
-    const file = writeConfig(home.dir, format, marker);
-    chmodSync(file, 0o664);
-    delete env.CSCS_API_KEY;
-    const r = await cscsSa(['match'], env);
-    assert.is(r.exitCode, 3);
-    assert.match(r.stderr, /is writable by others, so nothing in it is used: chmod go-w /);
-    assert.not.ok(ran(marker));
-  });
+  for (const [who, mode] of [['others', 0o666], ['its group', 0o664]] as const) {
+    test(`config.${format} writable by ${who}: exit 3 naming the file and chmod go-w, nothing in it runs`, async ({ home, env }) => {
+      const marker = join(home.dir, 'ran');
+      const file = writeConfig(home.dir, format, marker);
+      chmodSync(file, mode);
+      delete env.CSCS_API_KEY;
+      const r = await cscsSa(['match'], env);
+      assert.is(r.exitCode, 3);
+      assert.is(r.stderr, `cscs-sa: config file ${file} is writable by others, so nothing in it is used: chmod go-w ${file}\n`);
+      assert.not.ok(ran(marker), 'nothing ran');
+      assert.is(gw.requests.length, 0);
+      // The fix it names works, and the same file then runs (so the marker could have shown it).
+      chmodSync(file, 0o644);
+      const fixed = await cscsSa(['match'], env);
+      assert.is(fixed.exitCode, 0, fixed.stderr);
+      assert.ok(ran(marker), 'the trusted file is used');
+    });
+  }
 
   if (isRoot) {
     test(`config.${format} owned by another user: exit 3, nothing in it runs`, async ({ home, env }) => {
