@@ -132,7 +132,7 @@ function trustedOwner(stats: Stats): boolean {
  * settings name commands to run (apiKeyCommand) and a .js config is code: whoever can write them
  * runs code as us, with our API key in the environment.
  */
-export function checkTrustedFile(path: string, stats: Stats, home: string = homedir()): void {
+function checkTrustedFile(path: string, stats: Stats, home: string = homedir()): void {
   const real = realpathSync(path);
   if (!stats.isFile()) throw new ConfigError(`config file ${path} is not a regular file`);
   if (!trustedOwner(stats)) {
