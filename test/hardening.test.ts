@@ -5,7 +5,7 @@
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -84,6 +84,31 @@ test('a private key replaced under a matching old certificate is checked again',
   assert.is(r.exitCode, 7);
   assert.match(r.stderr, /is not the public key of/);
 });
+
+test('a private key reached through a symlink is judged by the file it points to', async ({ home, env }) => {
+  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  const real = join(home.dir, 'real-key');
+  renameSync(home.key, real);
+  symlinkSync(real, home.key);
+  chmodSync(real, 0o644);
+  const r = await cscsSa(['sign', '--force'], env);
+  assert.is(r.exitCode, 7);
+  assert.is(r.stderr, `cscs-sa: key ${home.key} has permissions 0644, which ssh refuses: run chmod 600 ${home.key}\n`);
+  chmodSync(real, 0o600);
+  assert.is((await cscsSa(['sign', '--force'], env)).exitCode, 0);
+});
+
+if (process.getuid?.() === 0) {
+  test('a private key another user owns is refused, exit 7', async ({ home, env }) => {
+    assert.is((await cscsSa(['match'], env)).exitCode, 0);
+    chownSync(home.key, 65534, 65534);
+    const r = await cscsSa(['sign', '--force'], env);
+    assert.is(r.exitCode, 7);
+    assert.is(r.stderr, `cscs-sa: key ${home.key} belongs to another user (uid 65534): use a key of your own (cscs-sa creates one at a path where none exists)\n`);
+  });
+} else {
+  console.log("    SKIPPED: a key owned by another user needs root to chown it: not run");
+}
 
 test('an API key with characters beyond ASCII: exit 4, "cannot be sent", nothing sent', async ({ env }) => {
   const r = await cscsSa(['match'], { ...env, CSCS_API_KEY: 'sa-ключ-0123456789' });
