@@ -125,6 +125,15 @@ function trustedOwner(stats: Stats): boolean {
   return uid === undefined || stats.uid === uid || stats.uid === 0;
 }
 
+/** The home folder with symlinks resolved, as the folders above a file are; undefined if it does not exist (the walk then goes up to /). */
+function resolvedHome(): string | undefined {
+  try {
+    return realpathSync(homedir());
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Refuses a config file that someone else wrote or could write, as OpenSSH's StrictModes does
  * (safe_path() in misc.c): the file itself (`stats` of the open file) and each folder above it,
@@ -132,7 +141,7 @@ function trustedOwner(stats: Stats): boolean {
  * settings name commands to run (apiKeyCommand) and a .js config is code: whoever can write them
  * runs code as us, with our API key in the environment.
  */
-function checkTrustedFile(path: string, stats: Stats, home: string = homedir()): void {
+function checkTrustedFile(path: string, stats: Stats): void {
   const real = realpathSync(path);
   if (!stats.isFile()) throw new ConfigError(`config file ${path} is not a regular file`);
   if (!trustedOwner(stats)) {
@@ -141,12 +150,7 @@ function checkTrustedFile(path: string, stats: Stats, home: string = homedir()):
   if ((stats.mode & 0o022) !== 0) {
     throw new ConfigError(`config file ${path} is writable by others, so nothing in it is used`, { fix: `chmod go-w ${path}` });
   }
-  let realHome: string | undefined;
-  try {
-    realHome = realpathSync(home);
-  } catch {
-    realHome = undefined;
-  }
+  const realHome = resolvedHome();
   for (let dir = dirname(real); ; dir = dirname(dir)) {
     const folder = statSync(dir);
     if (!trustedOwner(folder)) {
