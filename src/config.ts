@@ -5,7 +5,7 @@
  * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there,
  * because `match` runs for every ssh invocation.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, describeFsError } from './errors.js';
@@ -174,7 +174,8 @@ const DATA_FORMATS: Record<string, 'json' | 'yaml'> = { '.json': 'json', '.yaml'
 async function loadConfigFile(path: string): Promise<FileConfig> {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO at the path is refused (not a regular file) instead of blocking us.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new ConfigError(describeFsError(err, 'read config file', path));
   }

@@ -7,7 +7,7 @@
  * ssh does) and the open file's owner and mode judged, and the `.pub` must be the private key's
  * public half, else the gateway would certify a key ssh cannot use.
  */
-import { closeSync, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -55,7 +55,8 @@ export function checkPrivateKey(path: string, stats: Stats): void {
 function statPrivateKey(path: string): Stats | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO at the path is refused below (not a regular file) instead of blocking us.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {

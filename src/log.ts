@@ -35,9 +35,13 @@ export function setLogFile(path: string): void {
   const fix = 'point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log';
   let fd: number;
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    // O_NONBLOCK: a FIFO planted there fails or is refused below instead of blocking the proxy.
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new LocalFileError(`cannot log to ${path}: it is a symbolic link`, { fix });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new LocalFileError(`cannot log to ${path}: it is a symbolic link`, { fix });
+    // A FIFO without a reader (with one, fstat below refuses it).
+    if (code === 'ENXIO') throw new LocalFileError(`cannot log to ${path}: it is not a regular file`, { fix });
     throw new LocalFileError(describeFsError(err, 'log to', path), { fix });
   }
   const stats = fstatSync(fd);

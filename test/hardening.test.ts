@@ -173,6 +173,15 @@ test('--log through a planted symlink: refused in one line, the target untouched
   assert.is(readFileSync(victim, 'utf8'), 'precious\n');
 });
 
+test('--log at a FIFO planted there: refused at once, not waited on; the connection relayed', async ({ home, env }) => {
+  const log = join(home.dir, 'fifo.log');
+  await execa('mkfifo', [log]);
+  const r = await proxyWithLog(log, env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'hello\n');
+  assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it is not a regular file: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+});
+
 test('--log to a file of our own: created 0600, appended to', async ({ home, env }) => {
   const log = join(home.dir, 'proxy.log');
   for (let i = 0; i < 2; i++) {
