@@ -8,12 +8,31 @@
 // bundled against ~29 ms as ~60 separate CommonJS files and 70-100 ms through undici's index,
 // and bundling freezes the undici internals we import at the version tested here. execa,
 // cosmiconfig and debug stay external runtime dependencies, each imported only when used.
+//
+// undici is also a runtime dependency pinned to the exact version bundled, so that users' npm
+// audit and Dependabot see it; the build refuses to bundle any other version, and writes the
+// bundled one into the program (cscs-sa --version prints it).
 import { build } from 'esbuild';
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+
+const readJson = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8'));
+const declared = readJson('../package.json').dependencies.undici;
+const bundled = readJson('../node_modules/undici/package.json').version;
+if (declared !== bundled) {
+  console.error(`build: package.json pins undici ${declared} but node_modules has ${bundled}: run npm ci`);
+  process.exit(1);
+}
 
 const dist = new URL('../dist/', import.meta.url);
 rmSync(dist, { recursive: true, force: true });
-const common = { bundle: true, platform: 'node', target: 'node20.18', legalComments: 'none', logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20.18',
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: { CSCS_SA_UNDICI_VERSION: JSON.stringify(bundled) },
+};
 await build({
   ...common,
   entryPoints: ['src/cli.ts'],

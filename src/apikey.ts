@@ -24,6 +24,11 @@ function accept(raw: string, source: string): ApiKey {
   registerSecret(value);
   // A key with inner white space or control characters would be mangled or refused in a header.
   if (/[\s\x00-\x1f\x7f]/.test(value)) throw new ApiKeyError(`API key from ${source} contains spaces or control characters: check it`);
+  // HTTP header values are bytes: undici refuses anything beyond Latin-1 (as a network error, exit 5),
+  // and an API key is plain ASCII anyway.
+  if (/[^\x21-\x7e]/.test(value)) {
+    throw new ApiKeyError(`API key from ${source} contains characters that cannot be sent (only printable ASCII can)`, { fix: 'check it' });
+  }
   return { value, source };
 }
 

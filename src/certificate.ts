@@ -34,6 +34,13 @@ export interface Certificate {
   validAfter: bigint;
   /** Seconds since the epoch; FOREVER for no expiry. */
   validBefore: bigint;
+  /** Names of the critical options and extensions, in their (checked) order. */
+  criticalOptions: string[];
+  extensions: string[];
+  /** The CA's public key blob, the bytes it signed (everything before the signature) and its signature blob. */
+  signatureKey: Buffer;
+  signed: Buffer;
+  signature: Buffer;
   comment: string;
 }
 
@@ -42,28 +49,39 @@ export class CertificateParseError extends Error {
 }
 
 /**
- * How many length-prefixed fields (string or mpint) each key type's public part has.
- * Both encodings are a uint32 length and that many bytes, so skipping them needs no more.
+ * Each certificate type, the plain key type it certifies, and how many length-prefixed fields
+ * (string or mpint) that key's public part has: both encodings are a uint32 length and that many
+ * bytes, so skipping them needs no more. The names are not derived from each other: the security
+ * key types put `-cert-v01` before `@openssh.com` (`sk-ssh-ed25519-cert-v01@openssh.com` certifies
+ * `sk-ssh-ed25519@openssh.com`), and their public part ends with the FIDO `application` string.
  */
-const KEY_FIELDS: Record<string, number> = {
-  'ssh-ed25519': 1,
-  'ssh-rsa': 2,
-  'ssh-dss': 4,
-  'ecdsa-sha2-nistp256': 2,
-  'ecdsa-sha2-nistp384': 2,
-  'ecdsa-sha2-nistp521': 2,
-  'sk-ssh-ed25519@openssh.com': 2,
-  'sk-ecdsa-sha2-nistp256@openssh.com': 3,
+const CERT_TYPES: Record<string, { keyType: string; fields: number }> = {
+  'ssh-ed25519-cert-v01@openssh.com': { keyType: 'ssh-ed25519', fields: 1 },
+  'ssh-rsa-cert-v01@openssh.com': { keyType: 'ssh-rsa', fields: 2 },
+  'ssh-dss-cert-v01@openssh.com': { keyType: 'ssh-dss', fields: 4 },
+  'ecdsa-sha2-nistp256-cert-v01@openssh.com': { keyType: 'ecdsa-sha2-nistp256', fields: 2 },
+  'ecdsa-sha2-nistp384-cert-v01@openssh.com': { keyType: 'ecdsa-sha2-nistp384', fields: 2 },
+  'ecdsa-sha2-nistp521-cert-v01@openssh.com': { keyType: 'ecdsa-sha2-nistp521', fields: 2 },
+  'sk-ssh-ed25519-cert-v01@openssh.com': { keyType: 'sk-ssh-ed25519@openssh.com', fields: 2 },
+  'sk-ecdsa-sha2-nistp256-cert-v01@openssh.com': { keyType: 'sk-ecdsa-sha2-nistp256@openssh.com', fields: 3 },
 };
 
-const CERT_SUFFIX = '-cert-v01@openssh.com';
+const CERT_SUFFIX = /-cert-v01@openssh\.com$/;
 
-class Reader {
+/** OpenSSH's SSHKEY_CERT_MAX_PRINCIPALS: cert_parse refuses a certificate with more. */
+export const MAX_PRINCIPALS = 256;
+
+/** Reads the SSH wire encoding (RFC 4251 §5): uint32, uint64, length-prefixed strings. */
+export class Reader {
   offset = 0;
-  constructor(private readonly buf: Buffer) {}
+  /** `truncated` names what ran short, for the message. */
+  constructor(
+    private readonly buf: Buffer,
+    private readonly truncated = 'truncated',
+  ) {}
 
   private need(n: number): void {
-    if (this.offset + n > this.buf.length) throw new CertificateParseError('truncated');
+    if (this.offset + n > this.buf.length) throw new CertificateParseError(this.truncated);
   }
   uint32(): number {
     this.need(4);
@@ -87,6 +105,15 @@ class Reader {
   string(): string {
     return this.bytes().toString('utf8');
   }
+  /** A string that must not hold a NUL, as OpenSSH's sshbuf_get_cstring requires (C would cut it there). */
+  cstring(what: string): string {
+    return this.cbytes(what).toString('utf8');
+  }
+  cbytes(what: string): Buffer {
+    const bytes = this.bytes();
+    if (bytes.includes(0)) throw new CertificateParseError(`${what} contains a NUL byte`);
+    return bytes;
+  }
   get done(): boolean {
     return this.offset === this.buf.length;
   }
@@ -106,38 +133,83 @@ function splitLine(text: string): { type: string; blob: Buffer; comment: string 
 
 export function parsePublicKey(text: string): PublicKey {
   const { type, blob, comment } = splitLine(text);
-  if (type.endsWith(CERT_SUFFIX)) throw new CertificateParseError('a certificate, not a public key');
+  if (CERT_SUFFIX.test(type)) throw new CertificateParseError('a certificate, not a public key');
   return { type, blob, comment };
 }
 
+/**
+ * The names of a critical options or extensions section: packed (name, data) string pairs, as
+ * cert_parse requires, with names free of NULs and in strictly increasing order (so each at most
+ * once), as PROTOCOL.certkeys requires of both sections.
+ */
+function optionNames(section: Buffer, what: string): string[] {
+  const r = new Reader(section, `${what} malformed`);
+  const names: string[] = [];
+  let previous: Buffer | undefined;
+  while (!r.done) {
+    const name = r.cbytes(`${what} name`);
+    r.bytes(); // data: its meaning is sshd's business
+    if (previous !== undefined && Buffer.compare(previous, name) >= 0) {
+      throw new CertificateParseError(`${what} "${name.toString('utf8')}" out of order or repeated`);
+    }
+    previous = name;
+    names.push(name.toString('utf8'));
+  }
+  return names;
+}
+
+/**
+ * Parses and checks a certificate as OpenSSH's cert_parse does, except the CA signature
+ * (signature.ts verifies that: it needs node:crypto, which this hot-path module does not load).
+ */
 export function parseCertificate(text: string): Certificate {
   const { type, blob, comment } = splitLine(text);
-  if (!type.endsWith(CERT_SUFFIX)) throw new CertificateParseError(`${type} is not a certificate type`);
-  const keyType = type.slice(0, -CERT_SUFFIX.length);
-  const fieldCount = KEY_FIELDS[keyType];
-  if (fieldCount === undefined) throw new CertificateParseError(`unsupported key type ${keyType}`);
+  if (!CERT_SUFFIX.test(type)) throw new CertificateParseError(`${type} is not a certificate type`);
+  const known = CERT_TYPES[type];
+  if (known === undefined) throw new CertificateParseError(`unsupported certificate type ${type}`);
 
   const r = new Reader(blob);
   r.string(); // type, checked by splitLine
   r.bytes(); // nonce
   const fieldsStart = r.offset;
-  for (let i = 0; i < fieldCount; i++) r.bytes();
+  for (let i = 0; i < known.fields; i++) r.bytes();
   const keyFields = blob.subarray(fieldsStart, r.offset);
   const serial = r.uint64();
   const certType = r.uint32();
-  const keyId = r.string();
-  const packed = new Reader(r.bytes());
+  if (certType !== CertType.user && certType !== CertType.host) throw new CertificateParseError(`unknown certificate type ${certType}`);
+  const keyId = r.cstring('key id');
+  const packed = new Reader(r.bytes(), 'principals malformed');
   const principals: string[] = [];
-  while (!packed.done) principals.push(packed.string());
+  while (!packed.done) {
+    if (principals.length >= MAX_PRINCIPALS) throw new CertificateParseError(`more than ${MAX_PRINCIPALS} principals`);
+    principals.push(packed.cstring('a principal'));
+  }
   const validAfter = r.uint64();
   const validBefore = r.uint64();
-  r.bytes(); // critical options
-  r.bytes(); // extensions
+  const criticalOptions = optionNames(r.bytes(), 'critical options');
+  const extensions = optionNames(r.bytes(), 'extensions');
   r.bytes(); // reserved
-  r.bytes(); // signature key
-  r.bytes(); // signature
+  const signatureKey = r.bytes();
+  const signed = blob.subarray(0, r.offset);
+  const signature = r.bytes();
   if (!r.done) throw new CertificateParseError('trailing data after the signature');
-  return { type, keyType, keyFields, serial, certType, keyId, principals, validAfter, validBefore, comment };
+  return {
+    type,
+    keyType: known.keyType,
+    keyFields,
+    serial,
+    certType,
+    keyId,
+    principals,
+    validAfter,
+    validBefore,
+    criticalOptions,
+    extensions,
+    signatureKey,
+    signed,
+    signature,
+    comment,
+  };
 }
 
 /** Whether `cert` certifies exactly `key`: same type, same public fields. */

@@ -54,8 +54,9 @@ Run cscs-sa COMMAND --help for a command's options.`;
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '--version' || name === '-V') {
-    const { version } = await import('./version.js');
-    process.stdout.write(`${version()}\n`);
+    const { bundledUndiciVersion, version } = await import('./version.js');
+    const undici = bundledUndiciVersion();
+    process.stdout.write(`${version()}${undici ? ` (undici ${undici})` : ''}\n`);
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

@@ -7,11 +7,11 @@
  * the fast path (src/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
  * runs for every ssh invocation.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
-import { ConfigError, UsageError } from './errors.js';
+import { ConfigError, describeFsError, UsageError } from './errors.js';
 
 /** The CSCS gateways: production, and the test and development system (TDS). */
 export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
@@ -55,7 +55,6 @@ export interface Settings extends GlobalSettings, AccountSettings {}
 export type SettingsFlags = { key?: string; env?: string; account?: string };
 
 const NAME = 'cscs-sa';
-export const DEFAULT_KEY = '~/.ssh/cscs-key-sa';
 const SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
 
 const ENV = {
@@ -191,15 +190,92 @@ function loadFailure(path: string, err: Error): string {
   }
 }
 
-async function loadConfigFile(path: string): Promise<FileConfig> {
-  const { cosmiconfig } = await import('cosmiconfig');
-  let result;
+/** Whether a file or folder's owner is one OpenSSH trusts for our files: us, or root. */
+function trustedOwner(stats: Stats): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || stats.uid === uid || stats.uid === 0;
+}
+
+/** The home folder with symlinks resolved, as the folders above a file are; undefined if it does not exist (the walk then goes up to /). */
+function resolvedHome(): string | undefined {
   try {
-    result = await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path);
+    return realpathSync(homedir());
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses a config file that someone else wrote or could write, as OpenSSH's StrictModes does
+ * (safe_path() in misc.c): the file itself (`stats` of the open file) and each folder above it,
+ * up to the home folder (or /), must belong to us or root and be writable by no one else. The
+ * settings name commands to run (apiKeyCommand) and a .js config is code: whoever can write them
+ * runs code as us, with our API key in the environment.
+ */
+function checkTrustedFile(path: string, stats: Stats): void {
+  const real = realpathSync(path);
+  if (!stats.isFile()) throw new ConfigError(`config file ${path} is not a regular file`, { fix: 'point CSCS_SA_CONFIG at a file, or remove what is there' });
+  if (!trustedOwner(stats)) {
+    throw new ConfigError(`config file ${path} belongs to another user (uid ${stats.uid}), so nothing in it is used`, { fix: 'remove it, or replace it with a file of your own' });
+  }
+  if ((stats.mode & 0o022) !== 0) {
+    throw new ConfigError(`config file ${path} is writable by others, so nothing in it is used`, { fix: `chmod go-w ${path}` });
+  }
+  const realHome = resolvedHome();
+  for (let dir = dirname(real); ; dir = dirname(dir)) {
+    const folder = statSync(dir);
+    if (!trustedOwner(folder)) {
+      throw new ConfigError(`config file ${path} is in folder ${dir}, which belongs to another user (uid ${folder.uid}), so nothing in it is used`, { fix: 'move the config file to a folder of your own' });
+    }
+    if ((folder.mode & 0o022) !== 0) {
+      throw new ConfigError(`config file ${path} is in folder ${dir}, which others can write, so nothing in it is used`, { fix: `chmod go-w ${dir}, or move the config file to a folder only you can write` });
+    }
+    if (dir === realHome || dir === dirname(dir)) break;
+  }
+}
+
+/** Data formats, parsed from the checked descriptor; anything else (code) is loaded by path. */
+const DATA_FORMATS: Record<string, 'json' | 'yaml'> = { '.json': 'json', '.yaml': 'yaml', '.yml': 'yaml', '': 'yaml' };
+
+/**
+ * Opens the config file once and judges the open file: a data file (JSON, YAML) comes back as the
+ * text read from that same descriptor, so what was checked is what is parsed (the fast path of
+ * match parses a JSON one itself); a code file is imported by path after the checks (no loader
+ * takes a descriptor), so its folders must be ours too.
+ */
+export function openTrustedConfig(path: string): { content?: string } {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO at the path is refused (not a regular file) instead of blocking us.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new ConfigError(describeFsError(err, 'read config file', path), { cause: err });
+  }
+  try {
+    checkTrustedFile(path, fstatSync(fd));
+    return Object.hasOwn(DATA_FORMATS, extname(path)) ? { content: readFileSync(fd, 'utf8') } : {};
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(describeFsError(err, 'read config file', path), { cause: err });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function loadConfigFile(path: string): Promise<FileConfig> {
+  const { content } = openTrustedConfig(path);
+  const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
+  let config: unknown;
+  try {
+    if (content === undefined) {
+      config = (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path))?.config;
+    } else {
+      config = DATA_FORMATS[extname(path)] === 'json' ? defaultLoaders['.json'](path, content) : defaultLoaders.noExt(path, content);
+    }
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct or remove the file', cause: err });
   }
-  return checkFileConfig(result?.config ?? {}, path);
+  return checkFileConfig(config ?? {}, path);
 }
 
 /** The config file and what it holds ({} without one). */
@@ -221,6 +297,12 @@ function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return value;
 }
 
+/** Whether a URL's host name is this machine, where plain http:// (a test double) exposes nothing. */
+function isLoopback(hostname: string): boolean {
+  // URL has normalised the forms: 127.1 is 127.0.0.1, and an IPv6 host keeps its brackets.
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 function checkUrl(url: string, from: string): string {
   let parsed: URL;
   try {
@@ -229,6 +311,9 @@ function checkUrl(url: string, from: string): string {
     throw new ConfigError(`${from}: "${url}" is not a URL`);
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(`${from}: "${url}" must be an https:// URL`);
+  if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+    throw new ConfigError(`${from}: "${url}" would send the API key unencrypted`, { fix: 'use https:// (plain http:// is only for loopback addresses: 127.0.0.0/8, ::1, localhost)' });
+  }
   return url.replace(/\/+$/, '');
 }
 

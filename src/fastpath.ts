@@ -5,9 +5,8 @@
  * handle (a refresh, --help, a YAML or JS config file, a bad flag or file) goes to the full
  * command, which looks again and explains.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { checkFileConfig, findConfigFile, settingsFrom } from './config.js';
+import { checkFileConfig, findConfigFile, openTrustedConfig, settingsFrom } from './config.js';
 import { inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but must parse here too. */
@@ -23,7 +22,8 @@ export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.en
     const configFile = findConfigFile(env);
     // JSON.parse reads a .json file as cosmiconfig does; other formats need its loaders.
     if (configFile && !configFile.endsWith('.json')) return false;
-    const file = configFile ? checkFileConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile) : {};
+    // Trusted like the full path trusts it (owner, mode, folders), read from the checked descriptor.
+    const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content!), configFile) : {};
     const settings = settingsFrom({ key: values.key, account: values.account }, env, file, configFile);
     return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';
   } catch {

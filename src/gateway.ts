@@ -19,6 +19,8 @@ const log = createLog('gateway');
 const TOKEN_PATH = '/api-service-account/api/v1/auth/token';
 const SIGN_PATH = '/api-ssh-service/api/v1/ssh-keys/sign';
 const MAX_BODY = 1 << 20;
+/** What a reply's text is when its body was over MAX_BODY: no JSON or HTML body starts with a NUL. */
+const OVERSIZED = '\0oversized body';
 
 export interface GatewayOptions {
   baseUrl: string;
@@ -87,6 +89,7 @@ function describeNetworkError(err: unknown, connectTimeoutSeconds: number): stri
 
 /** What the server said, safe for one line: its JSON `message`, or what kind of body it was. */
 function describeBody(text: string, contentType: string | undefined): string {
+  if (text === OVERSIZED) return ` (the gateway's answer was larger than ${MAX_BODY >> 20} MiB, so it was not read)`;
   const body = text.trim();
   if (body === '') return '';
   if (/html/i.test(contentType ?? '') || body.startsWith('<')) return ' (the gateway answered with an HTML page: maintenance or a proxy?)';
@@ -217,7 +220,7 @@ class Exchange {
       size += (chunk as Buffer).length;
       if (size > MAX_BODY) {
         res.body.destroy();
-        return { status: res.statusCode, headers: res.headers, text: '<oversized body>', receivedAt: Date.now() };
+        return { status: res.statusCode, headers: res.headers, text: OVERSIZED, receivedAt: Date.now() };
       }
       chunks.push(chunk as Buffer);
     }

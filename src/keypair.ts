@@ -2,12 +2,16 @@
  * The service account's own key pair. Created once (ed25519, private 0600) when missing; an
  * existing pair is never replaced: the new private key is linked into place, which fails rather
  * than overwrite.
+ *
+ * An existing pair is checked as ssh checks it: the private key is opened (symlinks followed, as
+ * ssh does) and the open file's owner and mode judged, and the `.pub` must be the private key's
+ * public half, else the gateway would certify a key ssh cannot use.
  */
-import { linkSync, lstatSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { type PublicKey, parsePublicKey } from './certificate.js';
+import { type Certificate, certifies, type PublicKey, parsePublicKey } from './certificate.js';
 import { runOpenSshTool } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -28,15 +32,71 @@ function statOrUndefined(path: string): Stats | undefined {
   }
 }
 
-/** The checks ssh itself makes before it uses a private key; the error carries the fix. */
+/**
+ * The checks ssh itself makes before it uses a private key (sshkey_perm_ok: mode & 077 == 0), with
+ * the fix in the message. ssh ignores the mode of a key another user owns; we refuse such a key,
+ * since its owner can read it (root excepted: root can read it anyway, and may provision it).
+ */
 export function checkPrivateKey(path: string, stats: Stats): void {
   if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory`, { fix: 'point -f (or "key") at a private key file' });
   if (stats.isSymbolicLink()) return; // ssh follows it; the target's mode is what counts and lstat cannot see it
   if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
+    throw new LocalFileError(`key ${path} belongs to another user (uid ${stats.uid})`, { fix: 'use a key of your own (cscs-sa creates one at a path where none exists)' });
+  }
   if ((stats.mode & 0o077) !== 0) {
     const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
     throw new LocalFileError(`key ${path} has permissions ${mode}, which ssh refuses`, { fix: `run chmod 600 ${path}` });
   }
+}
+
+/** Opens the private key as ssh will and returns the open file's status: undefined when there is none. */
+function statPrivateKey(path: string): Stats | undefined {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO at the path is refused below (not a regular file) instead of blocking us.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      // A dangling symlink is a key that is not there, but not one to create: linkSync would fail on it.
+      if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path} is a symbolic link to nothing`, { fix: 'restore its target or remove the link' });
+      return undefined;
+    }
+    throw new LocalFileError(describeFsError(err, 'read', path));
+  }
+  try {
+    return fstatSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * What proves a pair was checked before: the certificate of the last refresh certifies this very
+ * `.pub`, and the private key file has not changed (ctime: content, mode, owner, a rename into
+ * place) since that certificate was written. Every certificate is written only after its pair was
+ * checked, so nothing needs storing beside it; the proof costs no I/O, as the refresh has read both.
+ */
+export interface PairProof {
+  certificate?: Certificate;
+  refreshedAt?: Date;
+}
+
+function provenPair(keyStats: Stats, publicKey: PublicKey, proof: PairProof | undefined): boolean {
+  if (!proof?.certificate || !proof.refreshedAt) return false;
+  return certifies(proof.certificate, publicKey) && keyStats.ctimeMs < proof.refreshedAt.getTime();
+}
+
+/** Refuses a `.pub` that is not the private key's public half, as `ssh-keygen -y` derives it. */
+async function checkPair(paths: KeyPaths, publicKey: PublicKey): Promise<void> {
+  // -P '': an encrypted key fails at once instead of prompting on the terminal ssh runs us from.
+  const derived = parsePublicKey(await sshKeygen(['-y', '-P', '', '-f', paths.key]));
+  if (derived.type === publicKey.type && derived.blob.equals(publicKey.blob)) return;
+  throw new LocalFileError(`${paths.publicKey} is not the public key of ${paths.key}`, {
+    fix: `replace it with the private key's own: ssh-keygen -y -f ${paths.key} > ${paths.publicKey}`,
+  });
 }
 
 function sshKeygen(args: string[]): Promise<string> {
@@ -58,14 +118,24 @@ export interface KeyPair {
   created: boolean;
 }
 
-/** Makes sure the key pair exists and returns its public key. Call under the refresh lock. */
-export async function ensureKeyPair(paths: KeyPaths): Promise<KeyPair> {
-  const keyStats = statOrUndefined(paths.key);
+/**
+ * Makes sure the key pair exists and returns its public key. Call under the refresh lock.
+ * `proof`: what the last refresh left (see PairProof), to skip deriving the public key again.
+ */
+export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof): Promise<KeyPair> {
+  const keyStats = statPrivateKey(paths.key);
   if (keyStats) {
     checkPrivateKey(paths.key, keyStats);
-    if (statOrUndefined(paths.publicKey)) return { publicKey: readPublicKey(paths.publicKey), created: false };
+    if (statOrUndefined(paths.publicKey)) {
+      const publicKey = readPublicKey(paths.publicKey);
+      if (!provenPair(keyStats, publicKey, proof)) {
+        await checkPair(paths, publicKey);
+        log('checked that %s belongs to %s', paths.publicKey, paths.key);
+      }
+      return { publicKey, created: false };
+    }
     // ssh-keygen -y derives the public half; an encrypted key would prompt, so BatchMode-like: no stdin.
-    const line = await sshKeygen(['-y', '-f', paths.key]);
+    const line = await sshKeygen(['-y', '-P', '', '-f', paths.key]);
     writePublicKey(paths.publicKey, `${line.trim()}\n`);
     log('derived %s from the private key', paths.publicKey);
     return { publicKey: parsePublicKey(line), created: false };

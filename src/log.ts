@@ -4,14 +4,15 @@
  * ControlPersist). Every line passes through redact(): secrets are registered the moment they
  * are read, so no code path can log them by mistake.
  */
-import { appendFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { format } from 'node:util';
+import { describeFsError, LocalFileError } from './errors.js';
 
 export type Log = (formatter: string, ...args: unknown[]) => void;
 
 const secrets = new Set<string>();
-let logFile: string | undefined;
+let logFd: number | undefined;
 let debugFactory: ((namespace: string) => Log) | undefined;
 
 /** Marks a value (API key, JWT) that must never be printed, logged or written. */
@@ -25,9 +26,32 @@ export function redact(text: string): string {
   return out;
 }
 
-/** Also append diagnostics (of every namespace) to this file. */
+/**
+ * Also append diagnostics (of every namespace) to `path`, opened once the way a file in a shared
+ * place must be: O_NOFOLLOW (a symlink planted there is refused, not followed to a file of the
+ * attacker's choosing), O_APPEND, created 0600, and the open file must be a regular file of ours.
+ */
 export function setLogFile(path: string): void {
-  logFile = path;
+  const fix = 'point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log';
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO planted there fails or is refused below instead of blocking the proxy.
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new LocalFileError(`cannot log to ${path}: it is a symbolic link`, { fix });
+    // A FIFO without a reader (with one, fstat below refuses it).
+    if (code === 'ENXIO') throw new LocalFileError(`cannot log to ${path}: it is not a regular file`, { fix });
+    throw new LocalFileError(describeFsError(err, 'log to', path), { fix });
+  }
+  const stats = fstatSync(fd);
+  const uid = process.getuid?.();
+  if (!stats.isFile() || (uid !== undefined && stats.uid !== uid)) {
+    closeSync(fd);
+    const what = stats.isFile() ? `belongs to another user (uid ${stats.uid})` : 'is not a regular file';
+    throw new LocalFileError(`cannot log to ${path}: it ${what}`, { fix });
+  }
+  logFd = fd;
 }
 
 function loadDebug(): (namespace: string) => Log {
@@ -39,10 +63,10 @@ function loadDebug(): (namespace: string) => Log {
 export function createLog(namespace: string): Log {
   let log: Log | undefined;
   return (formatter, ...args) => {
-    if (logFile) {
+    if (logFd !== undefined) {
       const line = `${new Date().toISOString()} ${process.pid} cscs-sa:${namespace} ${format(formatter, ...args)}\n`;
       try {
-        appendFileSync(logFile, redact(line), { mode: 0o600 });
+        writeSync(logFd, redact(line));
       } catch {
         // A log file that cannot be written must not break the connection it describes.
       }

@@ -14,6 +14,7 @@ import { describeFsError, GatewayResponseError, LocalFileError } from './errors.
 import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
 import { type GatewayOptions, requestCertificate } from './gateway.js';
 import { ensureKeyPair, KEYGEN_PREFIX, type KeyPair } from './keypair.js';
+import { verifySignature } from './signature.js';
 import { acquireLock, type Lock } from './lock.js';
 import { createLog } from './log.js';
 import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from './store.js';
@@ -85,12 +86,12 @@ export async function refreshCertificate(settings: Settings, { force = false } =
       ...sweepLeftovers(dir, [`${basename(paths.lock)}.stale-`], 10_000),
     ];
     if (swept.length > 0) log('removed leftovers of an interrupted refresh: %o', swept);
+    const previous = fresh();
     if (!force) {
-      const state = fresh();
-      if (state.status === 'fresh') return { state, refreshed: false };
-      log('refreshing: %s', state.detail ?? state.status);
+      if (previous.status === 'fresh') return { state: previous, refreshed: false };
+      log('refreshing: %s', previous.detail ?? previous.status);
     }
-    const { publicKey, created } = await ensureKeyPair(paths);
+    const { publicKey, created } = await ensureKeyPair(paths, previous);
     const apiKey = await readApiKey(settings);
     const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), gatewayOptions(settings));
     const clockOffsetMs = signed.clockOffsetMs ?? 0;
@@ -111,7 +112,10 @@ export async function refreshCertificate(settings: Settings, { force = false } =
   }
 }
 
-/** The gateway's answer must be a user certificate for our key, valid now by the gateway's clock. */
+/**
+ * The gateway's answer must be a certificate as sshd would parse it (cert_parse: structure and CA
+ * signature), a user certificate for our key, valid now by the gateway's clock.
+ */
 function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number): { certificate: Certificate; verdict: ReturnType<typeof judge> } {
   let certificate;
   try {
@@ -119,6 +123,12 @@ function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number):
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
     throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`);
+  }
+  try {
+    verifySignature(certificate);
+  } catch (err) {
+    if (!(err instanceof CertificateParseError)) throw err;
+    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`);
   }
   const verdict = judge(certificate, publicKey, 0, clockOffsetMs);
   if (verdict.status !== 'fresh') {

@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cscsSa, tempHome, userEnv } from './helpers/cli.ts';
 
@@ -25,10 +25,15 @@ test('--help for the tool and every command goes to stdout, exit 0', async () =>
   }
 });
 
-test('--version prints the package version', async () => {
+test('--version prints the package version and the undici version bundled, which package.json pins exactly', async () => {
   const r = await cscsSa(['--version'], env);
   assert.is(r.exitCode, 0);
-  assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const installed = JSON.parse(readFileSync(new URL('../node_modules/undici/package.json', import.meta.url), 'utf8')).version;
+  assert.is(r.stdout, `${pkg.version} (undici ${installed})\n`);
+  // A runtime dependency pinned to exactly what dist/ bundles, so npm audit and Dependabot see it.
+  assert.is(pkg.dependencies.undici, installed);
+  assert.is(pkg.devDependencies.undici, undefined);
 });
 
 test('no command: usage on stdout, exit 2; unknown command: one line, exit 2', async () => {

@@ -1,5 +1,5 @@
 import { loadSettings } from '../config.js';
-import { UsageError } from '../errors.js';
+import { LocalFileError, UsageError } from '../errors.js';
 import { createLog, setLogFile } from '../log.js';
 import { proxy } from '../proxy.js';
 import { parseCommandArgs, seconds } from './args.js';
@@ -19,7 +19,8 @@ Options:
                             needed (also "agent": true in the config): race-free where ssh read
                             the certificate file before it was refreshed
       --account NAME        whose certificate --agent loads (default sa)
-      --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist)
+      --log FILE            also append diagnostics to FILE (stderr is /dev/null under ControlPersist);
+                            a symlink or another user's file is refused, and the relay goes on
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
 
@@ -33,7 +34,16 @@ export async function run(args: string[]): Promise<number> {
     'connect-timeout': { type: 'string' },
   }, ['HOST', 'PORT']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  if (values.log) setLogFile(values.log);
+  if (values.log) {
+    try {
+      setLogFile(values.log);
+    } catch (err) {
+      // The log is diagnostics: a bad --log must not cost the connection (nor let whoever planted
+      // the file there break every ssh); say so once and relay without it.
+      if (!(err instanceof LocalFileError)) throw err;
+      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log\n`);
+    }
+  }
   const [host, portText] = positionals;
   if (!host || !portText) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);

@@ -19,8 +19,10 @@ export type Fault =
   | { reset: true }
   | { resetMidBody: true }
   | { delayMs: number }
-  /** sign only: a certificate that is wrong in one way. */
-  | { certificate: 'other-key' | 'expired' | 'host' | 'garbage' }
+  /** sign only: a certificate that is wrong in one way ('forged': one bit of its CA signature flipped). */
+  | { certificate: 'other-key' | 'expired' | 'host' | 'garbage' | 'forged' }
+  /** sign only: the certificate the double signed, replaced by what this returns. */
+  | { rewrite: (line: string) => string }
   /** sign only: answer 422 unless the body uses the docs' public_key field. */
   | { snakeCaseOnly: true };
 
@@ -178,9 +180,12 @@ export class GatewayDouble {
     else if (wrong === 'other-key') certificate = await this.sign(await otherPublicKey(this.dir));
     else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m', principals });
     else certificate = await this.sign(publicKey, { host: wrong === 'host', principals });
+    if (wrong === 'forged') certificate = flipSignatureBit(certificate);
+    if (fault && 'rewrite' in fault) certificate = fault.rewrite(certificate);
     const validBefore = validBeforeOf(certificate);
     this.issued.push({ atMs: Date.now(), validBefore });
-    const expireTime = new Date(validBefore * 1000).toISOString();
+    // A "forever" certificate (valid_before 2^64-1) has no date to show.
+    const expireTime = validBefore * 1000 <= 8.64e15 ? new Date(validBefore * 1000).toISOString() : null;
     return json(res, 201, { sshKey: { publicKey: certificate, expireTime, serialNumber: String(this.serial - 1), revocationTime: null } });
   }
 }
@@ -192,6 +197,14 @@ function validBeforeOf(line: string): number {
   } catch {
     return 0;
   }
+}
+
+/** The same certificate with one bit of the signature's last byte flipped. */
+function flipSignatureBit(line: string): string {
+  const [type, b64] = line.split(' ') as [string, string];
+  const blob = Buffer.from(b64, 'base64');
+  blob[blob.length - 1]! ^= 0x01;
+  return `${type} ${blob.toString('base64')}`;
 }
 
 async function otherPublicKey(dir: string): Promise<string> {
