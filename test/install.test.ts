@@ -15,7 +15,7 @@ import { GatewayDouble } from './helpers/gateway-double.ts';
 import { tempHome, userEnv } from './helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+const { version, dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
 const API_KEY = 'sa-install-key-0123456789';
 
 // npm, as a user's shell runs it: not with the npm_* variables `npm test` sets for its scripts.
@@ -56,7 +56,7 @@ async function installAndUse(tgz: string, name: string): Promise<void> {
     const run = (args: string[]) => execa(bin, args, { env, extendEnv: false, reject: false, stdin: 'ignore' });
     const v = await run(['--version']);
     assert.is(v.exitCode, 0, v.stderr);
-    assert.is(v.stdout, version);
+    assert.is(v.stdout, `${version} (undici ${dependencies.undici})`);
     const help = await run(['--help']);
     assert.is(help.exitCode, 0, help.stderr);
     assert.match(help.stdout, /^Usage: cscs-sa COMMAND/);
