@@ -9,16 +9,21 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEn
   return rest;
 }
 
+/** Runs FILE without our secrets and returns its stdout; a failure is execa's error. */
+export async function runTool(file: string, args: string[]): Promise<string> {
+  // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
+  const { execa } = await import('execa');
+  const { stdout } = await execa(file, args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
+  return stdout;
+}
+
 /**
  * Runs an OpenSSH tool (ssh-keygen, ssh-add) and returns its stdout. A failure is one line:
  * `${failure}: ` and the first line the tool printed on stderr.
  */
 export async function runOpenSshTool(tool: string, args: string[], failure: string): Promise<string> {
-  // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
-  const { execa } = await import('execa');
   try {
-    const { stdout } = await execa(tool, args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
-    return stdout;
+    return await runTool(tool, args);
   } catch (err) {
     const e = err as { code?: string; stderr?: string; shortMessage?: string };
     if (e.code === 'ENOENT') throw new LocalFileError(`${tool} not found: install the OpenSSH client`);
