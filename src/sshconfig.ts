@@ -3,6 +3,7 @@
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
 import { CscsSaError, ExitCode } from './errors.js';
+import { masterCheck, multiplexLines } from './multiplex.js';
 
 /** The CSCS hosts: ela is the jump host; the clusters sit behind it. */
 export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
@@ -29,6 +30,8 @@ export interface BlockOptions {
   matchArgs?: string;
   /** Load certificates into ssh-agent from the ProxyCommand (proxy --agent). */
   agent?: boolean;
+  /** Burst mode: the control sockets' folder (absolute). */
+  multiplex?: string;
 }
 
 /** ssh_config's quoting: double quotes around a value with spaces. */
@@ -36,17 +39,23 @@ function quoted(path: string): string {
   return /\s/.test(path) ? `"${path}"` : path;
 }
 
+/** One double-quoted ssh_config argument: ssh's argv_split reads `\\` and `\"` back as `\` and `"`. */
+function quotedArgument(text: string): string {
+  return `"${text.replace(/[\\"]/g, '\\$&')}"`;
+}
+
 export function renderBlock(o: BlockOptions): string {
-  const match = [o.command, 'match', o.matchArgs, '%h'].filter(Boolean).join(' ');
+  const refresh = [o.command, 'match', o.matchArgs, '%n'].filter(Boolean).join(' ');
+  const match = o.multiplex ? masterCheck(o.multiplex, refresh) : refresh;
   const proxy = [o.command, 'proxy', o.agent ? '--agent' : '', '%h %p'].filter(Boolean).join(' ');
   const hosts = o.clusters.map((name) => `Host sa-${name}\n    HostName ${name}.alps.cscs.ch\n    ProxyJump sa-${JUMP_HOST.name}\n`);
+  const burst = o.multiplex
+    ? `    # Burst mode: one connection per host for all commands within ControlPersist seconds of each other;
+    # a command on a live master needs no certificate (the Match line below skips cscs-sa).
+${multiplexLines(o.multiplex, (v) => (/[\s"'\\]/.test(v) ? quotedArgument(v) : v)).map((l) => `    ${l}\n`).join('')}`
+    : '';
   return `# cscs-sa: ssh, scp, sftp, rsync and git for a CSCS service account.
 # Written by \`cscs-sa setup\`; run it again to change this file (edits here are overwritten).
-
-# Runs while ssh reads its configuration, before it loads any key: refreshes the certificate
-# of the key below when it is missing or about to expire. It sets nothing itself, so the
-# blocks below apply even when a refresh fails.
-Match host sa-* exec "${match.replace(/"/g, '\\"')}"
 
 # ssh takes the first value it finds: the hosts come before the sa-* defaults, so that their
 # ProxyJump wins over the generic ProxyCommand.
@@ -66,6 +75,12 @@ ${
 }
     ProxyCommand ${proxy}
     BatchMode yes
+${burst}
+# Runs while ssh reads its configuration, before it loads any key: refreshes the certificate
+# of the key above when it is missing or about to expire. It sets nothing itself, so the
+# blocks above apply even when a refresh fails. It comes last, so that host, port and user
+# (and %C, made of them) already have their final values.
+Match originalhost sa-* exec ${quotedArgument(match)}
 `;
 }
 

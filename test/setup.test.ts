@@ -136,19 +136,19 @@ test('--hosts chooses the clusters; --env tds is passed to match; --agent to pro
   assert.is(r.exitCode, 0, r.stderr);
   const conf = readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.conf'), 'utf8');
   assert.equal([...conf.matchAll(/^Host (\S+)$/gm)].map((m) => m[1]), ['sa-ela', 'sa-daint', 'sa-santis', 'sa-*']);
-  assert.match(conf, /^Match host sa-\* exec ".* match --env tds %h"$/m);
+  assert.match(conf, /^Match originalhost sa-\* exec ".* match --env tds %n"$/m);
   assert.match(conf, /^ {4}ProxyCommand .* proxy --agent %h %p$/m);
   assert.match(conf, /^ {4}IdentitiesOnly no$/m);
 });
 
 test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, by name where it would', async (ctx) => {
   const hidden = await setup(ctx, '--user', 'svc_test', '--print');
-  assert.match(hidden.stdout, new RegExp(`^Match host sa-\\* exec "${process.execPath} ${BIN} match %h"$`, 'm'));
+  assert.match(hidden.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
   const bin = join(ctx.home.dir, 'bin');
   mkdirSync(bin);
   symlinkSync(BIN, join(bin, 'cscs-sa'));
   const onPath = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--print'], { ...ctx.env, PATH: `${bin}:${ctx.env.PATH}` });
-  assert.match(onPath.stdout, /^Match host sa-\* exec "cscs-sa match %h"$/m);
+  assert.match(onPath.stdout, /^Match originalhost sa-\* exec "cscs-sa match %n"$/m);
   assert.match(onPath.stdout, /^ {4}ProxyCommand cscs-sa proxy %h %p$/m);
 });
 
@@ -165,7 +165,7 @@ test('--print prints the block that examples/ssh_config shows', async (ctx) => {
   const r = await cscsSa(['setup', '--print', '--user', 'svc_account_name', '--key', '~/.ssh/cscs-key-sa'], ctx.env);
   assert.is(r.exitCode, 0, r.stderr);
   // As a user with cscs-sa on the PATH sees it: the example names the command and ~.
-  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %h")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
+  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %n")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
   assert.is(shown, readFileSync(new URL('../examples/ssh_config', import.meta.url), 'utf8'));
 });
 

@@ -3,16 +3,17 @@ import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
 import { childEnv } from '../child.js';
-import { expandHome, loadSettings } from '../config.js';
+import { loadSettings } from '../config.js';
 import { describeFsError, LocalFileError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { CLUSTERS, JUMP_HOST, planInclude, renderBlock, replaceDiff, SetupRefusedError, unifiedDiff } from '../sshconfig.js';
+import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../multiplex.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--user NAME] [--hosts LIST] [--key PATH] [--env ENV] [--agent]
-                     [--ssh-config FILE] [--dry-run] [--print]
+                     [--multiplex] [--ssh-config FILE] [--dry-run] [--print]
 
 Sets up ssh for the service account: creates the key pair if it is missing (never replaces one),
 writes the cscs-sa block to cscs-sa.conf beside your ssh config, and adds one Include line for
@@ -26,6 +27,9 @@ Options:
       --key PATH          private key (default ~/.ssh/cscs-key-sa)
       --env ENV           prod (default) or tds, the CSCS test environment's gateway
       --agent             load certificates into ssh-agent from the ProxyCommand (proxy --agent)
+      --multiplex         burst mode: commands share one connection per host (ControlMaster) for
+                          up to ${CONTROL_PERSIST} s after the last one, with no cscs-sa start while it is
+                          open; sockets in cscs-sa-cm beside the ssh config; cscs-sa close ends them
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
@@ -79,6 +83,7 @@ export async function run(args: string[]): Promise<number> {
     key: { type: 'string' },
     env: { type: 'string' },
     agent: { type: 'boolean' },
+    multiplex: { type: 'boolean' },
     'ssh-config': { type: 'string' },
     'dry-run': { type: 'boolean' },
     print: { type: 'boolean' },
@@ -105,6 +110,11 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
 
+  const sshConfigLink = sshConfigPath(values['ssh-config']);
+  const sockets = values.multiplex ? controlDir(sshConfigLink) : undefined;
+  const tooLong = sockets && controlDirProblem(sockets);
+  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
+
   const block = renderBlock({
     user,
     key: settings.key,
@@ -112,10 +122,10 @@ export async function run(args: string[]): Promise<number> {
     command: helperCommand(),
     matchArgs: settings.env === 'prod' ? undefined : `--env ${settings.env}`,
     agent: values.agent,
+    multiplex: sockets,
   });
   if (values.print) return (process.stdout.write(block), 0);
 
-  const sshConfigLink = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');
   const sshConfig = readIfExists(sshConfigLink) === undefined ? sshConfigLink : realpathSync(sshConfigLink);
   if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}\n`);
   const conf = join(dirname(sshConfigLink), 'cscs-sa.conf');
@@ -130,6 +140,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
 
+  if (sockets) prepareControlDir(sockets);
   if (oldConf !== block) {
     write(conf, block, 0o600);
     process.stdout.write(`wrote ${conf}\n`);
