@@ -36,23 +36,7 @@ async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
   const config = join(ssh, 'config');
   const r = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', home.key, '--hosts', 'clariden', '--ssh-config', config], world.env);
   assert.is(r.exitCode, 0, r.stderr);
-  // The user's own settings come first and win; `Host *` ends them before the Include.
-  writeFileSync(
-    config,
-    `Host sa-ela
-    HostName 127.0.0.1
-    Port ${world.ela.port}
-Host sa-clariden
-    HostName 127.0.0.1
-    Port ${world.clariden.port}
-Host sa-*
-    StrictHostKeyChecking no
-    UserKnownHostsFile /dev/null
-    LogLevel ERROR
-Host *
-Include ${join(ssh, 'cscs-sa.conf')}
-`,
-  );
+  writeFileSync(config, world.userConfig(join(ssh, 'cscs-sa.conf')));
   world.sshConfig = config;
   rmSync(nodeLog, { force: true });
   return { config, sockets: join(ssh, 'cscs-sa-cm'), nodeLog };

@@ -36,20 +36,20 @@ export async function run(args: string[]): Promise<number> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalFileError(describeFsError(err, 'read', dir));
     names = [];
   }
-  let closed = 0;
-  let stale = 0;
+  const live: string[] = [];
+  const stale: string[] = [];
   for (const name of names) {
     const socket = join(dir, name);
-    if (!lstatSync(socket, { throwIfNoEntry: false })?.isSocket()) continue;
-    if (await alive(socket)) {
-      // -F /dev/null: the user's config is not needed to reach a socket, and must not run Match exec.
-      await runOpenSshTool('ssh', ['-F', '/dev/null', '-S', percentLiteral(socket), '-O', 'exit', '_'], `cannot close the master on ${socket}`);
-      closed++;
-    } else {
-      rmSync(socket, { force: true });
-      stale++;
-    }
+    if (lstatSync(socket, { throwIfNoEntry: false })?.isSocket()) (await alive(socket) ? live : stale).push(socket);
   }
-  process.stdout.write(`cscs-sa: closed ${closed} connection${closed === 1 ? '' : 's'}${stale ? `, removed ${stale} stale socket${stale === 1 ? '' : 's'}` : ''}\n`);
+  for (const socket of live) {
+    // Closing a jump host's master also ends the masters connected through it.
+    if (!(await alive(socket))) continue;
+    // -F /dev/null: the user's config is not needed to reach a socket, and must not run Match exec.
+    await runOpenSshTool('ssh', ['-F', '/dev/null', '-S', percentLiteral(socket), '-O', 'exit', '_'], `cannot close the master on ${socket}`);
+  }
+  for (const socket of stale) rmSync(socket, { force: true });
+  const [closed, removed] = [live.length, stale.length];
+  process.stdout.write(`cscs-sa: closed ${closed} connection${closed === 1 ? '' : 's'}${removed ? `, removed ${removed} stale socket${removed === 1 ? '' : 's'}` : ''}\n`);
   return 0;
 }
