@@ -16,8 +16,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   sign: { summary: 'refresh the certificate now and print it', load: () => import('./commands/sign.js') },
   status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
   setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
-  close: { summary: 'end the open connections of burst mode (setup --multiplex)', load: () => import('./commands/close.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
+  close: { summary: 'end the open connections of burst mode (setup --multiplex)', load: () => import('./commands/close.js') },
 };
 
 export const usage = `Usage: cscs-sa COMMAND [options]

@@ -35,7 +35,7 @@ test('no command: usage on stdout, exit 2; unknown command: one line, exit 2', a
   assert.is((await cscsSa([], env)).exitCode, 2);
   const r = await cscsSa(['refresh'], env);
   assert.is(r.exitCode, 2);
-  assert.is(r.stderr, 'cscs-sa: unknown command "refresh" (commands: match, proxy, sign, status, setup, doctor; see cscs-sa --help)\n');
+  assert.is(r.stderr, 'cscs-sa: unknown command "refresh" (commands: match, proxy, sign, status, setup, doctor, close; see cscs-sa --help)\n');
 });
 
 test('unknown flags: one line naming the flag and the help, exit 2', async () => {
