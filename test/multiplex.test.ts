@@ -208,7 +208,7 @@ test('setup --multiplex: folder 0700; % and spaces in its path survive ssh\'s le
 
   const deep = join(scratch, 'x'.repeat(60));
   mkdirSync(deep);
-  const refused = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', world.home.key, '--ssh-config', join(deep, 'config')], world.env);
+  const refused = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', join(deep, 'key'), '--ssh-config', join(deep, 'config')], world.env);
   assert.is(refused.exitCode, 3);
   const dir = join(deep, 'cscs-sa-cm');
   assert.is(refused.stderr, `cscs-sa: setup --multiplex: the socket folder ${dir} is ${dir.length} bytes long, but a socket path must fit 104 bytes, which leaves 45 for the folder: run setup with --ssh-config in a folder with a shorter path, or without --multiplex\n`);

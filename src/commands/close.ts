@@ -43,10 +43,12 @@ export async function run(args: string[]): Promise<number> {
     if (lstatSync(socket, { throwIfNoEntry: false })?.isSocket()) (await alive(socket) ? live : stale).push(socket);
   }
   for (const socket of live) {
-    // Closing a jump host's master also ends the masters connected through it.
-    if (!(await alive(socket))) continue;
     // -F /dev/null: the user's config is not needed to reach a socket, and must not run Match exec.
-    await runOpenSshTool('ssh', ['-F', '/dev/null', '-S', percentLiteral(socket), '-O', 'exit', '_'], `cannot close the master on ${socket}`);
+    const exit = runOpenSshTool('ssh', ['-F', '/dev/null', '-S', percentLiteral(socket), '-O', 'exit', '_'], `cannot close the master on ${socket}`);
+    // Closing a jump host's master also ends, at its own pace, the masters connected through it.
+    await exit.catch(async (err: unknown) => {
+      if (await alive(socket)) throw err;
+    });
   }
   for (const socket of stale) rmSync(socket, { force: true });
   const [closed, removed] = [live.length, stale.length];

@@ -92,6 +92,11 @@ export async function run(args: string[]): Promise<number> {
   const settings = await loadSettings({ key: values.key, env: values.env });
   const clusters = parseHosts(values.hosts);
   const changes = !values['dry-run'] && !values.print;
+  // Refused before anything is created or fetched.
+  const sshConfigLink = sshConfigPath(values['ssh-config']);
+  const sockets = values.multiplex ? controlDir(sshConfigLink) : undefined;
+  const tooLong = sockets && controlDirProblem(sockets);
+  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
 
   let user = values.user ?? process.env.CSCS_SA_USERNAME;
   if (!user && !changes) {
@@ -109,11 +114,6 @@ export async function run(args: string[]): Promise<number> {
     await prepareKeyPair(settings);
   }
   if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
-
-  const sshConfigLink = sshConfigPath(values['ssh-config']);
-  const sockets = values.multiplex ? controlDir(sshConfigLink) : undefined;
-  const tooLong = sockets && controlDirProblem(sockets);
-  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
 
   const block = renderBlock({
     user,
