@@ -3,7 +3,7 @@
  * machine, against the gateway double and a loopback sshd. Prints a Markdown table of medians
  * and ratios (and writes it to bench/results/latest.md).
  *
- * BENCH_ROUNDS (default 3) sets the rounds of the 1 GiB transfers; BENCH_SCALE (default 5) how
+ * BENCH_ROUNDS (default 3) sets the rounds of the 1 GiB transfers and of the bursts (goal 6); BENCH_SCALE (default 5) how
  * much faster than real time the 3-minute gateway-call run goes (1 = real 60 s certificates).
  */
 import { execaSync, execa } from 'execa';
@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'nod
 import { join } from 'node:path';
 import { API_KEY, World } from '../test/helpers/world.ts';
 import { compareTimes, comparePeakMemory, median, type Command } from './harness.ts';
+import { startDelayRelay } from './wan.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** BENCH_GOALS=3,5 runs only those comparisons. */
@@ -217,6 +218,82 @@ try {
     );
     const [curlT, refreshT] = [refreshTimes.get('curl')!, refreshTimes.get('match')!];
     row('5', '`cscs-sa match`, expired certificate (token + sign + checks + atomic write)', `${ms(refreshT)} vs two-curl flow ${ms(curlT)}`, ratio(refreshT, curlT), '≤ 1.1 ×', verdict(refreshT / curlT <= 1.1));
+  }
+
+  // 6. Burst mode: 20 commands with and without multiplexing and by the documented helper, on
+  // loopback and through an emulated WAN (a relay delaying each way in front of the jump host).
+  if (wanted(6)) {
+    const ONE_WAY_MS = 25;
+    const BURST = 20;
+    world.freshHome();
+    const env = world.env;
+    await refresh();
+    const relay = await startDelayRelay(world.ela.port, ONE_WAY_MS);
+    try {
+      for (const [net, elaPort] of [['loopback', world.ela.port], [`WAN ${2 * ONE_WAY_MS} ms RTT`, relay.port]] as const) {
+        console.log(`\n# 6. burst mode, ${net}`);
+        // The blocks setup writes, with and without --multiplex, the loopback hosts put in front.
+        const configs = {} as Record<'mux' | 'plain', string>;
+        for (const kind of ['mux', 'plain'] as const) {
+          const dir = join(work, `${net[0]}${kind[0]}`);
+          mkdirSync(dir);
+          const config = join(dir, 'config');
+          const args = ['setup', '--user', world.user, '--key', world.home.key, '--hosts', 'clariden', '--ssh-config', config, ...(kind === 'mux' ? ['--multiplex'] : [])];
+          const r = await execa('cscs-sa', args, { env, extendEnv: false, reject: false });
+          if (r.exitCode !== 0) throw new Error(`cscs-sa setup: ${r.stderr}`);
+          writeFileSync(config, world.userConfig(join(dir, 'cscs-sa.conf'), elaPort));
+          configs[kind] = config;
+        }
+        const close = async () => {
+          const r = await execa('cscs-sa', ['close', '--ssh-config', configs.mux], { env, extendEnv: false, reject: false });
+          if (r.exitCode !== 0) throw new Error(`cscs-sa close: ${r.stderr}`);
+        };
+        // The documented helper's own config: its key, through the same jump host, no helpers.
+        const helperConfig = join(work, `${net[0]}h_config`);
+        const plainHost = (name: string, port: number) => `Host ${name}\n    HostName 127.0.0.1\n    Port ${port}\n    User ${world.user}\n    IdentityFile ${helperKey}\n    IdentitiesOnly yes\n    BatchMode yes\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n`;
+        writeFileSync(helperConfig, `${plainHost('h-clariden', world.clariden.port)}    ProxyJump h-ela\n${plainHost('h-ela', elaPort)}`);
+        const burstHelper = join(work, `${net[0]}sa_ssh`);
+        writeFileSync(burstHelper, documentedHelper(world.gateway.url, `${helperKey}.pub`, `${helperKey}-cert.pub`, helperConfig), { mode: 0o755 });
+        const loop = (command: string) => ['-c', `for i in $(seq ${BURST}); do ${command} || exit 1; done`];
+        const times = await compareTimes(
+          [
+            { name: 'burst', file: 'sh', args: loop(`ssh -F ${configs.mux} sa-clariden true`), env, before: close },
+            { name: 'plain', file: 'sh', args: loop(`ssh -F ${configs.plain} sa-clariden true`), env },
+            { name: 'helper', file: 'sh', args: loop(`${burstHelper} h-clariden true`), env },
+          ],
+          ROUNDS,
+          1,
+        );
+        const [burstT, plainT, helperT] = ['burst', 'plain', 'helper'].map((n) => times.get(n)!) as [number, number, number];
+        const goal = net === 'loopback' ? 0.25 : 0.1;
+        row('6', `${BURST} × \`ssh sa-clariden true\` (ProxyJump), ${net}: burst mode (first command opens the master) vs without`, `${ms(burstT)} vs ${ms(plainT)}; documented \`sa_ssh\` ${ms(helperT)}`, `${ratio(burstT, plainT)}; ${ratio(burstT, helperT)} sa_ssh`, `≤ ${goal} ×`, verdict(burstT / plainT <= goal));
+
+        // One command on a live master whose certificate expired, against a bare multiplexed ssh on the same socket.
+        await close();
+        const open = await execa('ssh', ['-F', configs.mux, 'sa-clariden', 'true'], { env, extendEnv: false, reject: false });
+        if (open.exitCode !== 0) throw new Error(`ssh: ${open.stderr}`);
+        const socket = /^controlpath (.*)$/m.exec(String((await execa('ssh', ['-G', '-F', configs.mux, 'sa-clariden'], { env, extendEnv: false })).stdout))![1]!;
+        writeFileSync(world.home.cert, `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'), { validity: '-10m:-5m' })}\n`);
+        world.gateway.reset();
+        const one = await compareTimes(
+          [
+            { name: 'ours', file: 'ssh', args: ['-F', configs.mux, 'sa-clariden', 'true'], env },
+            { name: 'bare', file: 'ssh', args: ['-F', '/dev/null', '-S', socket, '-o', 'ControlMaster=no', '_', 'true'], env },
+          ],
+          30,
+        );
+        const [oursT, bareT] = [one.get('ours')!, one.get('bare')!];
+        row('6', `one \`ssh sa-clariden true\` on a live master, certificate expired, ${net}`, `${ms(oursT)} vs bare \`ssh -S socket\` ${ms(bareT)}`, ratio(oursT, bareT), '≤ 1.3 ×', verdict(oursT / bareT <= 1.3));
+        row('6', `… gateway calls during those ${2 + 30} commands on the master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
+        await close();
+        world.gateway.reset();
+        for (let i = 0; i < 10; i++) await execa('ssh', ['-G', '-F', configs.mux, 'sa-clariden'], { env, extendEnv: false });
+        row('6', `… gateway calls for 10 × \`ssh -G sa-clariden\`, certificate expired, no master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
+        await refresh();
+      }
+    } finally {
+      await relay.close();
+    }
   }
 
 } finally {

@@ -15,16 +15,10 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEn
  * `${failure}: ` and the first line the tool printed on stderr.
  */
 export async function runOpenSshTool(tool: string, args: string[], failure: string): Promise<string> {
-  // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
-  const { execa } = await import('execa');
-  try {
-    const { stdout } = await execa(tool, args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
-    return stdout;
-  } catch (err) {
-    const e = err as { code?: string; stderr?: string; shortMessage?: string };
-    if (e.code === 'ENOENT') throw new LocalFileError(`${tool} not found: install the OpenSSH client`);
-    throw new LocalFileError(`${failure}: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
-  }
+  const r = await runTool(tool, args);
+  if (r.missing) throw new LocalFileError(`${tool} not found`, { fix: 'install the OpenSSH client' });
+  if (r.code !== 0) throw new LocalFileError(`${failure}: ${(r.stderr.trim() || `exit code ${r.code ?? 'none (timed out)'}`).split('\n')[0]}`);
+  return r.stdout;
 }
 
 export interface ToolRun {
@@ -35,7 +29,10 @@ export interface ToolRun {
   missing: boolean;
 }
 
-/** Runs a program to look at its answer (doctor): never throws, bounded by `timeoutMs`. */
+/**
+ * Runs a program without our secrets in its environment and returns its answer: never throws,
+ * bounded by `timeoutMs`. execa costs ~75 ms to load: only the rare paths that start a process pay.
+ */
 export async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv(), timeoutMs = 30_000): Promise<ToolRun> {
   const { execa } = await import('execa');
   const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs });

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
   'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
+  close: { summary: 'end the open connections of burst mode (setup --multiplex)', load: () => import('./commands/close.js') },
 };
 
 export const usage = `Usage: cscs-sa COMMAND [options]

@@ -4,6 +4,7 @@
  */
 import { BEGIN, END } from './account.js';
 import { CscsSaError, ExitCode, UsageError } from './errors.js';
+import { masterCheck, multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './sshlex.js';
 
 export { BEGIN, END };
@@ -63,6 +64,8 @@ export interface BlockOptions {
   targets?: Record<string, Target>;
   /** More lines for the PREFIX-* defaults, without indentation. */
   extraDefaults?: string[];
+  /** Burst mode: the control sockets' folder (absolute). */
+  multiplex?: string;
 }
 
 /** The CSCS name of a host of the block: the jump host, or a cluster behind it. */
@@ -97,10 +100,18 @@ export function renderBlock(o: BlockOptions): string {
     `UserKnownHostsFile ${configWord('the known hosts file', o.knownHosts, PATH)}`,
     o.trustOnFirstUse ? 'StrictHostKeyChecking accept-new' : 'StrictHostKeyChecking yes',
     ...(o.extraDefaults ?? []),
+    ...(o.multiplex
+      ? [
+          '# Burst mode: one connection per host for all commands within ControlPersist seconds of each',
+          '# other; a command on a live master needs no certificate (the Match line below skips cscs-sa).',
+          ...multiplexLines(o.multiplex),
+        ]
+      : []),
   ];
   const words = (what: string, values: string[]) => values.map((value) => ({ what, value }));
   const command = words('the cscs-sa command', o.command);
-  const match = sshCommand([...command, ...words('an argument of match', ['match', ...(o.matchArgs ?? [])])], '%n');
+  const refresh = sshCommand([...command, ...words('an argument of match', ['match', ...(o.matchArgs ?? [])])], '%n');
+  const match = o.multiplex ? masterCheck(o.multiplex, refresh) : refresh;
   const proxy = sshCommand([...command, ...words('an argument of proxy', ['proxy', ...(o.agent ? ['--agent', ...(o.proxyArgs ?? [])] : [])])], '%h %p');
   const host = (name: string, t: Target, route: string) =>
     [`Host ${prefix}${name}`, `    HostName ${t.hostName}`, ...(t.port && t.port !== 22 ? [`    Port ${t.port}`] : []), `    ${route}`, ''].join('\n');
@@ -122,10 +133,11 @@ ${hosts.join('\n')}
 Host ${prefix}*
 ${defaults.map((l) => `    ${l}`).join('\n')}
 
-# Last, so that it sees the final values of the lines above: refreshes the certificate of the
-# key above when it is missing or about to expire, before ssh loads any key. It sets nothing
-# itself, so the blocks above apply even when a refresh fails. originalhost (the name typed,
-# %n) keeps it working when your own HostName for a host comes first.
+# Last, so that it sees the final values of the lines above (host, port, user, and %C made of
+# them): refreshes the certificate of the key above when it is missing or about to expire,
+# before ssh loads any key. It sets nothing itself, so the blocks above apply even when a
+# refresh fails. originalhost (the name typed, %n) keeps it working when your own HostName for
+# a host comes first.
 Match originalhost ${prefix}* exec "${match}"
 `;
 }

@@ -38,12 +38,19 @@ function check(what: string, value: string, expansion: Expansion): void {
   if (reason) throw new UsageError(`setup: cannot write ${what} ${JSON.stringify(value)} into the ssh config: ${reason}`, { fix: 'use a path without it (nothing was changed)' });
 }
 
-const escapeTokens = (value: string, expansion: Expansion) => (expansion.tokens ? value.replace(/%/g, '%%') : value);
+/** VALUE for a place where ssh expands `%x` tokens: every `%` literal (`%%`). */
+export const tokenLiteral = (value: string) => value.replace(/%/g, '%%');
 
-/** One ssh_config word: a path or name, with `%` escaped where ssh expands tokens and double quotes around spaces. */
-export function configWord(what: string, value: string, expansion: Expansion = {}): string {
+const escapeTokens = (value: string, expansion: Expansion) => (expansion.tokens ? tokenLiteral(value) : value);
+
+/**
+ * One ssh_config word: a path or name, with `%` escaped where ssh expands tokens and double quotes
+ * around spaces. `tokens` follow the value as ssh's own (`/%C`), inside the same quotes: before
+ * 8.7, ssh's lexer ends a quoted word at its closing quote.
+ */
+export function configWord(what: string, value: string, expansion: Expansion = {}, tokens = ''): string {
   check(what, value, expansion);
-  const word = escapeTokens(value, expansion);
+  const word = escapeTokens(value, expansion) + tokens;
   return /\s/.test(word) ? `"${word}"` : word;
 }
 
@@ -58,5 +65,5 @@ export function shellWord(what: string, value: string): string {
  * ssh's own (`%n`, `%h %p`) and stay as they are; `%` in the words is escaped.
  */
 export function sshCommand(words: { what: string; value: string }[], tokens: string): string {
-  return [...words.map((w) => shellWord(w.what, w.value).replace(/%/g, '%%')), tokens].join(' ');
+  return [...words.map((w) => tokenLiteral(shellWord(w.what, w.value))), tokens].join(' ');
 }

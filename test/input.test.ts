@@ -17,7 +17,7 @@ test('--help for the tool and every command goes to stdout, exit 0', async () =>
   const top = await cscsSa(['--help'], env);
   assert.is(top.exitCode, 0);
   assert.match(top.stdout, /^Usage: cscs-sa COMMAND/);
-  for (const command of ['match', 'proxy', 'sign', 'status', 'setup', 'doctor', 'known-hosts']) {
+  for (const command of ['match', 'proxy', 'sign', 'status', 'setup', 'doctor', 'known-hosts', 'close']) {
     const r = await cscsSa([command, '--help'], env);
     assert.is(r.exitCode, 0, command);
     assert.match(r.stdout, new RegExp(`^Usage: cscs-sa ${command}`));
@@ -40,7 +40,7 @@ test('no command: usage on stdout, exit 2; unknown command: one line, exit 2', a
   assert.is((await cscsSa([], env)).exitCode, 2);
   const r = await cscsSa(['refresh'], env);
   assert.is(r.exitCode, 2);
-  assert.is(r.stderr, 'cscs-sa: unknown command "refresh" (commands: match, proxy, sign, status, setup, doctor, known-hosts; see cscs-sa --help)\n');
+  assert.is(r.stderr, 'cscs-sa: unknown command "refresh" (commands: match, proxy, sign, status, setup, doctor, known-hosts, close; see cscs-sa --help)\n');
 });
 
 test('unknown flags: one line naming the flag and the help, exit 2', async () => {

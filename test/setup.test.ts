@@ -170,17 +170,18 @@ test('--key with a space and a %: ssh reads back exactly that path, for the key,
   const key = join(ctx.home.dir, 'my keys 100%', 'cscs-key-sa');
   const r = await setup(ctx, '--user', 'svc_test', '--key', key);
   assert.is(r.exitCode, 0, r.stderr);
-  // ssh -G runs the Match exec: its `match -f KEY` fetched the certificate for this very key.
+  // ssh runs the Match exec (ssh -G would too, but match refreshes nothing for -G): its
+  // `match -f KEY` fetched the certificate for this very key; ssh -v then shows the files it loads.
   gw.reset();
-  const ela = await resolve(ctx.config, 'sa-ela', ctx.env);
+  const v = await execa('ssh', ['-v', '-F', ctx.config, '-o', 'ProxyCommand=sleep 2', 'sa-ela', 'true'], { env: ctx.env, extendEnv: false, reject: false });
   assert.is(gw.signCalls, 1);
   assert.ok(existsSync(`${key}-cert.pub`), 'the Match exec refreshed the certificate of this key');
-  // ssh -G shows the words before token expansion; ssh -v shows the files it then loads.
-  assert.equal(ela.identityfile, [key.replace('%', '%%')]);
-  assert.equal(ela.certificatefile, [`${key.replace('%', '%%')}-cert.pub`]);
-  const v = await execa('ssh', ['-v', '-F', ctx.config, '-o', 'ProxyCommand=sleep 2', 'sa-ela', 'true'], { env: ctx.env, extendEnv: false, reject: false });
   const loaded = String(v.stderr).split(/\r?\n/);
   assert.ok(loaded.includes(`debug1: identity file ${key} type 3`), String(v.stderr));
+  // ssh -G shows the words before token expansion.
+  const ela = await resolve(ctx.config, 'sa-ela', ctx.env);
+  assert.equal(ela.identityfile, [key.replace('%', '%%')]);
+  assert.equal(ela.certificatefile, [`${key.replace('%', '%%')}-cert.pub`]);
   assert.ok(loaded.includes(`debug1: certificate file ${key}-cert.pub type 7`), String(v.stderr));
 });
 

@@ -32,6 +32,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
+  // `ssh -G` connects nowhere: no certificate needed.
+  if (await (await import('../sshparent.js')).startedBySshG()) return (log('host %j: ssh -G, no refresh', positionals[0] ?? ''), 0);
   // Only a refresh needs the gateway code: with a YAML or JS config file, a fresh certificate ends above.
   const { refreshCertificate } = await import('../refresh.js');
   const { state, refreshed } = await refreshCertificate(settings);

@@ -11,11 +11,12 @@ import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
 import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
+import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../multiplex.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
                      [--agent] [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
-                     [--ssh-config FILE] [--dry-run] [--print]
+                     [--multiplex] [--ssh-config FILE] [--dry-run] [--print]
        cscs-sa setup --account NAME --remove [--ssh-config FILE] [--dry-run]
 
 Sets up ssh for the service account: creates the key pair if it is missing (never replaces one),
@@ -45,6 +46,9 @@ Options:
       --host NAME=HOSTNAME[:PORT]  lead sa-HOST (NAME-HOST) to HOSTNAME (and PORT) instead of the CSCS host;
                           repeatable. Other settings go into cscs-sa.overrides, which the block
                           includes first and setup never writes
+      --multiplex         burst mode: commands share one connection per host (ControlMaster) for
+                          up to ${CONTROL_PERSIST} s after the last one, with no cscs-sa start while it is
+                          open; sockets in cscs-sa-cm beside the ssh config; cscs-sa close ends them
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
@@ -139,6 +143,7 @@ export async function run(args: string[]): Promise<number> {
     'known-hosts': { type: 'string' },
     'trust-on-first-use': { type: 'boolean' },
     host: { type: 'string', multiple: true },
+    multiplex: { type: 'boolean' },
     'ssh-config': { type: 'string' },
     'dry-run': { type: 'boolean' },
     print: { type: 'boolean' },
@@ -154,6 +159,9 @@ export async function run(args: string[]): Promise<number> {
   const changes = !values['dry-run'] && !values.print;
   const { sshConfigLink, sshConfig } = paths;
   const sshDir = dirname(sshConfigLink);
+  const sockets = values.multiplex ? controlDir(sshConfigLink) : undefined;
+  const tooLong = sockets && controlDirProblem(sockets);
+  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
   const command = helperCommand();
   const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
@@ -172,6 +180,7 @@ export async function run(args: string[]): Promise<number> {
       knownHosts,
       trustOnFirstUse: values['trust-on-first-use'],
       overrides: join(sshDir, 'cscs-sa.overrides'),
+      multiplex: sockets,
     });
   // Everything given is checked before anything (the key pair included) is created.
   render(PLACEHOLDER_USER);
@@ -220,6 +229,7 @@ export async function run(args: string[]): Promise<number> {
     write(knownHosts, pins, 0o600);
     process.stdout.write(`pinned ${pinned!.length} host key(s) in ${knownHosts}\n`);
   }
+  if (sockets) prepareControlDir(sockets);
   if (oldConf !== block) {
     write(conf, block, 0o600);
     process.stdout.write(`wrote ${conf}\n`);
@@ -248,7 +258,7 @@ interface SshConfigPaths {
 }
 
 function sshConfigPaths(flag: string | undefined): SshConfigPaths {
-  const sshConfigLink = flag ? expandHome(flag) : join(userInfo().homedir, '.ssh', 'config');
+  const sshConfigLink = sshConfigPath(flag);
   const sshConfig = readIfExists(sshConfigLink) === undefined ? sshConfigLink : realpathSync(sshConfigLink);
   if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}\n`);
   return { sshConfigLink, sshConfig };

@@ -103,6 +103,27 @@ Host sa-*
     return this.home;
   }
 
+  /**
+   * A user's ssh config that reaches this world's sshd and then includes INCLUDE (a block that
+   * `cscs-sa setup` wrote): the user's own settings come first and win, `Host *` ends them.
+   * ELA_PORT puts something (a delaying relay) in front of the jump host.
+   */
+  userConfig(include: string, elaPort = this.ela.port): string {
+    return `Host sa-ela
+    HostName 127.0.0.1
+    Port ${elaPort}
+Host sa-clariden
+    HostName 127.0.0.1
+    Port ${this.clariden.port}
+Host sa-*
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+Host *
+Include ${include}
+`;
+  }
+
   /** Runs a real OpenSSH tool (ssh, scp, sftp) with this world's ssh_config. */
   async tool(file: 'ssh' | 'scp' | 'sftp', args: string[], options: Options = {}): Promise<Run> {
     const r = await execa(file, ['-F', this.sshConfig, ...args], { env: this.env, extendEnv: false, reject: false, stdin: 'ignore', ...options });
