@@ -13,15 +13,16 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEn
  * Runs an OpenSSH tool (ssh-keygen, ssh-add) and returns its stdout. A failure is one line:
  * `${failure}: ` and the first line the tool printed on stderr.
  */
-export async function runOpenSshTool(tool: string, args: string[], failure: string): Promise<string> {
+export async function runOpenSshTool(tool: string, args: string[], failure: string, signal?: AbortSignal): Promise<string> {
   // execa costs ~75 ms to load: only the rare paths that start a process pay for it.
   const { execa } = await import('execa');
   try {
-    const { stdout } = await execa(tool, args, { env: childEnv(), extendEnv: false, stdin: 'ignore' });
+    const { stdout } = await execa(tool, args, { env: childEnv(), extendEnv: false, stdin: 'ignore', cancelSignal: signal, forceKillAfterDelay: 100 });
     return stdout;
   } catch (err) {
-    const e = err as { code?: string; stderr?: string; shortMessage?: string };
+    const e = err as { code?: string; stderr?: string; shortMessage?: string; isCanceled?: boolean };
     if (e.code === 'ENOENT') throw new LocalFileError(`${tool} not found: install the OpenSSH client`);
+    if (e.isCanceled) throw new LocalFileError(`${failure}: ${tool} did not finish within the deadline`);
     throw new LocalFileError(`${failure}: ${(e.stderr || e.shortMessage || String(err)).trim().split('\n')[0]}`);
   }
 }

@@ -4,20 +4,15 @@
  * than overwrite.
  */
 import { linkSync, lstatSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { type PublicKey, parsePublicKey } from './certificate.js';
 import { runOpenSshTool } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { tempPath, writeFileAtomic } from './fsutil.js';
 import { createLog } from './log.js';
 import type { KeyPaths } from './store.js';
 
 const log = createLog('keypair');
-
-/** Prefix of the temporary key pair in the key's folder, swept if a process dies mid-creation. */
-export const KEYGEN_PREFIX = '.cscs-sa-keygen-';
 
 function statOrUndefined(path: string): Stats | undefined {
   try {
@@ -39,8 +34,8 @@ export function checkPrivateKey(path: string, stats: Stats): void {
   }
 }
 
-function sshKeygen(args: string[]): Promise<string> {
-  return runOpenSshTool('ssh-keygen', args, 'ssh-keygen failed');
+function sshKeygen(args: string[], signal?: AbortSignal): Promise<string> {
+  return runOpenSshTool('ssh-keygen', args, 'ssh-keygen failed', signal);
 }
 
 function readPublicKey(path: string): PublicKey {
@@ -53,13 +48,13 @@ function readPublicKey(path: string): PublicKey {
 }
 
 /** Makes sure the key pair exists and returns its public key. Call under the refresh lock. */
-export async function ensureKeyPair(paths: KeyPaths): Promise<PublicKey> {
+export async function ensureKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<PublicKey> {
   const keyStats = statOrUndefined(paths.key);
   if (keyStats) {
     checkPrivateKey(paths.key, keyStats);
     if (statOrUndefined(paths.publicKey)) return readPublicKey(paths.publicKey);
     // ssh-keygen -y derives the public half; an encrypted key would prompt, so BatchMode-like: no stdin.
-    const line = await sshKeygen(['-y', '-f', paths.key]);
+    const line = await sshKeygen(['-y', '-f', paths.key], signal);
     writePublicKey(paths.publicKey, `${line.trim()}\n`);
     log('derived %s from the private key', paths.publicKey);
     return parsePublicKey(line);
@@ -67,7 +62,7 @@ export async function ensureKeyPair(paths: KeyPaths): Promise<PublicKey> {
   if (statOrUndefined(paths.publicKey)) {
     throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not: restore the key or move the .pub away`);
   }
-  return createKeyPair(paths);
+  return createKeyPair(paths, signal);
 }
 
 function writePublicKey(path: string, line: string): void {
@@ -79,16 +74,17 @@ function writePublicKey(path: string, line: string): void {
 }
 
 /** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
-async function createKeyPair(paths: KeyPaths): Promise<PublicKey> {
-  const tmp = join(dirname(paths.key), `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<PublicKey> {
+  // Named after the key: a refresh of another key in the same folder sweeps only its own temporaries.
+  const tmp = tempPath(paths.key);
   try {
-    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp]);
+    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp], signal);
     try {
       linkSync(tmp, paths.key);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         // Another process (not holding our lock: an older version, a user) created it: keep theirs.
-        return ensureKeyPair(paths);
+        return ensureKeyPair(paths, signal);
       }
       throw new LocalFileError(describeFsError(err, 'create', paths.key));
     }

@@ -21,7 +21,10 @@ function certText(home: Home): string {
   return readFileSync(home.cert, 'utf8');
 }
 
-/** A certificate in place that is valid but inside a huge refresh margin, so every match refreshes. */
+/**
+ * A certificate in place that is valid but inside a huge refresh margin, so every sign refreshes.
+ * (`match` would only try, briefly, and go on with it: see the outage tests.)
+ */
 async function expiringCertificate(ctx: { home: Home; env: Record<string, string> }): Promise<string> {
   const first = await cscsSa(['match'], ctx.env);
   assert.is(first.exitCode, 0, first.stderr);
@@ -152,7 +155,7 @@ test('persistent 500: clear error within the deadline, valid certificate untouch
   const before = await expiringCertificate(ctx);
   for (let i = 0; i < 50; i++) gw.faults.token.push({ status: 500 });
   const started = Date.now();
-  const r = await cscsSa(['match'], ctx.env);
+  const r = await cscsSa(['sign'], ctx.env);
   const elapsed = Date.now() - started;
   assert.is(r.exitCode, 5);
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ failed \(500\): scripted 500 after \d+ attempt\(s\): try again later\n$/);
@@ -197,7 +200,7 @@ for (const kind of ['garbage', 'other-key', 'expired', 'host'] as const) {
   test(`a 2xx with a ${kind} certificate is rejected and the old file kept`, async (ctx) => {
     const before = await expiringCertificate(ctx);
     gw.faults.sign.push({ certificate: kind });
-    const r = await cscsSa(['match'], ctx.env);
+    const r = await cscsSa(['sign'], ctx.env);
     assert.is(r.exitCode, 6);
     const why = { garbage: 'does not parse', 'other-key': 'certifies another key', expired: 'expired', host: 'host certificate' }[kind];
     assert.match(r.stderr, new RegExp(`^cscs-sa: gateway sent (a|an unusable) certificate.*${why}.*the previous certificate was kept\\n$`));

@@ -1,5 +1,5 @@
 import { loadSettings } from '../config.js';
-import { createLog } from '../log.js';
+import { createLog, redact } from '../log.js';
 import { inspect, keyPaths } from '../store.js';
 import { MATCH_OPTIONS } from '../fastpath.js';
 import { parseCommandArgs } from './args.js';
@@ -29,10 +29,13 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env });
-  if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
+  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (state.status === 'fresh') return 0;
   // Only a refresh needs the gateway code: with a config file, a fresh certificate ends above.
-  const { refreshCertificate } = await import('../refresh.js');
-  const { state, refreshed } = await refreshCertificate(settings);
-  log('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));
+  const { refreshForSsh } = await import('../refresh.js');
+  const { refreshed, warning } = await refreshForSsh(settings, state);
+  // A certificate still valid is used even when its refresh failed: ssh goes on, told why once.
+  if (warning) process.stderr.write(`cscs-sa: ${redact(warning)}\n`);
+  log('host %j: %s', positionals[0] ?? '', refreshed ? 'refreshed' : 'not refreshed by this process');
   return 0;
 }
