@@ -162,7 +162,7 @@ class Exchange {
   }
 
   private timedOut(): GatewayUnavailableError {
-    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}: check the network or HTTPS_PROXY, or raise "timeout"`);
+    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"' });
   }
 
   /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
@@ -196,10 +196,10 @@ class Exchange {
         if (this.signal.aborted) throw this.timedOut();
         const detail = describeBody(reply.text, header(reply, 'content-type'));
         if (reply.status === 429) {
-          const when = retryAfter !== undefined ? `: retry after ${Math.ceil(retryAfter / 1000)} s` : ': try again later';
-          throw new GatewayUnavailableError(`gateway ${this.host} is rate limiting (429)${when}`);
+          const when = retryAfter !== undefined ? `retry after ${Math.ceil(retryAfter / 1000)} s` : 'try again later';
+          throw new GatewayUnavailableError(`gateway ${this.host} is rate limiting (429)`, { fix: when });
         }
-        throw new GatewayUnavailableError(`gateway ${this.host} failed (${reply.status})${detail} after ${attempt + 1} attempt(s): try again later`);
+        throw new GatewayUnavailableError(`gateway ${this.host} failed (${reply.status})${detail} after ${attempt + 1} attempt(s)`, { fix: 'try again later' });
       }
       return reply;
     }
