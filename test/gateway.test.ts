@@ -143,6 +143,39 @@ test('429 with a Retry-After that fits the deadline is waited out', async ({ env
   assert.is(gw.tokenCalls, 2);
 });
 
+for (const [form, value] of [
+  ['0', () => '0'],
+  ['negative', () => '-5'],
+  ['a date in the past', () => new Date(Date.now() - 60_000).toUTCString()],
+] as const) {
+  test(`a persistent 503 with Retry-After ${form}: backs off from a floor, a few attempts, no busy loop`, async ({ env }) => {
+    for (let i = 0; i < 200; i++) gw.faults.token.push({ status: 503, headers: { 'retry-after': value() } });
+    const started = Date.now();
+    const r = await cscsSa(['match'], env);
+    const elapsed = Date.now() - started;
+    assert.is(r.exitCode, 5);
+    assert.match(r.stderr, /failed \(503\).* after \d attempt\(s\): try again later\n$/);
+    // Each wait is at least the 250 ms floor; the attempts are capped at 4 per call.
+    assert.ok(gw.tokenCalls >= 2 && gw.tokenCalls <= 4, `${gw.tokenCalls} calls`);
+    const times = gw.requests.map((q) => q.atMs);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 240, `gap ${times[i]! - times[i - 1]!} ms`);
+    console.log(`    Retry-After ${form}: ${gw.tokenCalls} calls in ${elapsed} ms`);
+  });
+}
+
+test('a 503 with Retry-After in seconds, and one with an HTTP date: each waited out, then success', async ({ env }) => {
+  env.CSCS_SA_TIMEOUT = '10';
+  gw.faults.token.push({ status: 503, headers: { 'retry-after': '1' } });
+  gw.faults.token.push({ status: 503, headers: { 'retry-after': new Date(Date.now() + 5000).toUTCString() } });
+  const r = await cscsSa(['match'], env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(gw.tokenCalls, 3);
+  const [a, b, c] = gw.requests.map((q) => q.atMs) as [number, number, number];
+  assert.ok(b - a >= 1000, `waited ${b - a} ms for Retry-After: 1`);
+  // An HTTP date has one-second resolution: at least the rest of its second.
+  assert.ok(c - b >= 1000, `waited ${c - b} ms for the date`);
+});
+
 test('429 with a Retry-After beyond the deadline fails at once, naming the wait', async ({ env }) => {
   gw.faults.token.push({ status: 429, headers: { 'retry-after': '120' } });
   const r = await cscsSa(['match'], env);

@@ -25,6 +25,8 @@ export type Fault =
   | { snakeCaseOnly: true };
 
 export interface Recorded {
+  /** When the request arrived (ms since the epoch). */
+  atMs: number;
   path: string;
   headers: IncomingMessage['headers'];
   body: string;
@@ -110,7 +112,7 @@ export class GatewayDouble {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const path = req.url ?? '';
-    this.requests.push({ path, headers: req.headers, body });
+    this.requests.push({ atMs: Date.now(), path, headers: req.headers, body });
     const endpoint = path === '/api-service-account/api/v1/auth/token' ? 'token' : path === '/api-ssh-service/api/v1/ssh-keys/sign' ? 'sign' : undefined;
     if (req.method !== 'POST' || !endpoint) return json(res, 404, { message: 'not found' });
 
