@@ -10,12 +10,18 @@
  * never holds the key: only a salted scrypt hash of it, with a random salt per memo. scrypt makes
  * each guess expensive and the salt makes each memo's hash different, so the file cannot be
  * turned back into the key (nor matched against another machine's memo), even for a weak key.
+ *
+ * Through ProxyJump, ssh runs a second ssh for the jump host, whose `match` would print the same
+ * line again on the same terminal. The memo lists the ssh processes whose user has seen the line
+ * (pid and start time of the nearest `ssh` ancestor of each process that printed it); a process
+ * below one of them stays quiet and only exits with the same code (Linux /proc; elsewhere the
+ * line shows twice).
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { createLog } from './log.js';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ApiKeyError, ConfigError, type CscsSaError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
-import { createLog } from './log.js';
 
 const log = createLog('memo');
 
@@ -28,9 +34,43 @@ interface Stored {
   salt: string;
   hash: string;
   at: number;
+  /** Failed on a shortened budget (the refresh margin's opportunity): binds only such attempts. */
+  short: boolean;
+  /** ssh processes (pid/start) below which the line has been printed. */
+  shownTo: string[];
   code: string;
   message: string;
   fix?: string;
+}
+
+/** Errors recalled from a memo whose line an ancestor ssh has already shown: exit with their code, print nothing. */
+const shownAbove = new WeakSet<Error>();
+
+export function isShownAbove(err: unknown): boolean {
+  return err instanceof Error && shownAbove.has(err);
+}
+
+/** This process's ancestors as pid/start (Linux), nearest first; the nearest named ssh is marked. */
+function ancestors(): { ids: string[]; ssh?: string } {
+  const ids: string[] = [];
+  let ssh: string | undefined;
+  let pid = process.ppid;
+  for (let depth = 0; depth < 12 && pid > 1; depth++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      break;
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    // Fields after the command name: state is the 3rd field, ppid the 4th, starttime the 22nd.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const id = `${pid}/${rest[19]}`;
+    ids.push(id);
+    if (!ssh && comm === 'ssh') ssh = id;
+    pid = Number(rest[1]);
+  }
+  return { ids, ssh };
 }
 
 function hashOf(material: string, salt: Buffer): Buffer {
@@ -39,9 +79,22 @@ function hashOf(material: string, salt: Buffer): Buffer {
 }
 
 /** Records `err` as the outcome for `material` (gateway URL and API key source). */
-export function rememberFailure(path: string, material: string, err: CscsSaError): void {
+export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean): void {
   const salt = randomBytes(16);
-  const stored: Stored = { salt: salt.toString('hex'), hash: hashOf(material, salt).toString('hex'), at: Date.now(), code: err.code, message: err.message, fix: err.fix };
+  const { ssh } = ancestors();
+  write(path, {
+    salt: salt.toString('hex'),
+    hash: hashOf(material, salt).toString('hex'),
+    at: Date.now(),
+    short,
+    shownTo: ssh ? [ssh] : [],
+    code: err.code,
+    message: err.message,
+    fix: err.fix,
+  });
+}
+
+function write(path: string, stored: Stored): void {
   try {
     writeFileAtomic(path, `${JSON.stringify(stored)}\n`, 0o600);
   } catch (err) {
@@ -53,8 +106,12 @@ export function forgetFailure(path: string): void {
   rmSync(path, { force: true });
 }
 
-/** The failure recorded for `material` within the last few seconds, as the error it was; else undefined. */
-export function recalledFailure(path: string, material: string, now = Date.now()): CscsSaError | undefined {
+/**
+ * The failure recorded for `material` within the last few seconds, as the error it was; else
+ * undefined. A failure on a shortened budget binds only `short` attempts: a full deadline may
+ * well succeed where 1.5 s did not.
+ */
+export function recalledFailure(path: string, material: string, short: boolean, now = Date.now()): CscsSaError | undefined {
   let stored: Stored;
   try {
     stored = JSON.parse(readFileSync(path, 'utf8')) as Stored;
@@ -63,11 +120,21 @@ export function recalledFailure(path: string, material: string, now = Date.now()
   }
   // A memo from the future (a clock stepped back) is not trusted.
   if (typeof stored.at !== 'number' || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1000) return undefined;
+  if (stored.short && !short) return undefined;
   const Class = CLASSES.find((c) => new c('').code === stored.code);
   if (!Class || typeof stored.message !== 'string' || typeof stored.salt !== 'string' || typeof stored.hash !== 'string') return undefined;
   const expected = Buffer.from(stored.hash, 'hex');
   const actual = hashOf(material, Buffer.from(stored.salt, 'hex'));
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
   log('failure recorded %d ms ago: %s', now - stored.at, stored.message);
-  return new Class(stored.message, stored.fix === undefined ? {} : { fix: stored.fix });
+  const err = new Class(stored.message, stored.fix === undefined ? {} : { fix: stored.fix });
+  const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
+  const { ids, ssh } = ancestors();
+  if (ids.some((id) => shownTo.includes(id))) {
+    shownAbove.add(err);
+  } else if (ssh) {
+    // We print it below this ssh: its ProxyJump hop need not. A lost update costs one more line.
+    write(path, { ...stored, shownTo: [...shownTo.slice(-63), ssh] });
+  }
+  return err;
 }

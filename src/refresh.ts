@@ -17,7 +17,7 @@ import { type GatewayOptions, requestCertificate } from './gateway.js';
 import { ensureKeyPair } from './keypair.js';
 import { acquireLock, type Lock, LockBusyError } from './lock.js';
 import { createLog } from './log.js';
-import { forgetFailure, recalledFailure, rememberFailure } from './memo.js';
+import { forgetFailure, isShownAbove, recalledFailure, rememberFailure } from './memo.js';
 import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from './store.js';
 import { version } from './version.js';
 
@@ -98,7 +98,7 @@ export async function refreshCertificate(settings: Settings, { force = false, de
   const memo = memoOf(paths, settings);
   // Someone failed at this within seconds, with this gateway and this key: so do we, at once.
   const recall = () => {
-    const failure = force ? undefined : recalledFailure(memo.path, memo.material);
+    const failure = force ? undefined : recalledFailure(memo.path, memo.material, deadline.short);
     if (failure) throw failure;
   };
   recall();
@@ -120,8 +120,8 @@ export async function refreshCertificate(settings: Settings, { force = false, de
       forgetFailure(memo.path);
       return result;
     } catch (err) {
-      // A short budget running out says nothing about the gateway: do not make others fail on it.
-      if (isShared(err) && !(deadline.short && deadline.expired)) rememberFailure(memo.path, memo.material, err);
+      // A short budget running out says little about the gateway: it binds only other short attempts.
+      if (isShared(err)) rememberFailure(memo.path, memo.material, err, deadline.short && deadline.expired);
       throw err;
     }
   } finally {
@@ -166,7 +166,7 @@ export async function refreshForSsh(settings: Settings, state: CertState): Promi
   } catch (err) {
     if (!(err instanceof CscsSaError)) throw err;
     const left = Math.floor(inspect(keyPaths(settings.key), 0).secondsLeft ?? 0);
-    if (err.cause instanceof LockBusyError) {
+    if (err.cause instanceof LockBusyError || isShownAbove(err)) {
       log('another process is still refreshing; the current certificate has %d s left', left);
       return { refreshed: false };
     }

@@ -4,7 +4,7 @@
  * certificate used when its refresh fails. Calls are counted at the gateway double.
  */
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gatewaySuite } from './helpers/suites.ts';
 import { cscsSa, type Home, type Run } from './helpers/cli.ts';
@@ -125,7 +125,18 @@ test('an outage while the certificate is still valid inside the margin: match ex
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 1\.5 s: using the current certificate, valid for \d+ s more\n$/);
   assert.ok(ms < 10_000, `${ms} ms: the full 10 s deadline is for a certificate that cannot be used`);
   assert.is(readFileSync(home.cert, 'utf8'), before);
+  // The next ssh within seconds (a burst, the ProxyJump hop) does not try again.
+  const calls1 = gw.tokenCalls;
+  const next = await cscsSa(['match'], env);
+  assert.is(next.exitCode, 0);
+  assert.is(next.stderr, r.stderr);
+  assert.is(gw.tokenCalls, calls1);
+  // ... but a full deadline is not bound by a 1.5 s failure: `sign` tries (and here fails) in full.
+  const full = await cscsSa(['sign'], { ...env, CSCS_SA_TIMEOUT: '2' });
+  assert.is(full.exitCode, 5);
+  assert.match(full.stderr, /did not answer in 2 s/);
   // A 5xx is a real answer: remembered, so the next ssh does not ask again.
+  rmSync(`${home.key}.failed`); // as if the memo's few seconds had passed
   gw.reset();
   for (let i = 0; i < 10; i++) gw.faults.token.push({ status: 500 });
   const failing = await cscsSa(['match'], env);

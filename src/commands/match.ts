@@ -1,4 +1,5 @@
 import { loadSettings } from '../config.js';
+import type { CscsSaError } from '../errors.js';
 import { createLog, redact } from '../log.js';
 import { inspect, keyPaths } from '../store.js';
 import { MATCH_OPTIONS } from '../fastpath.js';
@@ -33,7 +34,16 @@ export async function run(args: string[]): Promise<number> {
   if (state.status === 'fresh') return 0;
   // Only a refresh needs the gateway code: with a config file, a fresh certificate ends above.
   const { refreshForSsh } = await import('../refresh.js');
-  const { refreshed, warning } = await refreshForSsh(settings, state);
+  const { isShownAbove } = await import('../memo.js');
+  let outcome;
+  try {
+    outcome = await refreshForSsh(settings, state);
+  } catch (err) {
+    // A failure the user saw a moment ago from the ssh that started us (ProxyJump) is not printed twice.
+    if (isShownAbove(err)) return (err as CscsSaError).exitCode;
+    throw err;
+  }
+  const { refreshed, warning } = outcome;
   // A certificate still valid is used even when its refresh failed: ssh goes on, told why once.
   if (warning) process.stderr.write(`cscs-sa: ${redact(warning)}\n`);
   log('host %j: %s', positionals[0] ?? '', refreshed ? 'refreshed' : 'not refreshed by this process');
