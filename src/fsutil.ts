@@ -73,7 +73,9 @@ function writerIsGone(suffix: string): boolean {
  * Removes what an earlier process killed mid-write left in `dir`: temporaries of `paths` (named
  * by tempPath) that are certainly orphaned, because they are older than `maxAgeMs` (no writer
  * works longer than the deadline) or their writer's pid is gone on this host. A live writer's
- * temporary, of this key or any other, is never touched.
+ * temporary, of this key or any other, is never touched. The stat and the unlink need no lock
+ * between them: a temporary's name is its writer's alone, and a writer that is gone or past its
+ * deadline never writes it again.
  */
 export function sweepLeftovers(dir: string, paths: string[], maxAgeMs: number): string[] {
   const removed: string[] = [];

@@ -14,7 +14,7 @@
  * after a second. Something at the lock path that cscs-sa never creates (a symlink, dangling or
  * not, a directory, a FIFO, a file it may not read) is reported at once, never followed or waited on.
  */
-import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import type { Deadline } from './deadline.js';
 import { LocalFileError } from './errors.js';
 import { tempPath } from './fsutil.js';
 import { createLog } from './log.js';
+import { processIdentity } from './proc.js';
 
 const log = createLog('lock');
 
@@ -69,19 +70,6 @@ function parseOwner(text: string): Owner | undefined {
   const [pid, host, nonce, identity] = text.split('\n');
   if (!pid || !host || !nonce || !/^\d+$/.test(pid)) return undefined;
   return { pid: Number(pid), host, nonce, identity: identity || undefined };
-}
-
-/** Boot id and start time of `pid` (Linux), or undefined where /proc cannot tell. */
-function processIdentity(pid: number): string | undefined {
-  try {
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return start ? `${boot}/${start}` : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function isAlive(owner: Owner): boolean {

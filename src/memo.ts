@@ -18,10 +18,11 @@
  * line shows twice).
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { createLog } from './log.js';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ApiKeyError, ConfigError, type CscsSaError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
+import { createLog } from './log.js';
+import { procStat } from './proc.js';
 
 const log = createLog('memo');
 
@@ -50,25 +51,18 @@ export function isShownAbove(err: unknown): boolean {
   return err instanceof Error && shownAbove.has(err);
 }
 
-/** This process's ancestors as pid/start (Linux), nearest first; the nearest named ssh is marked. */
+/** This process's ancestors as pid/start (Linux), nearest first, and the nearest one named ssh. */
 function ancestors(): { ids: string[]; ssh?: string } {
   const ids: string[] = [];
   let ssh: string | undefined;
   let pid = process.ppid;
   for (let depth = 0; depth < 12 && pid > 1; depth++) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      break;
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    // Fields after the command name: state is the 3rd field, ppid the 4th, starttime the 22nd.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const id = `${pid}/${rest[19]}`;
+    const stat = procStat(pid);
+    if (!stat) break;
+    const id = `${pid}/${stat.start}`;
     ids.push(id);
-    if (!ssh && comm === 'ssh') ssh = id;
-    pid = Number(rest[1]);
+    if (!ssh && stat.comm === 'ssh') ssh = id;
+    pid = stat.ppid;
   }
   return { ids, ssh };
 }
