@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { DEFAULT_ACCOUNT } from './account.js';
 import { childEnv } from './child.js';
+import { Deadline } from './deadline.js';
 import type { Settings } from './config.js';
 import { ApiKeyError, describeFsError } from './errors.js';
 import { registerSecret } from './log.js';
@@ -52,33 +53,98 @@ function fromFile(path: string): ApiKey {
   }
 }
 
-async function fromCommand(command: string | string[], timeoutSeconds: number): Promise<ApiKey> {
+/** What the key command may print: an API key is a line; anything much longer is not one. */
+const MAX_COMMAND_OUTPUT = 64 * 1024;
+/** After the command exits, how long a child of it may keep its stdout open before it is stopped. */
+const LINGER_MS = 200;
+
+/**
+ * Runs the command in a process group of its own (detached) so that the whole group can be
+ * killed: a wrapper script's children (`sh -c "sleep 25; echo key"`) hold its stdout open after
+ * the script itself is signalled, and a kill of the script alone would leave us waiting for them.
+ * The group is killed at the deadline, when we exit, and shortly after the command itself exits
+ * with a child still holding its stdout.
+ */
+async function fromCommand(command: string | string[], deadline: Deadline): Promise<ApiKey> {
   const { execa, parseCommandString } = await import('execa');
   const [file, ...args] = typeof command === 'string' ? parseCommandString(command) : command;
   const source = `apiKeyCommand (${file})`;
+  let timedOut = false;
+  let subprocess: ReturnType<typeof execa> | undefined;
+  const killGroup = () => {
+    try {
+      if (subprocess?.pid) process.kill(-subprocess.pid, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup();
+  }, deadline.remainingMs());
+  process.once('exit', killGroup);
   try {
-    const { stdout } = await execa(file!, args, {
+    subprocess = execa(file!, args, {
       env: childEnv(),
       extendEnv: false,
       stdin: 'ignore',
       stderr: 'inherit',
-      timeout: timeoutSeconds * 1000,
+      detached: true,
+      maxBuffer: MAX_COMMAND_OUTPUT,
       stripFinalNewline: true,
     });
-    return accept(stdout, source);
+    let ended = false;
+    subprocess.stdout?.once('end', () => (ended = true));
+    subprocess.once('exit', () => {
+      if (!ended) setTimeout(killGroup, LINGER_MS).unref();
+    });
+    const { stdout } = await subprocess;
+    return accept(String(stdout), source);
   } catch (err) {
     if (err instanceof ApiKeyError) throw err;
-    const e = err as { code?: string; timedOut?: boolean; exitCode?: number; signal?: string };
-    const why = e.code === 'ENOENT' ? 'command not found' : e.timedOut ? `no answer in ${timeoutSeconds} s` : e.signal ? `killed by ${e.signal}` : `exit code ${e.exitCode}`;
+    const e = err as { code?: string; exitCode?: number; signal?: string; isMaxBuffer?: boolean };
+    const why =
+      e.code === 'ENOENT'
+        ? 'command not found'
+        : timedOut
+          ? `no answer within the ${deadline} deadline`
+          : e.isMaxBuffer
+            ? `printed more than ${MAX_COMMAND_OUTPUT / 1024} KiB`
+            : e.signal
+              ? `killed by ${e.signal}`
+              : `exit code ${e.exitCode}`;
     throw new ApiKeyError(`${source} failed: ${why}`);
+  } finally {
+    clearTimeout(timer);
+    process.off('exit', killGroup);
+    if (subprocess?.exitCode === null) killGroup();
   }
 }
 
-export async function readApiKey(settings: Settings, env: NodeJS.ProcessEnv = process.env): Promise<ApiKey> {
+/** Where the API key would come from, as data that changes when the key does (never shown or stored as is). */
+export function apiKeyIdentity(settings: Settings, env: NodeJS.ProcessEnv = process.env): string {
+  const variable = settings.apiKeyVariable;
+  if (env[variable]) return `env\n${variable}\n${env[variable]}`;
+  if (settings.apiKeyFile) {
+    // Its mode too: a chmod 600 fixes a refused file.
+    let content = '';
+    try {
+      content = `${statSync(settings.apiKeyFile).mode}\n${readFileSync(settings.apiKeyFile, 'utf8')}`;
+    } catch {
+      // Unreadable: reading the key will say so; the path alone keys the memo.
+    }
+    return `file\n${settings.apiKeyFile}\n${content}`;
+  }
+  // The command's output is not known without running it, which is the slow part the memo saves.
+  if (settings.apiKeyCommand) return `command\n${JSON.stringify(settings.apiKeyCommand)}`;
+  return 'none';
+}
+
+export async function readApiKey(settings: Settings, env: NodeJS.ProcessEnv = process.env, deadline = new Deadline(settings.timeout)): Promise<ApiKey> {
   const variable = settings.apiKeyVariable;
   if (env[variable]) return accept(env[variable], variable);
   if (settings.apiKeyFile) return fromFile(settings.apiKeyFile);
-  if (settings.apiKeyCommand) return fromCommand(settings.apiKeyCommand, settings.timeout);
+  if (settings.apiKeyCommand) return fromCommand(settings.apiKeyCommand, deadline);
   const where = settings.account === DEFAULT_ACCOUNT ? 'in the config file' : `under accounts.${settings.account} in the config file`;
   const whose = settings.account === DEFAULT_ACCOUNT ? '' : ` for account ${settings.account}`;
   throw new ApiKeyError(`no API key${whose}`, { fix: `set ${variable}, or apiKeyFile or apiKeyCommand ${where}` });

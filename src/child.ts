@@ -14,9 +14,10 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEn
  * Runs an OpenSSH tool (ssh-keygen, ssh-add) and returns its stdout. A failure is one line:
  * `${failure}: ` and the first line the tool printed on stderr.
  */
-export async function runOpenSshTool(tool: string, args: string[], failure: string): Promise<string> {
-  const r = await runTool(tool, args);
+export async function runOpenSshTool(tool: string, args: string[], failure: string, signal?: AbortSignal): Promise<string> {
+  const r = await runTool(tool, args, childEnv(), 30_000, signal);
   if (r.missing) throw new LocalFileError(`${tool} not found`, { fix: 'install the OpenSSH client' });
+  if (r.canceled) throw new LocalFileError(`${failure}: ${tool} did not finish within the deadline`);
   if (r.code !== 0) throw new LocalFileError(`${failure}: ${(r.stderr.trim() || `exit code ${r.code ?? 'none (timed out)'}`).split('\n')[0]}`);
   return r.stdout;
 }
@@ -27,14 +28,17 @@ export interface ToolRun {
   stderr: string;
   /** The program was not found. */
   missing: boolean;
+  /** `signal` aborted it (the refresh's deadline ran out). */
+  canceled: boolean;
 }
 
 /**
  * Runs a program without our secrets in its environment and returns its answer: never throws,
- * bounded by `timeoutMs`. execa costs ~75 ms to load: only the rare paths that start a process pay.
+ * bounded by `timeoutMs` and `signal`. execa costs ~75 ms to load: only the rare paths that start
+ * a process pay.
  */
-export async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv(), timeoutMs = 30_000): Promise<ToolRun> {
+export async function runTool(file: string, args: string[], env: NodeJS.ProcessEnv = childEnv(), timeoutMs = 30_000, signal?: AbortSignal): Promise<ToolRun> {
   const { execa } = await import('execa');
-  const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), missing: (r as { code?: string }).code === 'ENOENT' };
+  const r = await execa(file, args, { env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs, cancelSignal: signal, forceKillAfterDelay: 100 });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), missing: (r as { code?: string }).code === 'ENOENT', canceled: r.isCanceled };
 }

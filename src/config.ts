@@ -99,10 +99,37 @@ export type AccountFileConfig = Partial<Pick<AccountSettings, AccountKeys>>;
 /** The config file: the global settings, the default account's at the top level, the others under `accounts`. */
 export type FileConfig = Partial<Omit<GlobalSettings, 'configFile'>> & AccountFileConfig & { accounts?: Record<string, AccountFileConfig> };
 
-type Kind = 'string' | 'number' | 'boolean' | 'command';
+type Kind = 'string' | 'boolean' | 'command' | 'timeout' | 'connectTimeout' | 'refreshMargin';
+
+/**
+ * Limits of the duration settings, from flag, environment and file alike. A zero timeout would
+ * mean "fail at once"; beyond Node's timer range (about 24.8 days) a timer fires after 1 ms; and
+ * a deadline of minutes is already longer than any ssh user waits. A refresh margin of 0 is
+ * allowed: it means "refresh only once expired", a choice, not a mistake.
+ */
+const DURATIONS = {
+  timeout: { min: 0, minIncluded: false, max: 300 },
+  connectTimeout: { min: 0, minIncluded: false, max: 120 },
+  refreshMargin: { min: 0, minIncluded: true, max: 3600 },
+} as const;
+type Duration = keyof typeof DURATIONS;
+
+function validSeconds(value: unknown, name: Duration): value is number {
+  const { min, minIncluded, max } = DURATIONS[name];
+  return typeof value === 'number' && Number.isFinite(value) && (minIncluded ? value >= min : value > min) && value <= max;
+}
+
+function wantSeconds(name: Duration): string {
+  const { min, minIncluded, max } = DURATIONS[name];
+  return `a number of seconds ${minIncluded ? `from ${min}` : `above ${min}`} to ${max}`;
+}
+
+const durationKind = (name: Duration) => ({ valid: (v: unknown) => validSeconds(v, name), want: wantSeconds(name) });
 
 const KINDS: Record<Kind, { valid: (value: unknown) => boolean; want: string }> = {
-  number: { valid: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, want: 'a number of seconds (>= 0)' },
+  timeout: durationKind('timeout'),
+  connectTimeout: durationKind('connectTimeout'),
+  refreshMargin: durationKind('refreshMargin'),
   boolean: { valid: (v) => typeof v === 'boolean', want: 'true or false' },
   string: { valid: (v) => typeof v === 'string' && v !== '', want: 'a non-empty string' },
   command: {
@@ -122,9 +149,9 @@ const ACCOUNT_KEYS: Record<AccountKeys, Kind> = {
 
 const FILE_KEYS: Record<Exclude<keyof FileConfig, 'accounts'>, Kind> = {
   ...ACCOUNT_KEYS,
-  refreshMargin: 'number',
-  timeout: 'number',
-  connectTimeout: 'number',
+  refreshMargin: 'refreshMargin',
+  timeout: 'timeout',
+  connectTimeout: 'connectTimeout',
   agent: 'boolean',
 };
 
@@ -289,12 +316,16 @@ export function configuredAccounts(file: FileConfig): string[] {
   return Object.keys(file.accounts ?? {});
 }
 
-function envSeconds(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name];
+/** A duration from `from` (an environment variable or a flag), checked against its setting's limits. */
+export function checkSeconds(raw: string | undefined, setting: Duration, from: string): number | undefined {
   if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${name}=${raw} is not a number of seconds`, { fix: `set ${name} to a number of seconds, or unset it` });
+  const value = raw.trim() === '' ? NaN : Number(raw);
+  if (!validSeconds(value, setting)) throw new ConfigError(`${from}=${raw} is not ${wantSeconds(setting)}`, { fix: `set ${from} to ${wantSeconds(setting)}, or unset it` });
   return value;
+}
+
+function envSeconds(env: NodeJS.ProcessEnv, setting: Duration): number | undefined {
+  return checkSeconds(env[ENV[setting]], setting, ENV[setting]);
 }
 
 /** Whether a URL's host name is this machine, where plain http:// (a test double) exposes nothing. */
@@ -364,9 +395,9 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
     apiKeyVariable: apiKeyVariable(account),
     apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
     apiKeyCommand: own.apiKeyCommand,
-    refreshMargin: envSeconds(env, ENV.refreshMargin) ?? file.refreshMargin ?? 20,
-    timeout: envSeconds(env, ENV.timeout) ?? file.timeout ?? 10,
-    connectTimeout: envSeconds(env, ENV.connectTimeout) ?? file.connectTimeout ?? 5,
+    refreshMargin: envSeconds(env, 'refreshMargin') ?? file.refreshMargin ?? 20,
+    timeout: envSeconds(env, 'timeout') ?? file.timeout ?? 10,
+    connectTimeout: envSeconds(env, 'connectTimeout') ?? file.connectTimeout ?? 5,
     agent: file.agent ?? false,
     configFile,
   };

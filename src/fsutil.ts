@@ -1,13 +1,30 @@
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { hostname } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
+
+/** This host, short, in temporaries' names: a sweep judges a writer's pid only on its own host. */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+
+/** The prefix of every temporary that stands for `path`: it carries the file's own name. */
+export function tempPrefix(path: string): string {
+  return `${basename(path)}.tmp-`;
+}
+
+/**
+ * A temporary beside `path`, named after it (so each key's refresh sweeps only its own), with
+ * this host and pid (so a sweep can tell a dead writer's leftover from a live one's work).
+ */
+export function tempPath(path: string): string {
+  return join(dirname(path), `${tempPrefix(path)}${HOST_TAG}.${process.pid}.${randomBytes(4).toString('hex')}`);
+}
 
 /**
  * Replaces `path` so that a concurrent reader sees the old content or the new, never a part:
  * temp file in the same folder, fsync, rename, fsync of the folder.
  */
 export function writeFileAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = tempPath(path);
   const fd = openSync(tmp, 'wx', mode);
   try {
     try {
@@ -41,12 +58,26 @@ function fsyncDir(dir: string): void {
   }
 }
 
+function writerIsGone(suffix: string): boolean {
+  const [host, pid] = suffix.split('.');
+  if (host !== HOST_TAG || !pid || !/^\d+$/.test(pid)) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /**
- * Removes what an earlier process killed mid-refresh left in `dir`: files whose names start with
- * one of `prefixes` and are older than `minAgeMs`. Call while holding the refresh lock, when no
- * live process can be writing them.
+ * Removes what an earlier process killed mid-write left in `dir`: temporaries of `paths` (named
+ * by tempPath) that are certainly orphaned, because they are older than `maxAgeMs` (no writer
+ * works longer than the deadline) or their writer's pid is gone on this host. A live writer's
+ * temporary, of this key or any other, is never touched. The stat and the unlink need no lock
+ * between them: a temporary's name is its writer's alone, and a writer that is gone or past its
+ * deadline never writes it again.
  */
-export function sweepLeftovers(dir: string, prefixes: string[], minAgeMs: number): string[] {
+export function sweepLeftovers(dir: string, paths: string[], maxAgeMs: number): string[] {
   const removed: string[] = [];
   let names: string[];
   try {
@@ -54,12 +85,14 @@ export function sweepLeftovers(dir: string, prefixes: string[], minAgeMs: number
   } catch {
     return removed;
   }
+  const prefixes = paths.map(tempPrefix);
   const now = Date.now();
   for (const name of names) {
-    if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    if (!prefix) continue;
     const path = join(dir, name);
     try {
-      if (now - statSync(path).mtimeMs >= minAgeMs) {
+      if (now - lstatSync(path).mtimeMs > maxAgeMs || writerIsGone(name.slice(prefix.length))) {
         unlinkSync(path);
         removed.push(path);
       }

@@ -11,6 +11,7 @@ import { EnvHttpProxyAgent } from './http.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import type { ApiKey } from './apikey.js';
+import { Deadline } from './deadline.js';
 import { ApiKeyError, GatewayResponseError, GatewayUnavailableError } from './errors.js';
 import { createLog, registerSecret } from './log.js';
 
@@ -21,6 +22,16 @@ const SIGN_PATH = '/api-ssh-service/api/v1/ssh-keys/sign';
 const MAX_BODY = 1 << 20;
 /** What a reply's text is when its body was over MAX_BODY: no JSON or HTML body starts with a NUL. */
 const OVERSIZED = '\0oversized body';
+
+/**
+ * Retries: never sooner than the floor, whatever Retry-After says (0, a negative number or a
+ * past date would otherwise make a busy loop), an exponential step with jitter so that a crowd
+ * does not come back in step, and a cap on attempts per call so that one refresh sends a bounded
+ * number of requests to a gateway that is failing.
+ */
+const RETRY_FLOOR_MS = 250;
+const RETRY_STEP_CAP_MS = 2000;
+const MAX_ATTEMPTS = 4;
 
 export interface GatewayOptions {
   baseUrl: string;
@@ -109,16 +120,27 @@ function header(reply: Reply, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Seconds to wait from a Retry-After header (delta-seconds or an HTTP date). */
-function retryAfterSeconds(value: string | undefined, nowMs = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, (at - nowMs) / 1000);
+/**
+ * Milliseconds to wait from a Retry-After header: delta-seconds, or an HTTP date (a past one is
+ * 0). Anything else, a negative number included, is no header at all.
+ */
+export function retryAfterMs(value: string | undefined, nowMs = Date.now()): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP date names a weekday or month; a bare number Date.parse would read as a year.
+  if (!/[A-Za-z]/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** How long to wait before attempt `attempt + 1`: Retry-After or the exponential step, never under the floor, with jitter. */
+export function retryDelayMs(attempt: number, retryAfter: number | undefined, random = Math.random()): number {
+  if (retryAfter !== undefined) return Math.max(RETRY_FLOOR_MS, retryAfter) + random * RETRY_FLOOR_MS;
+  return Math.max(RETRY_FLOOR_MS, Math.min(RETRY_STEP_CAP_MS, RETRY_FLOOR_MS * 2 ** (attempt + 1)) * (0.5 + random / 2));
 }
 
 class Exchange {
-  private readonly deadline: number;
   private readonly signal: AbortSignal;
   private readonly dispatcher: Dispatcher;
   private readonly host: string;
@@ -126,10 +148,11 @@ class Exchange {
   /** A base URL may carry a path prefix (a reverse proxy); the API paths go below it. */
   private readonly basePath: string;
 
-  constructor(private readonly options: GatewayOptions) {
-    const timeoutMs = options.timeoutSeconds * 1000;
-    this.deadline = Date.now() + timeoutMs;
-    this.signal = AbortSignal.timeout(timeoutMs);
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly deadline: Deadline,
+  ) {
+    this.signal = deadline.signal;
     const base = new URL(options.baseUrl);
     this.host = base.host;
     this.origin = base.origin;
@@ -137,25 +160,24 @@ class Exchange {
     // EnvHttpProxyAgent honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as CI runners behind proxies need.
     // One connection: the sign call must reuse the token call's (one TLS handshake, not two), and a
     // fresh pool otherwise opens a second connection for a request sent just as the first ends.
-    this.dispatcher = new EnvHttpProxyAgent({ connections: 1, connect: { timeout: options.connectTimeoutSeconds * 1000 } });
+    // The connect timeout covers TCP and the TLS handshake; both stay inside the deadline.
+    const connectMs = Math.max(1, Math.min(options.connectTimeoutSeconds * 1000, deadline.remainingMs()));
+    this.dispatcher = new EnvHttpProxyAgent({ connections: 1, connect: { timeout: connectMs } });
   }
 
   private timedOut(): GatewayUnavailableError {
-    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.options.timeoutSeconds} s: check the network or HTTPS_PROXY, or raise "timeout"`);
+    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"' });
   }
 
-  private remainingMs(): number {
-    return this.deadline - Date.now();
-  }
-
-  /** Waits before the next attempt if that still fits the deadline; false when it does not. */
+  /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
   private async backoff(attempt: number, retryAfter?: number): Promise<boolean> {
-    const waitMs = retryAfter !== undefined ? retryAfter * 1000 : Math.min(2000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    if (attempt + 1 >= MAX_ATTEMPTS) return false;
+    const waitMs = retryDelayMs(attempt, retryAfter);
     // Leave room for the attempt itself, not only the wait.
-    if (waitMs + 500 > this.remainingMs()) return false;
+    if (waitMs + 500 > this.deadline.remainingMs()) return false;
     log('retrying in %d ms', Math.round(waitMs));
-    await sleep(waitMs);
-    return true;
+    await sleep(waitMs, undefined, { signal: this.signal }).catch(() => {});
+    return !this.signal.aborted;
   }
 
   async post(path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
@@ -173,14 +195,15 @@ class Exchange {
       }
       log('POST %s -> %d', path, reply.status);
       if (reply.status === 429 || reply.status >= 500) {
-        const retryAfter = retryAfterSeconds(header(reply, 'retry-after'));
+        const retryAfter = retryAfterMs(header(reply, 'retry-after'));
         if (await this.backoff(attempt, retryAfter)) continue;
+        if (this.signal.aborted) throw this.timedOut();
         const detail = describeBody(reply.text, header(reply, 'content-type'));
         if (reply.status === 429) {
-          const when = retryAfter !== undefined ? `: retry after ${Math.ceil(retryAfter)} s` : ': try again later';
-          throw new GatewayUnavailableError(`gateway ${this.host} is rate limiting (429)${when}`);
+          const when = retryAfter !== undefined ? `retry after ${Math.ceil(retryAfter / 1000)} s` : 'try again later';
+          throw new GatewayUnavailableError(`gateway ${this.host} is rate limiting (429)`, { fix: when });
         }
-        throw new GatewayUnavailableError(`gateway ${this.host} failed (${reply.status})${detail} after ${attempt + 1} attempt(s): try again later`);
+        throw new GatewayUnavailableError(`gateway ${this.host} failed (${reply.status})${detail} after ${attempt + 1} attempt(s)`, { fix: 'try again later' });
       }
       return reply;
     }
@@ -197,7 +220,7 @@ class Exchange {
   }
 
   private async once(method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
-    const remaining = Math.max(1, this.remainingMs());
+    const remaining = Math.max(1, this.deadline.remainingMs());
     const res = await this.dispatcher.request({
       origin: this.origin,
       path: `${this.basePath}${path}`,
@@ -282,17 +305,17 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
   return { line: line.trim(), clockOffsetMs: clockOffset(reply) };
 }
 
-function openExchange(options: GatewayOptions): Exchange {
+function openExchange(options: GatewayOptions, deadline: Deadline): Exchange {
   // undici compiles its HTTP parser (llhttp, WebAssembly) at the first connection. V8's optimising
   // tier then recompiles it in the background and the process waits for that at exit: ~50 ms
   // for two small responses. The baseline compiler alone is plenty here (bench/ in the README).
   setFlagsFromString('--liftoff-only');
-  return new Exchange(options);
+  return new Exchange(options, deadline);
 }
 
 /** Whether the gateway answers at all, and its clock offset (gateway minus local, ms). */
 export async function probeGateway(options: GatewayOptions): Promise<{ status: number; clockOffsetMs: number | undefined }> {
-  const exchange = openExchange(options);
+  const exchange = openExchange(options, new Deadline(options.timeoutSeconds));
   try {
     const reply = await exchange.probe();
     return { status: reply.status, clockOffsetMs: clockOffset(reply) };
@@ -301,9 +324,12 @@ export async function probeGateway(options: GatewayOptions): Promise<{ status: n
   }
 }
 
-/** Exchanges the API key for a certificate of `publicKeyLine`. The JWT never leaves this function. */
-export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions): Promise<SignedCertificate> {
-  const exchange = openExchange(options);
+/**
+ * Exchanges the API key for a certificate of `publicKeyLine`, within what is left of `deadline`.
+ * The JWT never leaves this function.
+ */
+export async function requestCertificate(apiKey: ApiKey, publicKeyLine: string, options: GatewayOptions, deadline: Deadline): Promise<SignedCertificate> {
+  const exchange = openExchange(options, deadline);
   try {
     return await sign(exchange, await token(exchange, apiKey), publicKeyLine);
   } finally {

@@ -8,20 +8,15 @@
  * public half, else the gateway would certify a key ssh cannot use.
  */
 import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { type Certificate, certifies, type PublicKey, parsePublicKey } from './certificate.js';
 import { runOpenSshTool } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { tempPath, writeFileAtomic } from './fsutil.js';
 import { createLog } from './log.js';
 import type { KeyPaths } from './store.js';
 
 const log = createLog('keypair');
-
-/** Prefix of the temporary key pair in the key's folder, swept if a process dies mid-creation. */
-export const KEYGEN_PREFIX = '.cscs-sa-keygen-';
 
 function statOrUndefined(path: string): Stats | undefined {
   try {
@@ -90,17 +85,17 @@ function provenPair(keyStats: Stats, publicKey: PublicKey, proof: PairProof | un
 }
 
 /** Refuses a `.pub` that is not the private key's public half, as `ssh-keygen -y` derives it. */
-async function checkPair(paths: KeyPaths, publicKey: PublicKey): Promise<void> {
+async function checkPair(paths: KeyPaths, publicKey: PublicKey, signal?: AbortSignal): Promise<void> {
   // -P '': an encrypted key fails at once instead of prompting on the terminal ssh runs us from.
-  const derived = parsePublicKey(await sshKeygen(['-y', '-P', '', '-f', paths.key]));
+  const derived = parsePublicKey(await sshKeygen(['-y', '-P', '', '-f', paths.key], signal));
   if (derived.type === publicKey.type && derived.blob.equals(publicKey.blob)) return;
   throw new LocalFileError(`${paths.publicKey} is not the public key of ${paths.key}`, {
     fix: `replace it with the private key's own: ssh-keygen -y -f ${paths.key} > ${paths.publicKey}`,
   });
 }
 
-function sshKeygen(args: string[]): Promise<string> {
-  return runOpenSshTool('ssh-keygen', args, 'ssh-keygen failed');
+function sshKeygen(args: string[], signal?: AbortSignal): Promise<string> {
+  return runOpenSshTool('ssh-keygen', args, 'ssh-keygen failed', signal);
 }
 
 function readPublicKey(path: string): PublicKey {
@@ -120,22 +115,23 @@ export interface KeyPair {
 
 /**
  * Makes sure the key pair exists and returns its public key. Call under the refresh lock.
- * `proof`: what the last refresh left (see PairProof), to skip deriving the public key again.
+ * `proof`: what the last refresh left (see PairProof), to skip deriving the public key again;
+ * `signal`: the refresh's deadline.
  */
-export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof): Promise<KeyPair> {
+export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof, signal?: AbortSignal): Promise<KeyPair> {
   const keyStats = statPrivateKey(paths.key);
   if (keyStats) {
     checkPrivateKey(paths.key, keyStats);
     if (statOrUndefined(paths.publicKey)) {
       const publicKey = readPublicKey(paths.publicKey);
       if (!provenPair(keyStats, publicKey, proof)) {
-        await checkPair(paths, publicKey);
+        await checkPair(paths, publicKey, signal);
         log('checked that %s belongs to %s', paths.publicKey, paths.key);
       }
       return { publicKey, created: false };
     }
     // ssh-keygen -y derives the public half; an encrypted key would prompt, so BatchMode-like: no stdin.
-    const line = await sshKeygen(['-y', '-P', '', '-f', paths.key]);
+    const line = await sshKeygen(['-y', '-P', '', '-f', paths.key], signal);
     writePublicKey(paths.publicKey, `${line.trim()}\n`);
     log('derived %s from the private key', paths.publicKey);
     return { publicKey: parsePublicKey(line), created: false };
@@ -143,7 +139,7 @@ export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof): Promise
   if (statOrUndefined(paths.publicKey)) {
     throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not: restore the key or move the .pub away`);
   }
-  return createKeyPair(paths);
+  return createKeyPair(paths, signal);
 }
 
 function writePublicKey(path: string, line: string): void {
@@ -155,16 +151,17 @@ function writePublicKey(path: string, line: string): void {
 }
 
 /** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
-async function createKeyPair(paths: KeyPaths): Promise<KeyPair> {
-  const tmp = join(dirname(paths.key), `${KEYGEN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<KeyPair> {
+  // Named after the key: a refresh of another key in the same folder sweeps only its own temporaries.
+  const tmp = tempPath(paths.key);
   try {
-    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp]);
+    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp], signal);
     try {
       linkSync(tmp, paths.key);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         // Another process (not holding our lock: an older version, a user) created it: keep theirs.
-        return ensureKeyPair(paths);
+        return ensureKeyPair(paths, undefined, signal);
       }
       throw new LocalFileError(describeFsError(err, 'create', paths.key));
     }

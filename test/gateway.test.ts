@@ -21,7 +21,10 @@ function certText(home: Home): string {
   return readFileSync(home.cert, 'utf8');
 }
 
-/** A certificate in place that is valid but inside a huge refresh margin, so every match refreshes. */
+/**
+ * A certificate in place that is valid but inside a huge refresh margin, so every sign refreshes.
+ * (`match` would only try, briefly, and go on with it: see the outage tests.)
+ */
 async function expiringCertificate(ctx: { home: Home; env: Record<string, string> }): Promise<string> {
   const first = await cscsSa(['match'], ctx.env);
   assert.is(first.exitCode, 0, first.stderr);
@@ -140,6 +143,39 @@ test('429 with a Retry-After that fits the deadline is waited out', async ({ env
   assert.is(gw.tokenCalls, 2);
 });
 
+for (const [form, value] of [
+  ['0', () => '0'],
+  ['negative', () => '-5'],
+  ['a date in the past', () => new Date(Date.now() - 60_000).toUTCString()],
+] as const) {
+  test(`a persistent 503 with Retry-After ${form}: backs off from a floor, a few attempts, no busy loop`, async ({ env }) => {
+    for (let i = 0; i < 200; i++) gw.faults.token.push({ status: 503, headers: { 'retry-after': value() } });
+    const started = Date.now();
+    const r = await cscsSa(['match'], env);
+    const elapsed = Date.now() - started;
+    assert.is(r.exitCode, 5);
+    assert.match(r.stderr, /failed \(503\).* after \d attempt\(s\): try again later\n$/);
+    // Each wait is at least the 250 ms floor; the attempts are capped at 4 per call.
+    assert.ok(gw.tokenCalls >= 2 && gw.tokenCalls <= 4, `${gw.tokenCalls} calls`);
+    const times = gw.requests.map((q) => q.atMs);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 240, `gap ${times[i]! - times[i - 1]!} ms`);
+    console.log(`    Retry-After ${form}: ${gw.tokenCalls} calls in ${elapsed} ms`);
+  });
+}
+
+test('a 503 with Retry-After in seconds, and one with an HTTP date: each waited out, then success', async ({ env }) => {
+  env.CSCS_SA_TIMEOUT = '10';
+  gw.faults.token.push({ status: 503, headers: { 'retry-after': '1' } });
+  gw.faults.token.push({ status: 503, headers: { 'retry-after': new Date(Date.now() + 5000).toUTCString() } });
+  const r = await cscsSa(['match'], env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(gw.tokenCalls, 3);
+  const [a, b, c] = gw.requests.map((q) => q.atMs) as [number, number, number];
+  assert.ok(b - a >= 1000, `waited ${b - a} ms for Retry-After: 1`);
+  // An HTTP date has one-second resolution: at least the rest of its second.
+  assert.ok(c - b >= 1000, `waited ${c - b} ms for the date`);
+});
+
 test('429 with a Retry-After beyond the deadline fails at once, naming the wait', async ({ env }) => {
   gw.faults.token.push({ status: 429, headers: { 'retry-after': '120' } });
   const r = await cscsSa(['match'], env);
@@ -152,7 +188,7 @@ test('persistent 500: clear error within the deadline, valid certificate untouch
   const before = await expiringCertificate(ctx);
   for (let i = 0; i < 50; i++) gw.faults.token.push({ status: 500 });
   const started = Date.now();
-  const r = await cscsSa(['match'], ctx.env);
+  const r = await cscsSa(['sign'], ctx.env);
   const elapsed = Date.now() - started;
   assert.is(r.exitCode, 5);
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ failed \(500\): scripted 500 after \d+ attempt\(s\): try again later\n$/);
@@ -197,7 +233,7 @@ for (const kind of ['garbage', 'other-key', 'expired', 'host'] as const) {
   test(`a 2xx with a ${kind} certificate is rejected and the old file kept`, async (ctx) => {
     const before = await expiringCertificate(ctx);
     gw.faults.sign.push({ certificate: kind });
-    const r = await cscsSa(['match'], ctx.env);
+    const r = await cscsSa(['sign'], ctx.env);
     assert.is(r.exitCode, 6);
     const why = { garbage: 'does not parse', 'other-key': 'certifies another key', expired: 'expired', host: 'host certificate' }[kind];
     assert.match(r.stderr, new RegExp(`^cscs-sa: gateway sent (a|an unusable) certificate.*${why}.*the previous certificate was kept\\n$`));

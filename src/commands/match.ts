@@ -1,5 +1,6 @@
 import { loadSettings } from '../config.js';
-import { createLog } from '../log.js';
+import type { CscsSaError } from '../errors.js';
+import { createLog, redact } from '../log.js';
 import { inspect, keyPaths } from '../store.js';
 import { MATCH_OPTIONS, MATCH_POSITIONALS } from '../fastpath.js';
 import { parseCommandArgs } from './args.js';
@@ -31,12 +32,24 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS, MATCH_POSITIONALS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
-  if (inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh') return 0;
+  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (state.status === 'fresh') return 0;
   // `ssh -G` connects nowhere: no certificate needed.
   if (await (await import('../sshparent.js')).startedBySshG()) return (log('host %j: ssh -G, no refresh', positionals[0] ?? ''), 0);
   // Only a refresh needs the gateway code: with a YAML or JS config file, a fresh certificate ends above.
-  const { refreshCertificate } = await import('../refresh.js');
-  const { state, refreshed } = await refreshCertificate(settings);
-  log('host %j: %s, %d s left', positionals[0] ?? '', refreshed ? 'refreshed' : 'refreshed by another process', Math.floor(state.secondsLeft ?? 0));
+  const { refreshForSsh } = await import('../refresh.js');
+  const { isShownAbove } = await import('../memo.js');
+  let outcome;
+  try {
+    outcome = await refreshForSsh(settings, state);
+  } catch (err) {
+    // A failure the user saw a moment ago from the ssh that started us (ProxyJump) is not printed twice.
+    if (isShownAbove(err)) return (err as CscsSaError).exitCode;
+    throw err;
+  }
+  const { refreshed, warning } = outcome;
+  // A certificate still valid is used even when its refresh failed: ssh goes on, told why once.
+  if (warning) process.stderr.write(`cscs-sa: ${redact(warning)}\n`);
+  log('host %j: %s', positionals[0] ?? '', refreshed ? 'refreshed' : 'not refreshed by this process');
   return 0;
 }

@@ -27,6 +27,8 @@ export type Fault =
   | { snakeCaseOnly: true };
 
 export interface Recorded {
+  /** When the request arrived (ms since the epoch). */
+  atMs: number;
   path: string;
   headers: IncomingMessage['headers'];
   body: string;
@@ -130,7 +132,7 @@ export class GatewayDouble {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const path = req.url ?? '';
-    const recorded: Recorded = { path, headers: req.headers, body };
+    const recorded: Recorded = { atMs: Date.now(), path, headers: req.headers, body };
     this.requests.push(recorded);
     const endpoint = path === '/api-service-account/api/v1/auth/token' ? 'token' : path === '/api-ssh-service/api/v1/ssh-keys/sign' ? 'sign' : undefined;
     if (req.method !== 'POST' || !endpoint) return json(res, 404, { message: 'not found' });

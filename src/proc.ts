@@ -1,0 +1,44 @@
+/**
+ * What Linux's /proc says about a process: enough to tell one process from a later one that got
+ * the same pid (its start time, in clock ticks since boot) and to walk up to its ancestors.
+ * Elsewhere (no /proc) every answer is undefined and callers fall back to the pid alone.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  /** The executable's name (at most 15 characters). */
+  comm: string;
+  ppid: number;
+  /** Start time in clock ticks since boot. */
+  start: string;
+}
+
+export function procStat(pid: number): ProcStat | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The name (field 2) is in parentheses and may hold spaces and ')': count fields from the last ')'.
+  const close = stat.lastIndexOf(')');
+  const rest = stat.slice(close + 2).split(' ');
+  // rest[0] is field 3 (state): ppid is field 4, starttime field 22.
+  const ppid = Number(rest[1]);
+  const start = rest[19];
+  if (!start || !Number.isInteger(ppid)) return undefined;
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), ppid, start };
+}
+
+let bootId: string | undefined;
+
+/** This boot's id and the process's start time: unique to one process across reboots, or undefined. */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  const stat = procStat(pid);
+  return stat && `${bootId}/${stat.start}`;
+}
