@@ -3,7 +3,7 @@
  * machine, against the gateway double and a loopback sshd. Prints a Markdown table of medians
  * and ratios (and writes it to bench/results/latest.md).
  *
- * BENCH_ROUNDS (default 3) sets the rounds of the 1 GiB transfers and of the bursts (goal 6); BENCH_SCALE (default 5) how
+ * BENCH_ROUNDS (default 3) sets the rounds of the 1 GiB transfers and of the bursts (goal 7); BENCH_SCALE (default 5) how
  * much faster than real time the 3-minute gateway-call run goes (1 = real 60 s certificates).
  */
 import { execaSync, execa } from 'execa';
@@ -220,9 +220,9 @@ try {
     row('5', '`cscs-sa match`, expired certificate (token + sign + checks + atomic write)', `${ms(refreshT)} vs two-curl flow ${ms(curlT)}`, ratio(refreshT, curlT), '≤ 1.1 ×', verdict(refreshT / curlT <= 1.1));
   }
 
-  // 6. Burst mode: 20 commands with and without multiplexing and by the documented helper, on
+  // 7. Burst mode: 20 commands with and without multiplexing and by the documented helper, on
   // loopback and through an emulated WAN (a relay delaying each way in front of the jump host).
-  if (wanted(6)) {
+  if (wanted(7)) {
     const ONE_WAY_MS = 25;
     const BURST = 20;
     world.freshHome();
@@ -231,7 +231,7 @@ try {
     const relay = await startDelayRelay(world.ela.port, ONE_WAY_MS);
     try {
       for (const [net, elaPort] of [['loopback', world.ela.port], [`WAN ${2 * ONE_WAY_MS} ms RTT`, relay.port]] as const) {
-        console.log(`\n# 6. burst mode, ${net}`);
+        console.log(`\n# 7. burst mode, ${net}`);
         // The blocks setup writes, with and without --multiplex, the loopback hosts put in front.
         const configs = {} as Record<'mux' | 'plain', string>;
         for (const kind of ['mux', 'plain'] as const) {
@@ -266,7 +266,7 @@ try {
         );
         const [burstT, plainT, helperT] = ['burst', 'plain', 'helper'].map((n) => times.get(n)!) as [number, number, number];
         const goal = net === 'loopback' ? 0.25 : 0.1;
-        row('6', `${BURST} × \`ssh sa-clariden true\` (ProxyJump), ${net}: burst mode (first command opens the master) vs without`, `${ms(burstT)} vs ${ms(plainT)}; documented \`sa_ssh\` ${ms(helperT)}`, `${ratio(burstT, plainT)}; ${ratio(burstT, helperT)} sa_ssh`, `≤ ${goal} ×`, verdict(burstT / plainT <= goal));
+        row('7', `${BURST} × \`ssh sa-clariden true\` (ProxyJump), ${net}: burst mode (first command opens the master) vs without`, `${ms(burstT)} vs ${ms(plainT)}; documented \`sa_ssh\` ${ms(helperT)}`, `${ratio(burstT, plainT)}; ${ratio(burstT, helperT)} sa_ssh`, `≤ ${goal} ×`, verdict(burstT / plainT <= goal));
 
         // One command on a live master whose certificate expired, against a bare multiplexed ssh on the same socket.
         await close();
@@ -283,12 +283,12 @@ try {
           30,
         );
         const [oursT, bareT] = [one.get('ours')!, one.get('bare')!];
-        row('6', `one \`ssh sa-clariden true\` on a live master, certificate expired, ${net}`, `${ms(oursT)} vs bare \`ssh -S socket\` ${ms(bareT)}`, ratio(oursT, bareT), '≤ 1.3 ×', verdict(oursT / bareT <= 1.3));
-        row('6', `… gateway calls during those ${2 + 30} commands on the master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
+        row('7', `one \`ssh sa-clariden true\` on a live master, certificate expired, ${net}`, `${ms(oursT)} vs bare \`ssh -S socket\` ${ms(bareT)}`, ratio(oursT, bareT), '≤ 1.3 ×', verdict(oursT / bareT <= 1.3));
+        row('7', `… gateway calls during those ${2 + 30} commands on the master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
         await close();
         world.gateway.reset();
         for (let i = 0; i < 10; i++) await execa('ssh', ['-G', '-F', configs.mux, 'sa-clariden'], { env, extendEnv: false });
-        row('6', `… gateway calls for 10 × \`ssh -G sa-clariden\`, certificate expired, no master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
+        row('7', `… gateway calls for 10 × \`ssh -G sa-clariden\`, certificate expired, no master`, String(world.gateway.requests.length), '', '0', verdict(world.gateway.requests.length === 0));
         await refresh();
       }
     } finally {
