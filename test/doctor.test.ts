@@ -214,8 +214,8 @@ test('--connect as a User the certificate does not name: Permission denied, mapp
 test('settings that cannot be loaded: one ✘ line with its fix, and the ssh checks still run', async () => {
   const r = await doctor([], { ...world.env, CSCS_SA_TIMEOUT: 'ten' });
   assert.is(r.exitCode, 1);
-  assert.match(r.stdout, failed('CSCS_SA_TIMEOUT=ten is not a number of seconds', 'set CSCS_SA_TIMEOUT to a number of seconds, or unset it'));
-  assert.match(r.stdout, failed('ssh runs cscs-sa match for sa-ela, which refuses: CSCS_SA_TIMEOUT=ten is not a number of seconds', 'run cscs-sa setup, which writes a Match line match accepts'));
+  assert.match(r.stdout, failed('CSCS_SA_TIMEOUT=ten is not a number of seconds above 0 to 300', 'set CSCS_SA_TIMEOUT to a number of seconds above 0 to 300, or unset it'));
+  assert.match(r.stdout, failed('ssh runs cscs-sa match for sa-ela, which refuses: CSCS_SA_TIMEOUT=ten is not a number of seconds above 0 to 300', 'run cscs-sa setup, which writes a Match line match accepts'));
 });
 
 test('a ControlPath folder others can enter fails; 0700 passes and ssh multiplexes through it', async () => {

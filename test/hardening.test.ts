@@ -48,7 +48,8 @@ for (const [name, fault, why] of BAD) {
   test(`a certificate with ${name} is refused, exit 6, and the previous one kept byte for byte`, async (ctx) => {
     const before = await expiringCertificate(ctx);
     gw.faults.sign.push(fault);
-    const r = await cscsSa(['match'], ctx.env);
+    // sign, not match: match uses a certificate still valid when its refresh fails (exit 0, one line).
+    const r = await cscsSa(['sign'], ctx.env);
     assert.is(r.exitCode, 6);
     assert.is(r.stderr, `cscs-sa: gateway sent ${why}; the previous certificate was kept\n`);
     assert.is(gw.signCalls, 1);

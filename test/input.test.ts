@@ -86,7 +86,7 @@ test('zero, negative and huge durations from the environment, a config file or a
     for (const command of ['match', 'sign', 'status']) {
       const r = await cscsSa([command], { ...env, [name]: value });
       assert.is(r.exitCode, 3, `${command} ${name}=${value}`);
-      assert.is(r.stderr, `cscs-sa: ${name}=${value} is not a number of seconds ${want}\n`);
+      assert.is(r.stderr, `cscs-sa: ${name}=${value} is not a number of seconds ${want}: set ${name} to a number of seconds ${want}, or unset it\n`);
     }
   }
   const dir = join(home.dir, '.config', 'cscs-sa');
@@ -102,7 +102,7 @@ test('zero, negative and huge durations from the environment, a config file or a
       writeFileSync(file, JSON.stringify({ [setting]: value }));
       const r = await cscsSa(['match'], env);
       assert.is(r.exitCode, 3, `${setting}: ${value}`);
-      assert.is(r.stderr, `cscs-sa: config file ${file}: "${setting}" must be a number of seconds ${want}\n`);
+      assert.is(r.stderr, `cscs-sa: config file ${file}: "${setting}" is not a number of seconds ${want}: set "${setting}" to a number of seconds ${want}\n`);
     }
     // A margin of 0 (refresh only once expired) is a choice, not a mistake.
     writeFileSync(file, JSON.stringify({ refreshMargin: 0 }));
