@@ -10,28 +10,18 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { execa, execaSync } from 'execa';
+import { execa } from 'execa';
 import { GatewayDouble } from './helpers/gateway-double.ts';
 import { Sshd } from './helpers/sshd.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
+import { SECOND_USER, secondUser } from './helpers/users.ts';
 
 const KEY_SA = 'sa-accounts-key-0123456789';
 const KEY_PROJ = 'proj-accounts-key-9876543210';
 const USER_SA = userInfo().username;
-/** A second local user for the second account: a certificate principal must equal the login name. */
-const USER_PROJ = 'cscssa2';
+/** The second account's login name: a certificate principal must equal it. */
+const USER_PROJ = SECOND_USER;
 const NO_KEY_PROJ = 'cscs-sa: no API key for account proj: set CSCS_API_KEY_PROJ, or apiKeyFile or apiKeyCommand under accounts.proj in the config file';
-
-/** Creates USER_PROJ when missing; only root can. */
-function secondUser(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  if (execaSync('id', [USER_PROJ], { reject: false }).exitCode !== 0) {
-    execaSync('useradd', ['-m', '-s', '/bin/sh', USER_PROJ]);
-    // Without PAM, sshd refuses a locked password field ("!"), even for certificate logins.
-    execaSync('usermod', ['-p', '*', USER_PROJ]);
-  }
-  return true;
-}
 
 const gw = new GatewayDouble({ apiKey: KEY_SA, principals: [USER_SA], accounts: { [KEY_PROJ]: [USER_PROJ] } });
 let ela: Sshd;

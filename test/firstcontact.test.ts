@@ -6,13 +6,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { GatewayDouble } from './helpers/gateway-double.ts';
 import { Sshd } from './helpers/sshd.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
 import { ADDRESSES, addNames, hostFlags, unavailable } from './helpers/cscs-names.ts';
+import { SECOND_USER, secondUser } from './helpers/users.ts';
 import { knownHostsName } from '../src/knownhosts.ts';
 import type { Target } from '../src/sshconfig.ts';
 
@@ -21,7 +22,9 @@ const user = userInfo().username;
 const why = await unavailable();
 if (why) console.log(`SKIPPED the real CSCS host names (${why}): the same tests lead sa-ela and sa-clariden to 127.0.0.1 with setup --host`);
 
-const gateway = new GatewayDouble({ apiKey: API_KEY, principals: [user] });
+/** A second account's API key: the double signs it for the second local user. */
+const KEY_PROJ = 'proj-first-contact-key-9876543210';
+const gateway = new GatewayDouble({ apiKey: API_KEY, principals: [user], accounts: { [KEY_PROJ]: [SECOND_USER] } });
 let ela: Sshd;
 let clariden: Sshd;
 let restoreHosts: (() => void) | undefined;
@@ -174,6 +177,51 @@ test('--trust-on-first-use: a warning line, and ssh records the keys it was show
   const s = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
   assert.is(s.exitCode, 0, s.stderr);
   assert.match(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), knownHostsName(ctx.targets.clariden!));
+});
+
+test('two accounts with --multiplex and pinned host keys: each its own user, its own masters, no refresh while they are open, close ends them', async (ctx) => {
+  if (!secondUser()) return void console.log('SKIPPED two accounts together: a second local user needs root');
+  const env = { ...ctx.env, CSCS_API_KEY_PROJ: KEY_PROJ };
+  const login = { sa: user, proj: SECOND_USER } as const;
+  for (const [account, name] of Object.entries(login)) {
+    const r = await setup(ctx, ['--account', account, '--user', name, '--multiplex', '--known-hosts', '-'], { env, input: pins(ctx), stdin: undefined });
+    assert.is(r.exitCode, 0, r.stderr);
+  }
+  const run = async (args: string[]) => {
+    const r = await execa('ssh', ['-F', ctx.config, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+  const sockets = join(ctx.home.dir, '.ssh', 'cscs-sa-cm');
+  try {
+    for (const [account, name] of Object.entries(login)) {
+      const r = await run([`${account}-clariden`, 'id', '-un']);
+      assert.is(r.exitCode, 0, r.stderr);
+      assert.is(r.stdout, name);
+    }
+    assert.is(gateway.signCallsFor(API_KEY), 1);
+    assert.is(gateway.signCallsFor(KEY_PROJ), 1);
+    // One master per host and account: the jump host's (ProxyJump's child ssh) and the cluster's.
+    assert.is(readdirSync(sockets).length, 4, readdirSync(sockets).join(' '));
+    // Without certificates, the open masters carry the next commands: no gateway call at all.
+    for (const account of Object.keys(login)) rmSync(join(ctx.home.dir, '.ssh', `cscs-key-${account}-cert.pub`));
+    gateway.reset();
+    for (const [account, name] of Object.entries(login)) {
+      const r = await run([`${account}-clariden`, 'id', '-un']);
+      assert.is(r.exitCode, 0, r.stderr);
+      assert.is(r.stdout, name);
+    }
+    assert.is(gateway.requests.length, 0);
+  } finally {
+    const closed = await cscsSa(['close', '--ssh-config', ctx.config], env);
+    assert.is(closed.exitCode, 0, closed.stderr);
+    assert.is(closed.stdout, 'cscs-sa: closed 4 connections\n');
+  }
+  // With the masters gone, each account refreshes its own certificate again.
+  const again = await run(['proj-clariden', 'id', '-un']);
+  assert.is(again.exitCode, 0, again.stderr);
+  assert.is(gateway.signCallsFor(KEY_PROJ), 1);
+  assert.is(gateway.signCallsFor(API_KEY), 0);
+  await cscsSa(['close', '--ssh-config', ctx.config], env);
 });
 
 test.run();
