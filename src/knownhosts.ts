@@ -65,3 +65,18 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
   if (lines.length === 0) throw new UsageError(`setup: ${from} holds no host key lines`, { fix: 'pin the lines cscs-sa known-hosts prints (nothing was changed)' });
   return lines;
 }
+
+/**
+ * The known hosts file after pinning `pinned`: its lines for other hosts stay (the file is shared
+ * by every account, and each pins its own hosts), those for a host pinned again go, so that a
+ * replaced key is no longer trusted.
+ */
+export function mergePins(old: string | undefined, pinned: KnownHostsLine[]): string {
+  const names = pinned.flatMap((l) => l.names);
+  const kept = (old ?? '').split('\n').filter((line) => {
+    const hosts = line.trim().split(/[ \t]+/)[0] ?? '';
+    if (hosts === '' || hosts.startsWith('#')) return false;
+    return !hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p)));
+  });
+  return `${[...kept, ...pinned.map((l) => l.text)].join('\n')}\n`;
+}

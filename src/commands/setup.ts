@@ -9,7 +9,7 @@ import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageE
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
-import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
+import { knownHostsName, mergePins, parseKnownHosts } from '../knownhosts.js';
 import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
@@ -203,7 +203,7 @@ export async function run(args: string[]): Promise<number> {
   const oldConfig = readSshConfig(sshConfig);
   const plan = planInclude(oldConfig, accountFiles(sshDir, conf));
   const oldPins = readIfExists(knownHosts);
-  const pins = pinned && `${pinned.map((l) => l.text).join('\n')}\n`;
+  const pins = pinned && mergePins(oldPins, pinned);
   const newPins = pins !== undefined && pins !== oldPins;
 
   if (values['dry-run']) {
