@@ -260,5 +260,20 @@ test('accounts in the config file are checked like the top-level settings (exit 
   assert.is(bad.stderr, 'cscs-sa: --account: "a-b" is not an account name (a lower-case letter, then up to 15 lower-case letters or digits)\n');
 });
 
+test('an account whose key is another account\'s key pair is refused (exit 3): its API key never signs that pair', async () => {
+  assert.is((await cscsSa(['sign', '--account', 'sa'], env)).exitCode, 0);
+  const saCert = readFileSync(`${keyOf('sa')}-cert.pub`, 'utf8');
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-sa"}}}', { mode: 0o600 });
+  gw.reset();
+  for (const args of [['sign', '--account', 'proj'], ['match', '--account', 'proj'], ['sign', '--account', 'other', '--key', keyOf('sa')]]) {
+    const r = await cscsSa(args, { ...env, CSCS_API_KEY_OTHER: KEY_PROJ });
+    assert.is(r.exitCode, 3, `${args}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^cscs-sa: account \\w+ would use ${keyOf('sa')}, the key pair of account sa: `));
+  }
+  assert.is(signedKeys(KEY_PROJ).length, 0, 'no sign call with the other API key');
+  assert.is(readFileSync(`${keyOf('sa')}-cert.pub`, 'utf8'), saCert, 'the certificate of sa is untouched');
+});
+
 if (root) test.run();
 else console.log('accounts.test.ts: SKIPPED: needs root to create the second local user', USER_PROJ);
