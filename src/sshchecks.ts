@@ -3,11 +3,11 @@
  * for every hop, and that the key, login name, proxy, known host keys and ControlPath folder ssh
  * will use line up with it; and which line of a failed `ssh -v` explains the failure.
  */
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runTool } from './child.js';
+import { childEnv, runTool } from './child.js';
 import { loadSettings } from './config.js';
 import { MATCH_OPTIONS } from './fastpath.js';
 import { inspect, keyPaths } from './store.js';
@@ -138,6 +138,38 @@ async function checkHostKey(hop: Hop): Promise<Result> {
   return fail(`no host key for ${name} (${hop.name}) in ${where}: ssh fails "Host key verification failed"`, PIN_FIX);
 }
 
+/** sshd's default MaxAuthTries: after that many refused keys it ends the connection. */
+const MAX_AUTH_TRIES = 6;
+
+/**
+ * Without IdentitiesOnly yes, ssh offers ssh-agent's keys before the key files (pubkey_prepare()
+ * in sshconnect2.c), and an agent's keys in the order they were added: sshd counts every key it
+ * refuses, so MaxAuthTries other keys end the login before the certificate is offered.
+ */
+async function checkAgentKeys(hop: Hop, key: string): Promise<Result | undefined> {
+  if (option(hop, 'identitiesonly') === 'yes') return undefined;
+  const agent = option(hop, 'identityagent');
+  if (agent === 'none') return undefined;
+  const sock = agent && !/^\$?SSH_AUTH_SOCK$/.test(agent) ? sshPath(agent, hop) : process.env.SSH_AUTH_SOCK;
+  if (!sock) return undefined;
+  const r = await runTool('ssh-add', ['-L'], { ...childEnv(), SSH_AUTH_SOCK: sock }, 5_000);
+  if (r.code !== 0) return undefined;
+  const blob = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8').split(/\s+/)[1];
+    } catch {
+      return undefined;
+    }
+  };
+  const ours = [blob(keyPaths(key).publicKey), blob(keyPaths(key).certificate)];
+  const others = r.stdout.split('\n').filter((l) => l.trim() !== '' && !ours.includes(l.split(/\s+/)[1]));
+  if (others.length < MAX_AUTH_TRIES) return undefined;
+  return fail(
+    `ssh offers the ${others.length} other keys of ssh-agent before the certificate for ${hop.name} (IdentitiesOnly ${option(hop, 'identitiesonly') ?? 'no'}): sshd stops after ${MAX_AUTH_TRIES} failed keys (MaxAuthTries), "Too many authentication failures"`,
+    'hold fewer keys in ssh-agent, or set "IdentitiesOnly yes" for sa-* above anything that sets it to no (cscs-sa setup without --agent writes it)',
+  );
+}
+
 function checkControlPath(hop: Hop): Result | undefined {
   const master = option(hop, 'controlmaster');
   const path = option(hop, 'controlpath');
@@ -180,6 +212,9 @@ export async function checkRoute(hop: Hop): Promise<Result[]> {
   } else if (!principals && user === userInfo().username) {
     results.push(fail(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }
+
+  const agentKeys = key && (await checkAgentKeys(hop, key));
+  if (agentKeys) results.push(agentKeys);
 
   const proxy = option(hop, 'proxycommand');
   const route = hop.jump ? `ProxyJump ${option(hop, 'proxyjump')}` : proxy;

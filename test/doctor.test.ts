@@ -233,6 +233,33 @@ test('a ControlPath folder others can enter fails; 0700 passes and ssh multiplex
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('IdentitiesOnly no with six keys in ssh-agent: doctor fails, as ssh does ("Too many authentication failures")', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-agent-'));
+  const sock = join(dir, 'agent.sock');
+  const agent = execa('ssh-agent', ['-D', '-a', sock], { reject: false, stdout: 'ignore', stderr: 'ignore' });
+  try {
+    await signed({ above: 'IdentitiesOnly no\n\n', env: { SSH_AUTH_SOCK: sock } });
+    for (let i = 0; i < 6; i++) {
+      const key = join(dir, `k${i}`);
+      await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+      // The agent may still be starting: ssh-add retried until it answers.
+      for (let tries = 0; (await execa('ssh-add', ['-q', key], { env: { SSH_AUTH_SOCK: sock }, reject: false })).exitCode !== 0; tries++) {
+        assert.ok(tries < 50, 'ssh-agent answers');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const ssh = await world.ssh('sa-ela', 'true');
+    assert.is(ssh.exitCode, 255);
+    assert.match(ssh.stderr, /Too many authentication failures/);
+    const r = await doctor();
+    assert.is(r.exitCode, 1, r.stdout);
+    assert.match(r.stdout, failed('ssh offers the 6 other keys of ssh-agent before the certificate for sa-ela (IdentitiesOnly no): sshd stops after 6 failed keys (MaxAuthTries), "Too many authentication failures"', 'hold fewer keys in ssh-agent, or set "IdentitiesOnly yes" for sa-* above anything that sets it to no (cscs-sa setup without --agent writes it)'));
+  } finally {
+    agent.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the probe: match appends its arguments to a 0600 file of ours and refreshes nothing; any other file is refused', async () => {
   rmSync(world.home.cert);
   const probe = join(world.home.dir, 'cscs-sa-probe-test');
