@@ -217,6 +217,18 @@ test('status lists both accounts in one table and as JSON', async () => {
   assert.is(one.key, keyOf('proj'));
 });
 
+test('status: a key pair named cscs-key-NAME that is already an account\'s key is that account, not another', async () => {
+  // The default account's key from before accounts existed, as CI jobs set it; proj's own name for its key.
+  for (const [from, to] of [['sa', 'ci'], ['proj', 'deploy']] as const) {
+    for (const ext of ['', '.pub']) writeFileSync(`${keyOf(to)}${ext}`, readFileSync(`${keyOf(from)}${ext}`), { mode: 0o600 });
+  }
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-deploy"}}}', { mode: 0o600 });
+  const r = await cscsSa(['status', '--json'], { ...env, CSCS_SA_KEY: keyOf('ci') });
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.equal(JSON.parse(r.stdout).map((a: { account: string; key: string }) => [a.account, a.key]), [['sa', keyOf('ci')], ['proj', keyOf('deploy')]]);
+});
+
 test('setup --account proj --remove takes out its file and Include only; the key pair stays', async () => {
   const saConf = readFileSync(join(home.dir, '.ssh', 'cscs-sa.conf'), 'utf8');
   const before = readFileSync(sshConfig(), 'utf8');
