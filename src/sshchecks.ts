@@ -114,9 +114,23 @@ function hostKeyName(hop: Hop): string {
   return port === '22' ? host : `[${host}]:${port}`;
 }
 
+/**
+ * The files of a list option: ssh -G joins them with spaces, unquoted, so a path with a space
+ * (setup quotes one) is taken back as the longest run of words that names something on disk.
+ */
+function fileList(value: string): string[] {
+  const words = value.split(' ').filter(Boolean);
+  const files: string[] = [];
+  for (let start = 0, end = words.length; start < words.length; start = end, end = words.length) {
+    while (end > start + 1 && !lstatSync(words.slice(start, end).join(' '), { throwIfNoEntry: false })) end--;
+    files.push(words.slice(start, end).join(' '));
+  }
+  return files;
+}
+
 async function checkHostKey(hop: Hop): Promise<Result> {
   const name = hostKeyName(hop);
-  const files = ['userknownhostsfile', 'globalknownhostsfile'].flatMap((o) => (option(hop, o) ?? '').split(' ')).filter((f) => f && f !== '/dev/null' && f !== 'none');
+  const files = ['userknownhostsfile', 'globalknownhostsfile'].flatMap((o) => fileList(option(hop, o) ?? '')).filter((f) => f !== '/dev/null' && f !== 'none');
   let found: string | undefined;
   for (const file of files) {
     if (!lstatSync(file, { throwIfNoEntry: false })) continue;

@@ -4,7 +4,7 @@
  * what it fails does not.
  */
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { worldSuite } from './helpers/suites.ts';
@@ -113,6 +113,19 @@ test('pinned host keys: doctor passes for the cluster and its jump host, and ssh
   const ssh = await world.ssh('sa-clariden', 'echo', 'reached');
   assert.is(ssh.exitCode, 0, ssh.stderr);
   assert.is(ssh.stdout.trim(), 'reached');
+});
+
+test('pinned host keys in a folder with a space (ssh -G prints the path unquoted): doctor finds them, as ssh does', async () => {
+  await signed({ hostKeys: 'pinned' });
+  const dir = join(world.home.dir, 'my keys');
+  mkdirSync(dir);
+  const moved = join(dir, 'known_hosts');
+  renameSync(world.knownHosts, moved);
+  writeFileSync(world.sshConfig, readFileSync(world.sshConfig, 'utf8').replace(`UserKnownHostsFile ${world.knownHosts}`, `UserKnownHostsFile "${moved}"`));
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0, 'ssh finds the keys');
+  const r = await cscsSa(['doctor', 'sa-clariden', '--ssh-config', world.sshConfig], world.env);
+  assert.is(r.exitCode, 0, r.stdout);
+  assert.match(r.stdout, new RegExp(`^✔ host key for \\[127\\.0\\.0\\.1\\]:${world.clariden.port} \\(sa-clariden\\) is pinned in ${moved}$`, 'm'));
 });
 
 test('no Match line: doctor fails with the line to add, and ssh fails once the certificate is gone', async () => {
