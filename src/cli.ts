@@ -16,7 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   proxy: { summary: 'relay a connection (for ssh_config ProxyCommand)', load: () => import('./commands/proxy.js') },
   sign: { summary: 'refresh the certificate now and print it', load: () => import('./commands/sign.js') },
   status: { summary: 'show the key pair and certificate (no network)', load: () => import('./commands/status.js') },
-  setup: { summary: 'create the key pair and add the cscs-sa block to ~/.ssh/config', load: () => import('./commands/setup.js') },
+  setup: { summary: 'create the key pair, write the cscs-sa block and Include it in ~/.ssh/config', load: () => import('./commands/setup.js') },
   doctor: { summary: 'check the whole chain and say what to fix', load: () => import('./commands/doctor.js') },
   'known-hosts': { summary: 'fetch the CSCS host keys once, to pin them (setup --known-hosts)', load: () => import('./commands/knownhosts.js') },
 };
