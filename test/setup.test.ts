@@ -275,6 +275,14 @@ test('--account: a file and an Include of its own, the other account untouched, 
   assert.is(readFileSync(ctx.config, 'utf8'), 'Host github.com\n    User git\n');
 });
 
+test('--host with upper case: the lower-case name ssh looks host keys up by (and known-hosts prints) can be pinned', async (ctx) => {
+  const key = readFileSync(gw.caPublicKey, 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  const r = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--host', 'clariden=Own.Example:2222'], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: `[own.example]:2222 ${key}\n` });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal((await resolve(ctx.config, 'sa-clariden', ctx.env)).hostname, ['own.example']);
+  assert.is(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), `[own.example]:2222 ${key}\n`);
+});
+
 test('pinning for one account keeps the host keys pinned for another; a host pinned again has only its new key', async (ctx) => {
   const knownHosts = join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts');
   const hostKey = async (name: string) => {

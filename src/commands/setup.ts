@@ -89,7 +89,9 @@ function parseTargets(specs: string[] | undefined, names: string[], prefix: stri
     const port = m?.[3] === undefined ? undefined : Number(m[3]);
     if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
     if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
-    targets[m[1]!] = port === undefined ? { hostName: m[2]! } : { hostName: m[2]!, port };
+    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
+    const hostName = m[2]!.toLowerCase();
+    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
   }
   return targets;
 }
