@@ -72,11 +72,11 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
  * replaced key is no longer trusted.
  */
 export function mergePins(old: string | undefined, pinned: KnownHostsLine[]): string {
-  const names = pinned.flatMap((l) => l.names);
+  const names = pinned.flatMap((l) => l.names.map((n) => n.toLowerCase()));
   const kept = (old ?? '').split('\n').filter((line) => {
     const hosts = line.trim().split(/[ \t]+/)[0] ?? '';
     if (hosts === '' || hosts.startsWith('#')) return false;
-    return !hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p)));
+    return !hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p.toLowerCase())));
   });
   return `${[...kept, ...pinned.map((l) => l.text)].join('\n')}\n`;
 }

@@ -292,13 +292,14 @@ test('pinning for one account keeps the host keys pinned for another; a host pin
   };
   const [own, ela, elaNew] = [await hostKey('own'), await hostKey('ela'), await hostKey('ela-new')];
   const pin = (text: string, ...args: string[]) => cscsSa(['setup', '--ssh-config', ctx.config, ...args], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: text });
-  assert.is((await pin(`[own.example]:2222 ${own}\nela.cscs.ch ${ela}\n`, '--user', 'svc_test', '--host', 'clariden=own.example:2222')).exitCode, 0);
+  // Host names in known_hosts match without regard to case, as in ssh.
+  assert.is((await pin(`[own.example]:2222 ${own}\nEla.cscs.ch ${ela}\n`, '--user', 'svc_test', '--host', 'clariden=own.example:2222')).exitCode, 0);
   const r = await pin(`ela.cscs.ch ${elaNew}\n`, '--account', 'proj', '--user', 'svc_proj');
   assert.is(r.exitCode, 0, r.stderr);
   const lines = readFileSync(knownHosts, 'utf8').split('\n').filter(Boolean);
   assert.ok(lines.includes(`[own.example]:2222 ${own}`), `the default account's own host is still pinned: ${lines.join(' | ')}`);
   assert.ok(lines.includes(`ela.cscs.ch ${elaNew}`), 'the new key is pinned');
-  assert.not.ok(lines.includes(`ela.cscs.ch ${ela}`), 'the key pinned again is replaced, not kept beside the new one');
+  assert.not.ok(lines.includes(`Ela.cscs.ch ${ela}`), 'the key pinned again is replaced, not kept beside the new one');
 });
 
 test.run();
