@@ -55,6 +55,8 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
     const names = hosts.split(',').map((pattern) => {
       const name = pattern.startsWith('|') ? hashedNameOf(pattern, allowed) : pattern;
       if (name === undefined) return refuse(i + 1, 'has a hashed host name that is none of the hosts of the block');
+      // A pattern would trust the key for hosts that are not pinned; the message must not read like the rule below.
+      if (/[*?!]/.test(name)) return refuse(i + 1, `has the pattern "${name}": only host names can be pinned`);
       if (!allowed.includes(name) && !CSCS_NAME.test(name)) {
         return refuse(i + 1, `is for "${name}", which is neither a CSCS host (*.cscs.ch) nor a host of the block (setup --host NAME=HOSTNAME[:PORT] adds one)`);
       }
