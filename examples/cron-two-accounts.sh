@@ -1,7 +1,9 @@
 #!/bin/sh
 # A nightly job from cron for two projects, each with its own service account. Once, by hand:
-#   cscs-sa setup --account chem --hosts clariden --user svc_chem
-#   cscs-sa setup --account bio --hosts daint --user svc_bio
+#   cscs-sa setup --account chem --hosts clariden --user svc_chem --known-hosts cscs.known_hosts
+#   cscs-sa setup --account bio --hosts daint --user svc_bio --known-hosts cscs.known_hosts
+#   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
+#   machine you trust; README: Host keys)
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly-two.sh >> /home/me/cscs-nightly-two.log 2>&1
 #

@@ -1,7 +1,9 @@
 #!/bin/sh
 # A nightly job from cron. Once, by hand: install cscs-sa (README: Install; without root, into
 # ~/.local: npm install -g --prefix ~/.local ./cscs-sa-0.1.0.tgz), then
-#   cscs-sa setup --hosts clariden --user svc_name
+#   cscs-sa setup --hosts clariden --user svc_name --known-hosts cscs.known_hosts
+#   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
+#   machine you trust; README: Host keys)
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly.sh >> /home/me/cscs-nightly.log 2>&1
 #

@@ -365,6 +365,16 @@ export function accountName(flag: string | undefined): string {
   return flag;
 }
 
+function ownSettings(account: string, file: FileConfig): AccountFileConfig {
+  if (account === DEFAULT_ACCOUNT) return file;
+  return file.accounts && Object.hasOwn(file.accounts, account) ? file.accounts[account]! : {};
+}
+
+/** An account's key pair without a --key flag: CSCS_SA_KEY (the default account's), its "key" setting, else its default. */
+function accountKey(account: string, env: NodeJS.ProcessEnv, file: FileConfig): string {
+  return expandHome((account === DEFAULT_ACCOUNT && env[ENV.key]) || ownSettings(account, file).key || defaultKey(account));
+}
+
 /**
  * Merges flags, environment and a loaded config file over the defaults; synchronous, for the hot
  * path. The default account reads the top-level settings and CSCS_SA_KEY; another account only
@@ -375,7 +385,7 @@ export function accountName(flag: string | undefined): string {
 export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): Settings {
   const account = accountName(flags.account);
   const isDefault = account === DEFAULT_ACCOUNT;
-  const own: AccountFileConfig = isDefault ? file : (file.accounts && Object.hasOwn(file.accounts, account) ? file.accounts[account]! : {});
+  const own = ownSettings(account, file);
   const from = `config file ${configFile}${isDefault ? '' : ` (accounts.${account})`}`;
   const cscsEnv = flags.env
     ? checkEnvironment(flags.env, '--env')
@@ -386,9 +396,14 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
         : 'prod';
   // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
   const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || own.authxUrl;
+  const key = flags.key ? expandHome(flags.key) : accountKey(account, env, file);
+  // An API key signs only its own account's key pair: another account's certificate would be
+  // overwritten with this account's login name.
+  const owner = [DEFAULT_ACCOUNT, ...configuredAccounts(file)].find((other) => other !== account && accountKey(other, env, file) === key);
+  if (owner) throw new ConfigError(`account ${account} would use ${key}, the key pair of account ${owner}`, { fix: 'give each account a key pair of its own ("key" in the config file, --key)' });
   return {
     account,
-    key: expandHome(flags.key ?? ((isDefault && env[ENV.key]) || own.key || defaultKey(account))),
+    key,
     env: cscsEnv,
     authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : from) : AUTHX_URLS[cscsEnv],
     user: own.user,

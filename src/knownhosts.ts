@@ -55,6 +55,8 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
     const names = hosts.split(',').map((pattern) => {
       const name = pattern.startsWith('|') ? hashedNameOf(pattern, allowed) : pattern;
       if (name === undefined) return refuse(i + 1, 'has a hashed host name that is none of the hosts of the block');
+      // A pattern would trust the key for hosts that are not pinned; the message must not read like the rule below.
+      if (/[*?!]/.test(name)) return refuse(i + 1, `has the pattern "${name}": only host names can be pinned`);
       if (!allowed.includes(name) && !CSCS_NAME.test(name)) {
         return refuse(i + 1, `is for "${name}", which is neither a CSCS host (*.cscs.ch) nor a host of the block (setup --host NAME=HOSTNAME[:PORT] adds one)`);
       }
@@ -64,4 +66,19 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
   });
   if (lines.length === 0) throw new UsageError(`setup: ${from} holds no host key lines`, { fix: 'pin the lines cscs-sa known-hosts prints (nothing was changed)' });
   return lines;
+}
+
+/**
+ * The known hosts file after pinning `pinned`: its lines for other hosts stay (the file is shared
+ * by every account, and each pins its own hosts), those for a host pinned again go, so that a
+ * replaced key is no longer trusted.
+ */
+export function mergePins(old: string | undefined, pinned: KnownHostsLine[]): string {
+  const names = pinned.flatMap((l) => l.names.map((n) => n.toLowerCase()));
+  const kept = (old ?? '').split('\n').filter((line) => {
+    const hosts = line.trim().split(/[ \t]+/)[0] ?? '';
+    if (hosts === '' || hosts.startsWith('#')) return false;
+    return !hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p.toLowerCase())));
+  });
+  return `${[...kept, ...pinned.map((l) => l.text)].join('\n')}\n`;
 }

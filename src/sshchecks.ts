@@ -3,11 +3,11 @@
  * for every hop, and that the key, login name, proxy, known host keys and ControlPath folder ssh
  * will use line up with it; and which line of a failed `ssh -v` explains the failure.
  */
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runTool } from './child.js';
+import { childEnv, runTool } from './child.js';
 import { loadSettings } from './config.js';
 import { MATCH_OPTIONS } from './fastpath.js';
 import { inspect, keyPaths } from './store.js';
@@ -114,9 +114,23 @@ function hostKeyName(hop: Hop): string {
   return port === '22' ? host : `[${host}]:${port}`;
 }
 
+/**
+ * The files of a list option: ssh -G joins them with spaces, unquoted, so a path with a space
+ * (setup quotes one) is taken back as the longest run of words that names something on disk.
+ */
+function fileList(value: string): string[] {
+  const words = value.split(' ').filter(Boolean);
+  const files: string[] = [];
+  for (let start = 0, end = words.length; start < words.length; start = end, end = words.length) {
+    while (end > start + 1 && !lstatSync(words.slice(start, end).join(' '), { throwIfNoEntry: false })) end--;
+    files.push(words.slice(start, end).join(' '));
+  }
+  return files;
+}
+
 async function checkHostKey(hop: Hop): Promise<Result> {
   const name = hostKeyName(hop);
-  const files = ['userknownhostsfile', 'globalknownhostsfile'].flatMap((o) => (option(hop, o) ?? '').split(' ')).filter((f) => f && f !== '/dev/null' && f !== 'none');
+  const files = ['userknownhostsfile', 'globalknownhostsfile'].flatMap((o) => fileList(option(hop, o) ?? '')).filter((f) => f !== '/dev/null' && f !== 'none');
   let found: string | undefined;
   for (const file of files) {
     if (!lstatSync(file, { throwIfNoEntry: false })) continue;
@@ -136,6 +150,38 @@ async function checkHostKey(hop: Hop): Promise<Result> {
   if (strict === 'accept-new') return warn(`no host key for ${name} (${hop.name}) in ${where}: ssh trusts the first key it sees (StrictHostKeyChecking accept-new)`, PIN_FIX);
   if (strict === 'ask' && !batch) return warn(`no host key for ${name} (${hop.name}) in ${where}: ssh will ask whether to trust it`, PIN_FIX);
   return fail(`no host key for ${name} (${hop.name}) in ${where}: ssh fails "Host key verification failed"`, PIN_FIX);
+}
+
+/** sshd's default MaxAuthTries: after that many refused keys it ends the connection. */
+const MAX_AUTH_TRIES = 6;
+
+/**
+ * Without IdentitiesOnly yes, ssh offers ssh-agent's keys before the key files (pubkey_prepare()
+ * in sshconnect2.c), and an agent's keys in the order they were added: sshd counts every key it
+ * refuses, so MaxAuthTries other keys end the login before the certificate is offered.
+ */
+async function checkAgentKeys(hop: Hop, key: string): Promise<Result | undefined> {
+  if (option(hop, 'identitiesonly') === 'yes') return undefined;
+  const agent = option(hop, 'identityagent');
+  if (agent === 'none') return undefined;
+  const sock = agent && !/^\$?SSH_AUTH_SOCK$/.test(agent) ? sshPath(agent, hop) : process.env.SSH_AUTH_SOCK;
+  if (!sock) return undefined;
+  const r = await runTool('ssh-add', ['-L'], { ...childEnv(), SSH_AUTH_SOCK: sock }, 5_000);
+  if (r.code !== 0) return undefined;
+  const blob = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8').split(/\s+/)[1];
+    } catch {
+      return undefined;
+    }
+  };
+  const ours = [blob(keyPaths(key).publicKey), blob(keyPaths(key).certificate)];
+  const others = r.stdout.split('\n').filter((l) => l.trim() !== '' && !ours.includes(l.split(/\s+/)[1]));
+  if (others.length < MAX_AUTH_TRIES) return undefined;
+  return fail(
+    `ssh offers the ${others.length} other keys of ssh-agent before the certificate for ${hop.name} (IdentitiesOnly ${option(hop, 'identitiesonly') ?? 'no'}): sshd stops after ${MAX_AUTH_TRIES} failed keys (MaxAuthTries), "Too many authentication failures"`,
+    'hold fewer keys in ssh-agent, or set "IdentitiesOnly yes" for sa-* above anything that sets it to no (cscs-sa setup without --agent writes it)',
+  );
 }
 
 function checkControlPath(hop: Hop): Result | undefined {
@@ -180,6 +226,9 @@ export async function checkRoute(hop: Hop): Promise<Result[]> {
   } else if (!principals && user === userInfo().username) {
     results.push(fail(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }
+
+  const agentKeys = key && (await checkAgentKeys(hop, key));
+  if (agentKeys) results.push(agentKeys);
 
   const proxy = option(hop, 'proxycommand');
   const route = hop.jump ? `ProxyJump ${option(hop, 'proxyjump')}` : proxy;

@@ -207,6 +207,18 @@ test('status lists both accounts in one table and as JSON', async () => {
   assert.is(one.key, keyOf('proj'));
 });
 
+test('status: a key pair named cscs-key-NAME that is already an account\'s key is that account, not another', async () => {
+  // The default account's key from before accounts existed, as CI jobs set it; proj's own name for its key.
+  for (const [from, to] of [['sa', 'ci'], ['proj', 'deploy']] as const) {
+    for (const ext of ['', '.pub']) writeFileSync(`${keyOf(to)}${ext}`, readFileSync(`${keyOf(from)}${ext}`), { mode: 0o600 });
+  }
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-deploy"}}}', { mode: 0o600 });
+  const r = await cscsSa(['status', '--json'], { ...env, CSCS_SA_KEY: keyOf('ci') });
+  assert.is(r.exitCode, 1, r.stderr);
+  assert.equal(JSON.parse(r.stdout).map((a: { account: string; key: string }) => [a.account, a.key]), [['sa', keyOf('ci')], ['proj', keyOf('deploy')]]);
+});
+
 test('setup --account proj --remove takes out its file and Include only; the key pair stays', async () => {
   const saConf = readFileSync(join(home.dir, '.ssh', 'cscs-sa.conf'), 'utf8');
   const before = readFileSync(sshConfig(), 'utf8');
@@ -248,6 +260,21 @@ test('accounts in the config file are checked like the top-level settings (exit 
   const bad = await cscsSa(['match', '--account', 'a-b'], env);
   assert.is(bad.exitCode, 2);
   assert.is(bad.stderr, 'cscs-sa: --account: "a-b" is not an account name (a lower-case letter, then up to 15 lower-case letters or digits)\n');
+});
+
+test('an account whose key is another account\'s key pair is refused (exit 3): its API key never signs that pair', async () => {
+  assert.is((await cscsSa(['sign', '--account', 'sa'], env)).exitCode, 0);
+  const saCert = readFileSync(`${keyOf('sa')}-cert.pub`, 'utf8');
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-sa"}}}', { mode: 0o600 });
+  gw.reset();
+  for (const args of [['sign', '--account', 'proj'], ['match', '--account', 'proj'], ['sign', '--account', 'other', '--key', keyOf('sa')]]) {
+    const r = await cscsSa(args, { ...env, CSCS_API_KEY_OTHER: KEY_PROJ });
+    assert.is(r.exitCode, 3, `${args}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^cscs-sa: account \\w+ would use ${keyOf('sa')}, the key pair of account sa: `));
+  }
+  assert.is(signedKeys(KEY_PROJ).length, 0, 'no sign call with the other API key');
+  assert.is(readFileSync(`${keyOf('sa')}-cert.pub`, 'utf8'), saCert, 'the certificate of sa is untouched');
 });
 
 if (root) test.run();

@@ -4,7 +4,7 @@
  * what it fails does not.
  */
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { worldSuite } from './helpers/suites.ts';
@@ -113,6 +113,19 @@ test('pinned host keys: doctor passes for the cluster and its jump host, and ssh
   const ssh = await world.ssh('sa-clariden', 'echo', 'reached');
   assert.is(ssh.exitCode, 0, ssh.stderr);
   assert.is(ssh.stdout.trim(), 'reached');
+});
+
+test('pinned host keys in a folder with a space (ssh -G prints the path unquoted): doctor finds them, as ssh does', async () => {
+  await signed({ hostKeys: 'pinned' });
+  const dir = join(world.home.dir, 'my keys');
+  mkdirSync(dir);
+  const moved = join(dir, 'known_hosts');
+  renameSync(world.knownHosts, moved);
+  writeFileSync(world.sshConfig, readFileSync(world.sshConfig, 'utf8').replace(`UserKnownHostsFile ${world.knownHosts}`, `UserKnownHostsFile "${moved}"`));
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0, 'ssh finds the keys');
+  const r = await cscsSa(['doctor', 'sa-clariden', '--ssh-config', world.sshConfig], world.env);
+  assert.is(r.exitCode, 0, r.stdout);
+  assert.match(r.stdout, new RegExp(`^✔ host key for \\[127\\.0\\.0\\.1\\]:${world.clariden.port} \\(sa-clariden\\) is pinned in ${moved}$`, 'm'));
 });
 
 test('no Match line: doctor fails with the line to add, and ssh fails once the certificate is gone', async () => {
@@ -231,6 +244,33 @@ test('a ControlPath folder others can enter fails; 0700 passes and ssh multiplex
   assert.match(fixed.stdout, new RegExp(`^✔ ControlPath folder ${dir} \\(0700\\)$`, 'm'));
   assert.is((await world.ssh('sa-ela', 'true')).exitCode, 0);
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('IdentitiesOnly no with six keys in ssh-agent: doctor fails, as ssh does ("Too many authentication failures")', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-agent-'));
+  const sock = join(dir, 'agent.sock');
+  const agent = execa('ssh-agent', ['-D', '-a', sock], { reject: false, stdout: 'ignore', stderr: 'ignore' });
+  try {
+    await signed({ above: 'IdentitiesOnly no\n\n', env: { SSH_AUTH_SOCK: sock } });
+    for (let i = 0; i < 6; i++) {
+      const key = join(dir, `k${i}`);
+      await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+      // The agent may still be starting: ssh-add retried until it answers.
+      for (let tries = 0; (await execa('ssh-add', ['-q', key], { env: { SSH_AUTH_SOCK: sock }, reject: false })).exitCode !== 0; tries++) {
+        assert.ok(tries < 50, 'ssh-agent answers');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const ssh = await world.ssh('sa-ela', 'true');
+    assert.is(ssh.exitCode, 255);
+    assert.match(ssh.stderr, /Too many authentication failures/);
+    const r = await doctor();
+    assert.is(r.exitCode, 1, r.stdout);
+    assert.match(r.stdout, failed('ssh offers the 6 other keys of ssh-agent before the certificate for sa-ela (IdentitiesOnly no): sshd stops after 6 failed keys (MaxAuthTries), "Too many authentication failures"', 'hold fewer keys in ssh-agent, or set "IdentitiesOnly yes" for sa-* above anything that sets it to no (cscs-sa setup without --agent writes it)'));
+  } finally {
+    agent.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the probe: match appends its arguments to a 0600 file of ours and refreshes nothing; any other file is refused', async () => {

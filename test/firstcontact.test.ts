@@ -120,6 +120,7 @@ test('CSCS_SA_KNOWN_HOSTS pins the lines for CI; garbage or another host is refu
     [`${pins(ctx)}github.com ${ela.hostPublicKey}\n`, /^cscs-sa: setup: line 3 of CSCS_SA_KNOWN_HOSTS is for "github\.com", which is neither a CSCS host/],
     [`${knownHostsName(ctx.targets.ela!)} ssh-ed25519 AAAAC3NzaC1yc2EAAAADAQABAAABAQ\n`, /^cscs-sa: setup: line 1 of CSCS_SA_KNOWN_HOSTS is not a known_hosts line/],
     [`@cert-authority *.cscs.ch ${ela.hostPublicKey}\n`, /has a @cert-authority marker/],
+    [`ela.cscs.ch,*.cscs.ch ${ela.hostPublicKey}\n`, /^cscs-sa: setup: line 1 of CSCS_SA_KNOWN_HOSTS has the pattern "\*\.cscs\.ch": only host names can be pinned: /],
   ] as const) {
     const r = await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: lines } });
     assert.is(r.exitCode, 2, r.stderr);

@@ -51,6 +51,15 @@ test('unknown flags: one line naming the flag and the help, exit 2', async () =>
   }
 });
 
+test('an --account that is not an account name: one line, exit 2, for every command that takes it', async () => {
+  for (const command of ['match', 'sign', 'status', 'doctor', 'setup', 'known-hosts']) {
+    const r = await cscsSa([command, '--account', 'Foo', '--ssh-config', join(home.dir, 'ssh_config')].slice(0, command === 'doctor' || command === 'setup' ? 5 : 3), env);
+    assert.is(r.exitCode, 2, `${command}: ${r.stdout}${r.stderr}`);
+    assert.is(r.stdout, '', command);
+    assert.is(r.stderr, 'cscs-sa: --account: "Foo" is not an account name (a lower-case letter, then up to 15 lower-case letters or digits)\n', command);
+  }
+});
+
 test('a HOST with shell metacharacters is data, never run', async () => {
   const marker = join(home.dir, 'pwned');
   for (const host of [`$(touch ${marker})`, `\`touch ${marker}\``, `x; touch ${marker}`, `x' && touch ${marker} '`]) {

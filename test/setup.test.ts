@@ -276,4 +276,31 @@ test('--account: a file and an Include of its own, the other account untouched, 
   assert.is(readFileSync(ctx.config, 'utf8'), 'Host github.com\n    User git\n');
 });
 
+test('--host with upper case: the lower-case name ssh looks host keys up by (and known-hosts prints) can be pinned', async (ctx) => {
+  const key = readFileSync(gw.caPublicKey, 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  const r = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--host', 'clariden=Own.Example:2222'], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: `[own.example]:2222 ${key}\n` });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal((await resolve(ctx.config, 'sa-clariden', ctx.env)).hostname, ['own.example']);
+  assert.is(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), `[own.example]:2222 ${key}\n`);
+});
+
+test('pinning for one account keeps the host keys pinned for another; a host pinned again has only its new key', async (ctx) => {
+  const knownHosts = join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts');
+  const hostKey = async (name: string) => {
+    const file = join(ctx.home.dir, name);
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+    return readFileSync(`${file}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  };
+  const [own, ela, elaNew] = [await hostKey('own'), await hostKey('ela'), await hostKey('ela-new')];
+  const pin = (text: string, ...args: string[]) => cscsSa(['setup', '--ssh-config', ctx.config, ...args], { ...ctx.env, CSCS_SA_KNOWN_HOSTS: text });
+  // Host names in known_hosts match without regard to case, as in ssh.
+  assert.is((await pin(`[own.example]:2222 ${own}\nEla.cscs.ch ${ela}\n`, '--user', 'svc_test', '--host', 'clariden=own.example:2222')).exitCode, 0);
+  const r = await pin(`ela.cscs.ch ${elaNew}\n`, '--account', 'proj', '--user', 'svc_proj');
+  assert.is(r.exitCode, 0, r.stderr);
+  const lines = readFileSync(knownHosts, 'utf8').split('\n').filter(Boolean);
+  assert.ok(lines.includes(`[own.example]:2222 ${own}`), `the default account's own host is still pinned: ${lines.join(' | ')}`);
+  assert.ok(lines.includes(`ela.cscs.ch ${elaNew}`), 'the new key is pinned');
+  assert.not.ok(lines.includes(`Ela.cscs.ch ${ela}`), 'the key pinned again is replaced, not kept beside the new one');
+});
+
 test.run();

@@ -1,8 +1,8 @@
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../apikey.js';
 import { runTool } from '../child.js';
-import { loadSettings, type Settings } from '../config.js';
-import { DEFAULT_ACCOUNT, hostPrefix } from '../account.js';
+import { accountName, loadSettings, type Settings } from '../config.js';
+import { hostPrefix } from '../account.js';
 import { CscsSaError } from '../errors.js';
 import { checkPrivateKey } from '../keypair.js';
 import { JUMP_HOST } from '../sshconfig.js';
@@ -109,7 +109,9 @@ export async function run(args: string[]): Promise<number> {
     connect: { type: 'boolean' },
   }, ['HOST']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const host = positionals[0] ?? `${hostPrefix(values.account ?? DEFAULT_ACCOUNT)}${JUMP_HOST.name}`;
+  // A name that is no account's is a mistake in the command, not a failed check of a host named after it.
+  const account = accountName(values.account);
+  const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
   const results: Result[] = [await checkOpenSsh(), await checkShell()];

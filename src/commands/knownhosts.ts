@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { DEFAULT_ACCOUNT, hostPrefix, isAccountName } from '../account.js';
+import { hostPrefix } from '../account.js';
 import { childEnv } from '../child.js';
-import { expandHome } from '../config.js';
-import { ConnectError, UsageError } from '../errors.js';
+import { accountName, expandHome } from '../config.js';
+import { ConnectError } from '../errors.js';
 import { configWord } from '../sshlex.js';
 import { JUMP_HOST, parseHosts } from '../sshconfig.js';
 import { parseCommandArgs } from './args.js';
@@ -44,8 +44,7 @@ export async function run(args: string[]): Promise<number> {
     'ssh-config': { type: 'string' },
   }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const account = values.account ?? DEFAULT_ACCOUNT;
-  if (!isAccountName(account)) throw new UsageError(`known-hosts: "${account}" is not an account name`);
+  const account = accountName(values.account);
   const prefix = hostPrefix(account);
   const clusters = parseHosts('known-hosts', values.hosts, prefix);
   const sshConfig = values['ssh-config'] ? expandHome(values['ssh-config']) : join(userInfo().homedir, '.ssh', 'config');

@@ -9,7 +9,7 @@ import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageE
 import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
-import { knownHostsName, parseKnownHosts } from '../knownhosts.js';
+import { knownHostsName, mergePins, parseKnownHosts } from '../knownhosts.js';
 import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../multiplex.js';
 import { parseCommandArgs } from './args.js';
@@ -93,7 +93,9 @@ function parseTargets(specs: string[] | undefined, names: string[], prefix: stri
     const port = m?.[3] === undefined ? undefined : Number(m[3]);
     if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
     if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
-    targets[m[1]!] = port === undefined ? { hostName: m[2]! } : { hostName: m[2]!, port };
+    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
+    const hostName = m[2]!.toLowerCase();
+    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
   }
   return targets;
 }
@@ -212,7 +214,7 @@ export async function run(args: string[]): Promise<number> {
   const oldConfig = readSshConfig(sshConfig);
   const plan = planInclude(oldConfig, accountFiles(sshDir, conf));
   const oldPins = readIfExists(knownHosts);
-  const pins = pinned && `${pinned.map((l) => l.text).join('\n')}\n`;
+  const pins = pinned && mergePins(oldPins, pinned);
   const newPins = pins !== undefined && pins !== oldPins;
 
   if (values['dry-run']) {

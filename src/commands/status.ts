@@ -1,8 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ACCOUNT, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../account.js';
-import { configuredAccounts, type FileConfig, loadConfig, type Settings, settingsFrom } from '../config.js';
+import { DEFAULT_ACCOUNT, defaultKey, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../account.js';
+import { configuredAccounts, expandHome, type FileConfig, loadConfig, type Settings, settingsFrom } from '../config.js';
 import { FOREVER } from '../certificate.js';
 import { inspect, keyPaths } from '../store.js';
 import { parseCommandArgs } from './args.js';
@@ -42,8 +42,14 @@ function knownAccounts(file: FileConfig): string[] {
   } catch {
     // No ~/.ssh: no key pairs.
   }
-  const fromKeys = names.filter((n) => n.startsWith(KEY_FILE_PREFIX)).map((n) => n.slice(KEY_FILE_PREFIX.length)).filter(isAccountName);
-  const others = new Set([...configuredAccounts(file), ...fromKeys]);
+  // A key pair that is already an account's (CSCS_SA_KEY=~/.ssh/cscs-key-ci, a "key" setting) is that account.
+  const configured = [DEFAULT_ACCOUNT, ...configuredAccounts(file)];
+  const taken = configured.map((account) => settingsFrom({ account }, process.env, file).key);
+  const fromKeys = names
+    .filter((n) => n.startsWith(KEY_FILE_PREFIX))
+    .map((n) => n.slice(KEY_FILE_PREFIX.length))
+    .filter((n) => isAccountName(n) && !taken.includes(expandHome(defaultKey(n))));
+  const others = new Set([...configured, ...fromKeys]);
   others.delete(DEFAULT_ACCOUNT);
   return [DEFAULT_ACCOUNT, ...[...others].sort()];
 }
