@@ -229,3 +229,12 @@ export function secondsLeft(cert: Certificate, nowSeconds: number): number {
 export function hasStarted(cert: Certificate, nowSeconds: number): boolean {
   return Number(cert.validAfter) <= nowSeconds;
 }
+
+/**
+ * A certificate's string (principal, key id) for a terminal. OpenSSH refuses only NUL in them, so
+ * a gateway's answer could carry escape sequences or a newline that forge output lines: control
+ * characters are shown as `\xNN` instead.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

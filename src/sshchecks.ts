@@ -3,6 +3,7 @@
  * for every hop, and that the key, login name, proxy, known host keys and ControlPath folder ssh
  * will use line up with it; and which line of a failed `ssh -v` explains the failure.
  */
+import { printable } from './certificate.js';
 import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
@@ -222,7 +223,7 @@ export async function checkRoute(hop: Hop): Promise<Result[]> {
   const user = option(hop, 'user') ?? '';
   const principals = key ? inspect(keyPaths(key), 0).certificate?.principals : undefined;
   if (principals && principals.length > 0 && !principals.includes(user)) {
-    results.push(fail(`ssh logs in to ${hop.name} as "${user}", which the certificate does not name (principals: ${principals.join(', ')})`, `set "User ${principals[0]}" in Host sa-*`));
+    results.push(fail(`ssh logs in to ${hop.name} as "${user}", which the certificate does not name (principals: ${principals.map(printable).join(', ')})`, `set "User ${printable(principals[0]!)}" in Host sa-*`));
   } else if (!principals && user === userInfo().username) {
     results.push(fail(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }

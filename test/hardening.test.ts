@@ -210,4 +210,22 @@ if (process.getuid?.() === 0) {
   console.log("    SKIPPED: --log to another user's file needs root to chown it: not run");
 }
 
+test('control characters in a principal or the key id are shown escaped, never sent to the terminal', async ({ home, env }) => {
+  const ca = new TestCa('ed25519');
+  const now = BigInt(Math.floor(Date.now() / 1000));
+  gw.faults.sign.push({
+    rewrite: (line) => {
+      const { type, keyFields, principals } = parseCertificate(line);
+      return certificateLine({ type, keyFields, principals: [...principals, 'x\x1b[2J\ny'], keyId: 'id\x07', validAfter: now - 5n, validBefore: now + 60n }, ca);
+    },
+  });
+  const signed = await cscsSa(['sign'], env);
+  assert.is(signed.exitCode, 0, signed.stderr);
+  assert.match(signed.stdout, /^\S+-cert\.pub principals=\S+,x\\x1b\[2J\\x0ay serial=\d+ \d+s left\n$/);
+  const status = await cscsSa(['status'], env);
+  assert.match(status.stdout, /^principals {3}\S+, x\\x1b\[2J\\x0ay$/m);
+  for (const out of [signed.stdout, signed.stderr, status.stdout, status.stderr]) assert.not.match(out, /[\x07\x1b]/);
+  assert.ok(readFileSync(home.cert, 'utf8').startsWith('ssh-ed25519-cert-v01@openssh.com '));
+});
+
 test.run();

@@ -1,3 +1,4 @@
+import { printable } from '../certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../apikey.js';
 import { runTool } from '../child.js';
@@ -127,7 +128,7 @@ export async function run(args: string[]): Promise<number> {
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });
-      results.push(pass(`test sign: certificate for ${state.certificate!.principals.join(', ')}, ${Math.floor(state.secondsLeft!)} s left`));
+      results.push(pass(`test sign: certificate for ${state.certificate!.principals.map(printable).join(', ')}, ${Math.floor(state.secondsLeft!)} s left`));
     } catch (err) {
       const r = failure(err, 'see the message');
       results.push({ ...r, line: `test sign failed: ${r.line}` });

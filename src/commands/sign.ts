@@ -1,3 +1,4 @@
+import { printable } from '../certificate.js';
 import { loadSettings } from '../config.js';
 import { refreshCertificate } from '../refresh.js';
 import { parseCommandArgs } from './args.js';
@@ -28,7 +29,7 @@ export async function run(args: string[]): Promise<number> {
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);
   process.stdout.write(
-    `${settings.key}-cert.pub principals=${cert.principals.join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
+    `${settings.key}-cert.pub principals=${cert.principals.map(printable).join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
   );
   return 0;
 }

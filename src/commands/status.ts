@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ACCOUNT, defaultKey, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../account.js';
 import { configuredAccounts, expandHome, type FileConfig, loadConfig, type Settings, settingsFrom } from '../config.js';
-import { FOREVER } from '../certificate.js';
+import { FOREVER, printable } from '../certificate.js';
 import { inspect, keyPaths } from '../store.js';
 import { parseCommandArgs } from './args.js';
 
@@ -85,7 +85,7 @@ function detail(report: Report): string {
     ['key', `${report.key}${report.keyExists ? '' : ' (missing)'}`],
     ['certificate', report.certificate],
     ['status', report.detail ? `${report.status} (${report.detail})` : report.status],
-    ['principals', report.principals.join(', ') || '-'],
+    ['principals', report.principals.map(printable).join(', ') || '-'],
     ['serial', report.serial ?? '-'],
     ['valid', report.validAfter ? `${report.validAfter} .. ${report.validBefore}` : '-'],
     ['seconds left', report.secondsLeft ?? '-'],
@@ -103,7 +103,7 @@ function table(reports: Report[]): string {
       r.account,
       `${hostPrefix(r.account)}*`,
       r.status,
-      r.principals.join(',') || '-',
+      r.principals.map(printable).join(',') || '-',
       r.secondsLeft === null ? '-' : `${r.secondsLeft}${r.secondsLeft === 'forever' ? '' : ' s'}`,
       r.lastRefresh ?? '-',
       `${r.key}${r.keyExists ? '' : ' (missing)'}`,
