@@ -5,7 +5,7 @@
  * is only ever sent for its own account's key pair. There is deliberately no flag: argv is
  * visible to every user of the machine.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { DEFAULT_ACCOUNT } from './account.js';
 import { childEnv } from './child.js';
 import { Deadline } from './deadline.js';
@@ -33,23 +33,36 @@ function accept(raw: string, source: string): ApiKey {
   return { value, source };
 }
 
+/**
+ * The API key file, judged on the open file as ssh judges a private key (sshkey_perm_ok): a
+ * regular file of ours (or root's) that no one else can read. Another user's file could hand us
+ * a key of their choosing; a FIFO would block the refresh (O_NONBLOCK refuses it instead).
+ */
 function fromFile(path: string): ApiKey {
   const source = `apiKeyFile ${path}`;
-  let mode: number;
+  let fd: number;
   try {
-    mode = statSync(path).mode;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw new ApiKeyError(describeFsError(err, 'read API key file', path));
-  }
-  if ((mode & 0o077) !== 0) {
-    const shown = (mode & 0o777).toString(8).padStart(4, '0');
-    throw new ApiKeyError(`API key file ${path} has permissions ${shown}, readable by others: run chmod 600 ${path}`);
+    throw new ApiKeyError(describeFsError(err, 'read API key file', path), { cause: err });
   }
   try {
-    return accept(readFileSync(path, 'utf8'), source);
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new ApiKeyError(`API key file ${path} is not a regular file`, { fix: 'point apiKeyFile at a file holding the key' });
+    const uid = process.getuid?.();
+    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
+      throw new ApiKeyError(`API key file ${path} belongs to another user (uid ${stats.uid})`, { fix: 'keep the API key in a file of your own, mode 0600' });
+    }
+    if ((stats.mode & 0o077) !== 0) {
+      const shown = (stats.mode & 0o777).toString(8).padStart(4, '0');
+      throw new ApiKeyError(`API key file ${path} has permissions ${shown}, readable by others`, { fix: `run chmod 600 ${path}` });
+    }
+    return accept(readFileSync(fd, 'utf8'), source);
   } catch (err) {
     if (err instanceof ApiKeyError) throw err;
-    throw new ApiKeyError(describeFsError(err, 'read API key file', path));
+    throw new ApiKeyError(describeFsError(err, 'read API key file', path), { cause: err });
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -126,10 +139,12 @@ export function apiKeyIdentity(settings: Settings, env: NodeJS.ProcessEnv = proc
   const variable = settings.apiKeyVariable;
   if (env[variable]) return `env\n${variable}\n${env[variable]}`;
   if (settings.apiKeyFile) {
-    // Its mode too: a chmod 600 fixes a refused file.
+    // Its mode, owner and kind too: a chmod 600 or chown fixes a refused file. Only a regular
+    // file is read here: a FIFO would block (reading the key refuses it at once).
     let content = '';
     try {
-      content = `${statSync(settings.apiKeyFile).mode}\n${readFileSync(settings.apiKeyFile, 'utf8')}`;
+      const stats = statSync(settings.apiKeyFile);
+      content = `${stats.mode} ${stats.uid}\n${stats.isFile() ? readFileSync(settings.apiKeyFile, 'utf8') : ''}`;
     } catch {
       // Unreadable: reading the key will say so; the path alone keys the memo.
     }

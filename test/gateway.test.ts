@@ -4,7 +4,8 @@
  * on disk.
  */
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execaSync } from 'execa';
 import { connect, createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { once } from 'node:events';
@@ -258,9 +259,25 @@ test('apiKeyFile is refused unless 0600, and used when it is', async ({ home, en
   const loose = await cscsSa(['match'], env);
   assert.is(loose.exitCode, 4);
   assert.is(loose.stderr, `cscs-sa: API key file ${keyFile} has permissions 0644, readable by others: run chmod 600 ${keyFile}\n`);
+  if (process.getuid?.() === 0) {
+    // Another user's file could hand us a key of their choosing: refused like a loose one.
+    chmodSync(keyFile, 0o600);
+    chownSync(keyFile, 65534, 65534);
+    const foreign = await cscsSa(['match'], env);
+    assert.is(foreign.exitCode, 4);
+    assert.is(foreign.stderr, `cscs-sa: API key file ${keyFile} belongs to another user (uid 65534): keep the API key in a file of your own, mode 0600\n`);
+    chownSync(keyFile, 0, 0);
+  } else console.log('    SKIPPED an API key file of another user: chown needs root');
   chmodSync(keyFile, 0o600);
   const ok = await cscsSa(['match'], env);
   assert.is(ok.exitCode, 0, ok.stderr);
+  // A FIFO at the path is refused at once instead of blocking the refresh.
+  rmSync(keyFile);
+  execaSync('mkfifo', ['-m', '600', keyFile]);
+  rmSync(home.cert);
+  const fifo = await cscsSa(['match'], env, { timeout: 10_000 });
+  assert.is(fifo.exitCode, 4);
+  assert.is(fifo.stderr, `cscs-sa: API key file ${keyFile} is not a regular file: point apiKeyFile at a file holding the key\n`);
 });
 
 test('apiKeyCommand runs without a shell and without the API key in its environment', async ({ home, env }) => {
