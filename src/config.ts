@@ -81,7 +81,13 @@ export function expandHome(path: string): string {
 /** The config file to load, without loading anything: CSCS_SA_CONFIG, else the first search place present. */
 export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const explicit = env[ENV.configFile];
-  if (explicit) return expandHome(explicit);
+  if (explicit) {
+    // ssh runs match in whatever folder the user is in: a relative path would name another file there.
+    if (!isAbsolute(explicit) && explicit !== '~' && !explicit.startsWith('~/')) {
+      throw new ConfigError(`${ENV.configFile}=${explicit} is a relative path`, { fix: 'set it to an absolute path (or one under ~/)' });
+    }
+    return expandHome(explicit);
+  }
   const dir = configDir(env);
   let entries: string[];
   try {

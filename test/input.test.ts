@@ -81,6 +81,14 @@ test('environment values that cannot be used: one line naming the variable, exit
   assert.is(url.stderr, 'cscs-sa: CSCS_AUTHX_URL: "ftp://gateway" must be an https:// URL\n');
 });
 
+test('a relative CSCS_SA_CONFIG: one line naming the variable, exit 3, for the fast path too', async () => {
+  for (const command of ['match', 'status']) {
+    const r = await cscsSa([command], { ...env, CSCS_SA_CONFIG: 'cscs.json' });
+    assert.is(r.exitCode, 3, command);
+    assert.is(r.stderr, 'cscs-sa: CSCS_SA_CONFIG=cscs.json is a relative path: set it to an absolute path (or one under ~/)\n');
+  }
+});
+
 test('zero, negative and huge durations from the environment, a config file or a flag: one line naming the source', async () => {
   // 0 meant "fail at once"; 3000000 s overflowed Node's timers into firing after 1 ms.
   for (const [name, value, want] of [
