@@ -142,6 +142,31 @@ Match originalhost ${prefix}* exec "${match}"
 `;
 }
 
+/**
+ * Host names in the user's own ssh config that the block's `PREFIX*` defaults also match, though
+ * the block does not name them: its defaults (User, IdentityFile, ...) come first and win, so a
+ * user's `git-server` would log in as an account named `git`. Literal names only (patterns and
+ * negations say nothing about a real host), outside our markers, case-insensitive as ssh is.
+ */
+export function hostsCaught(config: string, prefix: string, names: string[]): string[] {
+  const lines = config.split(/\r?\n/);
+  const begin = lines.findIndex((l) => l.trim() === BEGIN);
+  const end = lines.findIndex((l) => l.trim() === END);
+  const own = new Set(names.map((n) => `${prefix}${n}`.toLowerCase()));
+  const caught = new Set<string>();
+  lines.forEach((line, i) => {
+    if (begin !== -1 && i >= begin && i <= end) return;
+    const m = /^\s*host(?:\s+|\s*=\s*)(.*)$/i.exec(line);
+    for (const word of m?.[1]?.split(/\s+/) ?? []) {
+      const name = word.replace(/^"|"$/g, '').toLowerCase();
+      if (name.startsWith('#')) break;
+      if (/[*?!]/.test(name) || !name.startsWith(prefix.toLowerCase()) || own.has(name)) continue;
+      caught.add(name);
+    }
+  });
+  return [...caught];
+}
+
 export interface IncludePlan {
   /** The new text of ~/.ssh/config; equal to the old when nothing changes. */
   text: string;

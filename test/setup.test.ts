@@ -303,4 +303,14 @@ test('pinning for one account keeps the host keys pinned for another; a host pin
   assert.not.ok(lines.includes(`Ela.cscs.ch ${ela}`), 'the key pinned again is replaced, not kept beside the new one');
 });
 
+test('hosts of the user\'s own config that the block\'s defaults would catch are named in one note', async (ctx) => {
+  writeFileSync(ctx.config, 'Host git-server other\n    HostName example.org\nHost git-* !git-x\n    User me\nHost git-clariden\n    Port 2222\n', { mode: 0o600 });
+  const r = await setup(ctx, '--account', 'git', '--user', 'svc_test', '--hosts', 'clariden');
+  assert.is(r.exitCode, 0, r.stderr);
+  const notes = r.stderr.split('\n').filter((l) => l.includes('match too'));
+  assert.equal(notes, [`cscs-sa: note: ${ctx.config} names git-server, which the git-* defaults of this block match too and come first (User, IdentityFile, ...): rename those hosts, or use another account name`]);
+  // What the note warns of, as ssh resolves it: the account's login name for the user's own host.
+  assert.equal((await resolve(ctx.config, 'git-server', ctx.env)).user, ['svc_test']);
+});
+
 test.run();

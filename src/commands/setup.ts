@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../knownhosts.js';
-import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../multiplex.js';
 import { parseCommandArgs } from './args.js';
 
@@ -213,6 +213,10 @@ export async function run(args: string[]): Promise<number> {
   const oldConf = readIfExists(conf);
   const oldConfig = readSshConfig(sshConfig);
   const plan = planInclude(oldConfig, accountFiles(sshDir, conf));
+  const caught = hostsCaught(oldConfig, prefix, Object.keys(blockTargets({ clusters, targets })));
+  if (caught.length > 0) {
+    process.stderr.write(`cscs-sa: note: ${sshConfig} names ${caught.join(', ')}, which the ${prefix}* defaults of this block match too and come first (User, IdentityFile, ...): rename those hosts, or use another account name\n`);
+  }
   const oldPins = readIfExists(knownHosts);
   const pins = pinned && mergePins(oldPins, pinned);
   const newPins = pins !== undefined && pins !== oldPins;
