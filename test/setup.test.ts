@@ -313,4 +313,13 @@ test('hosts of the user\'s own config that the block\'s defaults would catch are
   assert.equal((await resolve(ctx.config, 'git-server', ctx.env)).user, ['svc_test']);
 });
 
+test('setup --remove with flags that shape a block: exit 2, one line, nothing changed', async (ctx) => {
+  assert.is((await setup(ctx, '--account', 'proj', '--user', 'svc_test', '--hosts', 'clariden')).exitCode, 0);
+  const before = readFileSync(ctx.config, 'utf8');
+  const r = await setup(ctx, '--account', 'proj', '--remove', '--hosts', 'clariden', '--multiplex');
+  assert.is(r.exitCode, 2);
+  assert.is(r.stderr, 'cscs-sa: setup --remove takes no --hosts, --multiplex: it takes --account, --ssh-config and --dry-run\n');
+  assert.is(readFileSync(ctx.config, 'utf8'), before);
+});
+
 test.run();

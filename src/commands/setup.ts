@@ -154,7 +154,12 @@ export async function run(args: string[]): Promise<number> {
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   const { account } = settings;
   const paths = sshConfigPaths(values['ssh-config']);
-  if (values.remove) return remove(account, settings.key, paths, values['dry-run']);
+  if (values.remove) {
+    // The flags that shape a block mean nothing to taking one out: said, rather than ignored.
+    const ignored = Object.keys(values).filter((name) => !['account', 'remove', 'key', 'ssh-config', 'dry-run'].includes(name));
+    if (ignored.length > 0) throw new UsageError(`setup --remove takes no --${ignored.join(', --')}`, { fix: 'it takes --account, --ssh-config and --dry-run' });
+    return remove(account, settings.key, paths, values['dry-run']);
+  }
   const prefix = hostPrefix(account);
   const clusters = parseHosts('setup', values.hosts, prefix);
   const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters], prefix);
