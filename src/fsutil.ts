@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
@@ -101,4 +101,22 @@ export function sweepLeftovers(dir: string, paths: string[], maxAgeMs: number): 
     }
   }
   return removed;
+}
+
+/**
+ * `mkdir -p DIR` with MODE for each folder it makes, one level at a time: Node 20's recursive
+ * mkdirSync loops for ever where mkdir fails with ENOENT under a parent that exists (/proc),
+ * and a Match exec that never ends hangs ssh. Here that is one error.
+ */
+export function makeFolders(dir: string, mode: number): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && d !== dirname(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode });
+    } catch (err) {
+      // Made meanwhile by a process beside us: what we wanted.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
 }

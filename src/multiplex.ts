@@ -3,11 +3,12 @@
  * ssh_config lines that use them, and the shell check that lets a command on a live master
  * skip cscs-sa (no Node start, no certificate) altogether.
  */
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { chmodSync, lstatSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expandHome } from './config.js';
 import { describeFsError, LocalFileError } from './errors.js';
+import { makeFolders } from './fsutil.js';
 import { configWord, shellWord, tokenLiteral } from './sshlex.js';
 
 /**
@@ -46,7 +47,7 @@ export function controlDirProblem(dir: string): string | undefined {
 /** Creates the sockets' folder, private: whoever can reach a socket can use the connection. */
 export function prepareControlDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeFolders(dir, 0o700);
     const st = lstatSync(dir);
     if (!st.isDirectory()) throw new LocalFileError(`${dir} is not a folder`, { fix: 'remove it and run setup --multiplex again' });
     if (st.uid !== process.getuid?.()) throw new LocalFileError(`${dir} belongs to another user`, { fix: 'remove it and run setup --multiplex again' });

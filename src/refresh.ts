@@ -5,14 +5,13 @@
  * waited), make sure the key pair exists, fetch a certificate, check it, and replace the file
  * atomically. A certificate that fails any check leaves the previous file untouched.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { apiKeyIdentity, readApiKey } from './apikey.js';
 import { type Certificate, CertificateParseError, parseCertificate, type PublicKey } from './certificate.js';
 import type { Settings } from './config.js';
 import { Deadline } from './deadline.js';
 import { ApiKeyError, CscsSaError, describeFsError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from './errors.js';
-import { sweepLeftovers, writeFileAtomic } from './fsutil.js';
+import { makeFolders, sweepLeftovers, writeFileAtomic } from './fsutil.js';
 import { type GatewayOptions, requestCertificate } from './gateway.js';
 import { ensureKeyPair, type KeyPair } from './keypair.js';
 import { verifySignature } from './signature.js';
@@ -49,7 +48,7 @@ function publicKeyLine(key: PublicKey): string {
 async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, done?: () => boolean): Promise<Lock | undefined> {
   const dir = dirname(paths.key);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeFolders(dir, 0o700);
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'create folder', dir));
   }

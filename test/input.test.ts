@@ -134,4 +134,11 @@ test('zero, negative and huge durations from the environment, a config file or a
   }
 });
 
+test('a key under a folder that cannot be made (/proc): one line, exit 7, no endless loop', async () => {
+  // Node 20's recursive mkdirSync loops for ever there, and a Match exec that never ends hangs ssh.
+  const r = await cscsSa(['match', '-f', '/proc/cscs-sa-none/key'], env, { timeout: 10_000 });
+  assert.is(r.exitCode, 7);
+  assert.is(r.stderr, 'cscs-sa: cannot create folder /proc/cscs-sa-none: no such file or directory\n');
+});
+
 test.run();

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
@@ -6,7 +6,7 @@ import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } 
 import { childEnv } from '../child.js';
 import { expandHome, loadSettings, type Settings } from '../config.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../errors.js';
-import { writeFileAtomic } from '../fsutil.js';
+import { makeFolders, writeFileAtomic } from '../fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh.js';
 import { inspect, keyPaths } from '../store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../knownhosts.js';
@@ -339,7 +339,7 @@ function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshC
 
 function write(path: string, text: string, mode: number): void {
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    makeFolders(dirname(path), 0o700);
     writeFileAtomic(path, text, mode);
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'write', path));
