@@ -1,7 +1,8 @@
 /**
  * Agent mode: the ProxyCommand loads the fresh certificate into ssh-agent before it relays the
  * first byte. ssh asks the agent for keys only after the key exchange, so this works even where
- * ssh read the certificate file before it was refreshed (FACTS.md §2). Each certificate is
+ * ssh read the certificate file before it was refreshed (OpenSSH up to 10.4 reads it right after
+ * starting the ProxyCommand, without waiting for it). Each certificate is
  * added with a lifetime equal to its validity left, so the agent drops it when it expires; a
  * certificate without an end ("forever") or with more left than MAX_AGENT_SECONDS is added for
  * MAX_AGENT_SECONDS: the agent must drop it some day, and the next proxy adds it again.

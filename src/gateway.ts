@@ -1,6 +1,7 @@
 /**
- * The CSCS authx gateway, in the official client's wire format (FACTS.md §1):
- * API key → access token → certificate for our public key.
+ * The CSCS authx gateway, in the official client's (cscs-key's) wire format: API key → access
+ * token (POST /api-service-account/api/v1/auth/token, header X-API-Key) → certificate for our
+ * public key (POST /api-ssh-service/api/v1/ssh-keys/sign, Bearer token, body {publicKey, duration}).
  *
  * One deadline covers the whole exchange, retries included. Retries happen only where repeating
  * the call is safe and might help: connection failures, 5xx, and 429 when its Retry-After fits.

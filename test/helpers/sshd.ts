@@ -1,6 +1,7 @@
 /**
- * A real OpenSSH server on 127.0.0.1 that trusts a CA's user certificates and nothing else
- * (FACTS.md §2: "Testing sshd on loopback").
+ * A real OpenSSH server on 127.0.0.1 that trusts a CA's user certificates and nothing else:
+ * `sshd -D -e -f CFG` by absolute path, no PAM, no authorized keys, TrustedUserCAKeys; as root
+ * it also needs PermitRootLogin prohibit-password and the privilege-separation folder /run/sshd.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
