@@ -9,7 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } fro
 import { DEFAULT_ACCOUNT } from './account.js';
 import { childEnv } from './child.js';
 import { Deadline } from './deadline.js';
-import type { Settings } from './config.js';
+import { type Settings, trustedOwner } from './config.js';
 import { ApiKeyError, describeFsError } from './errors.js';
 import { registerSecret } from './log.js';
 
@@ -49,8 +49,7 @@ function fromFile(path: string): ApiKey {
   try {
     const stats = fstatSync(fd);
     if (!stats.isFile()) throw new ApiKeyError(`API key file ${path} is not a regular file`, { fix: 'point apiKeyFile at a file holding the key' });
-    const uid = process.getuid?.();
-    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
+    if (!trustedOwner(stats)) {
       throw new ApiKeyError(`API key file ${path} belongs to another user (uid ${stats.uid})`, { fix: 'keep the API key in a file of your own, mode 0600' });
     }
     if ((stats.mode & 0o077) !== 0) {

@@ -224,7 +224,7 @@ function loadFailure(path: string, err: Error): string {
 }
 
 /** Whether a file or folder's owner is one OpenSSH trusts for our files: us, or root. */
-function trustedOwner(stats: Stats): boolean {
+export function trustedOwner(stats: Pick<Stats, 'uid'>): boolean {
   const uid = process.getuid?.();
   return uid === undefined || stats.uid === uid || stats.uid === 0;
 }

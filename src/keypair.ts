@@ -10,6 +10,7 @@
 import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Certificate, certifies, type PublicKey, parsePublicKey } from './certificate.js';
+import { trustedOwner } from './config.js';
 import { runOpenSshTool } from './child.js';
 import { describeFsError, LocalFileError } from './errors.js';
 import { tempPath, writeFileAtomic } from './fsutil.js';
@@ -36,8 +37,7 @@ export function checkPrivateKey(path: string, stats: Stats): void {
   if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory`, { fix: 'point -f (or "key") at a private key file' });
   if (stats.isSymbolicLink()) return; // ssh follows it; the target's mode is what counts and lstat cannot see it
   if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
-  const uid = process.getuid?.();
-  if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
+  if (!trustedOwner(stats)) {
     throw new LocalFileError(`key ${path} belongs to another user (uid ${stats.uid})`, { fix: 'use a key of your own (cscs-sa creates one at a path where none exists)' });
   }
   if ((stats.mode & 0o077) !== 0) {
