@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { execa } from 'execa';
 import { GatewayDouble } from './helpers/gateway-double.ts';
 import { Sshd } from './helpers/sshd.ts';
-import { BIN, cscsSa, type Home, tempHome, userEnv } from './helpers/cli.ts';
+import { BIN, cscsSa, type Home, tempHome, userEnv, writeConfig } from './helpers/cli.ts';
 import { SECOND_USER, secondUser } from './helpers/users.ts';
 
 const KEY_SA = 'sa-accounts-key-0123456789';
@@ -136,8 +136,7 @@ test('without its API key one account breaks, with one line naming its variable;
   // The account's own apiKeyFile in the config file brings it back.
   const keyFile = join(home.dir, 'proj-api-key');
   writeFileSync(keyFile, KEY_PROJ, { mode: 0o600 });
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
-  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ accounts: { proj: { apiKeyFile: keyFile } } }));
+  writeConfig(home, 'config.json', JSON.stringify({ accounts: { proj: { apiKeyFile: keyFile } } }));
   const again = await ssh('proj-clariden', 'id -un');
   assert.is(again.exitCode, 0, again.stderr);
   assert.is(again.stdout, USER_PROJ);
@@ -148,10 +147,9 @@ test('an apiKeyCommand sees no account\'s API key in its environment', async () 
   forgetCertificates();
   delete env.CSCS_API_KEY_PROJ;
   env.CSCS_API_KEY_OTHER = 'other-accounts-key-5555';
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
   // Prints the key only when no CSCS_API_KEY* variable reached it.
   const command = ['sh', '-c', `if env | grep -q '^CSCS_API_KEY'; then echo leaked >&2; exit 9; fi; printf %s ${KEY_PROJ}`];
-  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ accounts: { proj: { apiKeyCommand: command } } }));
+  writeConfig(home, 'config.json', JSON.stringify({ accounts: { proj: { apiKeyCommand: command } } }));
   const r = await ssh('proj-clariden', 'id -un');
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(r.stdout, USER_PROJ);
@@ -159,8 +157,7 @@ test('an apiKeyCommand sees no account\'s API key in its environment', async () 
 });
 
 test('the fresh path with accounts in a JSON config file loads no config loader and no ES module', async () => {
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
-  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ refreshMargin: 20, accounts: { proj: { user: USER_PROJ } } }));
+  writeConfig(home, 'config.json', JSON.stringify({ refreshMargin: 20, accounts: { proj: { user: USER_PROJ } } }));
   const first = await cscsSa(['match', '--account', 'proj', 'proj-clariden'], env);
   assert.is(first.exitCode, 0, first.stderr);
   const traced = { ...env, NODE_DEBUG: 'module,esm' };
@@ -212,8 +209,7 @@ test('status: a key pair named cscs-key-NAME that is already an account\'s key i
   for (const [from, to] of [['sa', 'ci'], ['proj', 'deploy']] as const) {
     for (const ext of ['', '.pub']) writeFileSync(`${keyOf(to)}${ext}`, readFileSync(`${keyOf(from)}${ext}`), { mode: 0o600 });
   }
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
-  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-deploy"}}}', { mode: 0o600 });
+  writeConfig(home, 'config.json', '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-deploy"}}}');
   const r = await cscsSa(['status', '--json'], { ...env, CSCS_SA_KEY: keyOf('ci') });
   assert.is(r.exitCode, 1, r.stderr);
   assert.equal(JSON.parse(r.stdout).map((a: { account: string; key: string }) => [a.account, a.key]), [['sa', keyOf('ci')], ['proj', keyOf('deploy')]]);
@@ -239,8 +235,7 @@ test('setup --account proj --remove takes out its file and Include only; the key
 });
 
 test('accounts in the config file are checked like the top-level settings (exit 3)', async () => {
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
-  const file = join(home.dir, '.config', 'cscs-sa', 'config.json');
+  const file = writeConfig(home, 'config.json', '{}');
   const cases: [string, RegExp][] = [
     ['{"accounts": {"proj": {"timeuot": 3}}}', /accounts\.proj: unknown setting "timeuot"/],
     ['{"accounts": {"proj": {"__proto__": {"key": "x"}}}}', /accounts\.proj: unknown setting "__proto__"/],
@@ -265,8 +260,7 @@ test('accounts in the config file are checked like the top-level settings (exit 
 test('an account whose key is another account\'s key pair is refused (exit 3): its API key never signs that pair', async () => {
   assert.is((await cscsSa(['sign', '--account', 'sa'], env)).exitCode, 0);
   const saCert = readFileSync(`${keyOf('sa')}-cert.pub`, 'utf8');
-  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
-  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-sa"}}}', { mode: 0o600 });
+  writeConfig(home, 'config.json', '{"accounts": {"proj": {"key": "~/.ssh/cscs-key-sa"}}}');
   gw.reset();
   for (const args of [['sign', '--account', 'proj'], ['match', '--account', 'proj'], ['sign', '--account', 'other', '--key', keyOf('sa')]]) {
     const r = await cscsSa(args, { ...env, CSCS_API_KEY_OTHER: KEY_PROJ });

@@ -4,20 +4,12 @@
  * exact line a user sees and the exit code.
  */
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cscsSa, type Home } from './helpers/cli.ts';
+import { cscsSa, writeConfig } from './helpers/cli.ts';
 import { gatewaySuite } from './helpers/suites.ts';
 
 const { gw, test } = gatewaySuite('habits', 'sa-habits-key-0123456789');
-
-/** Writes the user's config file NAME and returns its path. */
-function writeConfig(home: Home, name: string, text: string): string {
-  const dir = join(home.dir, '.config', 'cscs-sa');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), text);
-  return join(dir, name);
-}
 
 test('a misspelt command or flag: "did you mean", exit 2', async ({ env }) => {
   const cases: [string[], string][] = [

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,14 @@ export function tempHome(): Home {
   const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-home-'));
   const key = join(dir, '.ssh', 'cscs-key-sa');
   return { dir, key, pub: `${key}.pub`, cert: `${key}-cert.pub`, lock: `${key}.lock`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes the user's config file NAME (config.json, config.yaml, ...) in HOME's config folder, 0600, and returns its path. */
+export function writeConfig(home: Pick<Home, 'dir'>, name: string, text: string): string {
+  const dir = join(home.dir, '.config', 'cscs-sa');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), text, { mode: 0o600 });
+  return join(dir, name);
 }
 
 /** The environment a user's shell would give cscs-sa: nothing of ours leaks in. */
