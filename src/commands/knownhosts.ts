@@ -1,9 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { hostPrefix } from '../account.js';
-import { childEnv } from '../child.js';
+import { childEnv, runTool } from '../child.js';
 import { accountName, expandHome } from '../config.js';
 import { ConnectError } from '../errors.js';
 import { configWord } from '../sshlex.js';
@@ -33,8 +32,8 @@ Exit status 0 when every host's key was fetched; 8 when a host could not be reac
 
 /** Connects to HOST with ssh (which records an unknown host key before authentication), within 60 s. */
 async function touch(config: string, host: string): Promise<string> {
-  const r = await execa('ssh', ['-F', config, host, 'exit'], { env: childEnv(), extendEnv: false, reject: false, stdin: 'ignore', timeout: 60_000 });
-  return String(r.stderr).trim().split(/\r?\n/).pop() ?? '';
+  const r = await runTool('ssh', ['-F', config, host, 'exit'], childEnv(), 60_000);
+  return r.stderr.trim().split(/\r?\n/).pop() ?? '';
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -82,8 +81,8 @@ export async function run(args: string[]): Promise<number> {
     }
     const found = lines();
     if (found.length > 0) {
-      const fingerprints = await execa('ssh-keygen', ['-l', '-f', known], { env: childEnv(), extendEnv: false, reject: false });
-      process.stderr.write(`${String(fingerprints.stdout).trim()}\n`);
+      const fingerprints = await runTool('ssh-keygen', ['-l', '-f', known]);
+      process.stderr.write(`${fingerprints.stdout.trim()}\n`);
       process.stdout.write(`${found.join('\n')}\n`);
       process.stderr.write('cscs-sa: compare these fingerprints with ones you trust, then pin the lines: cscs-sa setup --known-hosts FILE, or the CI variable CSCS_SA_KNOWN_HOSTS\n');
     }
