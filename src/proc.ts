@@ -30,6 +30,15 @@ export function procStat(pid: number): ProcStat | undefined {
   return { comm: stat.slice(stat.indexOf('(') + 1, close), ppid, start };
 }
 
+/** The process's argv, or undefined. */
+export function procArgs(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
 let bootId: string | undefined;
 
 /** This boot's id and the process's start time: unique to one process across reboots, or undefined. */

@@ -4,9 +4,9 @@
  * gateway call for nothing. Match exec runs `$SHELL -c CMD`, and the shell may or may not exec
  * us, so the nearest `ssh` among our ancestors is the one.
  */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runTool } from './child.js';
+import { procArgs, procStat } from './proc.js';
 
 /** ssh's getopt string (OpenSSH 9.x ssh.c): a letter followed by ':' takes an argument. */
 const SSH_OPTIONS = '1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy';
@@ -48,14 +48,12 @@ interface Proc {
   args: string[];
 }
 
-/** Linux: /proc; the name in stat is in parentheses and may itself contain ") ". */
+/** Linux: /proc. */
 function procLinux(pid: number): Proc {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const close = stat.lastIndexOf(')');
-  const name = stat.slice(stat.indexOf('(') + 1, close);
-  const parent = Number(stat.slice(close + 2).split(' ')[1]);
-  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  return { parent, name, args };
+  const stat = procStat(pid);
+  const args = procArgs(pid);
+  if (!stat || !args) throw new Error(`cannot read /proc/${pid}`);
+  return { parent: stat.ppid, name: stat.comm, args };
 }
 
 /** macOS and the BSDs: ps, whose args are joined by spaces (an argument with a space splits; -G still shows). */
