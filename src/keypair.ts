@@ -29,13 +29,13 @@ function statOrUndefined(path: string): Stats | undefined {
 }
 
 /**
- * The checks ssh itself makes before it uses a private key (sshkey_perm_ok: mode & 077 == 0), with
- * the fix in the message. ssh ignores the mode of a key another user owns; we refuse such a key,
- * since its owner can read it (root excepted: root can read it anyway, and may provision it).
+ * The checks ssh itself makes before it uses a private key (sshkey_perm_ok: mode & 077 == 0), on
+ * the open file (so a symlink's target), with the fix as data. ssh ignores the mode of a key
+ * another user owns; we refuse such a key, since its owner can read it (root excepted: root can
+ * read it anyway, and may provision it).
  */
-export function checkPrivateKey(path: string, stats: Stats): void {
+function checkPrivateKey(path: string, stats: Stats): void {
   if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory`, { fix: 'point -f (or "key") at a private key file' });
-  if (stats.isSymbolicLink()) return; // ssh follows it; the target's mode is what counts and lstat cannot see it
   if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
   if (!trustedOwner(stats)) {
     throw new LocalFileError(`key ${path} belongs to another user (uid ${stats.uid})`, { fix: 'use a key of your own (cscs-sa creates one at a path where none exists)' });
@@ -46,8 +46,12 @@ export function checkPrivateKey(path: string, stats: Stats): void {
   }
 }
 
-/** Opens the private key as ssh will and returns the open file's status: undefined when there is none. */
-function statPrivateKey(path: string): Stats | undefined {
+/**
+ * Opens the private key as ssh will and judges the open file (checkPrivateKey): its status when it
+ * may be used, undefined when there is none, a LocalFileError with the fix otherwise. The refresh
+ * and doctor both ask here, so doctor's verdict is the refresh's.
+ */
+export function openPrivateKey(path: string): Stats | undefined {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO at the path is refused below (not a regular file) instead of blocking us.
@@ -61,11 +65,14 @@ function statPrivateKey(path: string): Stats | undefined {
     }
     throw new LocalFileError(describeFsError(err, 'read', path));
   }
+  let stats: Stats;
   try {
-    return fstatSync(fd);
+    stats = fstatSync(fd);
   } finally {
     closeSync(fd);
   }
+  checkPrivateKey(path, stats);
+  return stats;
 }
 
 /**
@@ -119,9 +126,8 @@ export interface KeyPair {
  * `signal`: the refresh's deadline.
  */
 export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof, signal?: AbortSignal): Promise<KeyPair> {
-  const keyStats = statPrivateKey(paths.key);
+  const keyStats = openPrivateKey(paths.key);
   if (keyStats) {
-    checkPrivateKey(paths.key, keyStats);
     if (statOrUndefined(paths.publicKey)) {
       const publicKey = readPublicKey(paths.publicKey);
       if (!provenPair(keyStats, publicKey, proof)) {

@@ -46,6 +46,16 @@ test('a private key readable by others', async () => {
   assert.match(r.stdout, new RegExp(`^✘ key ${world.home.key} has permissions 0644, which ssh refuses\\n  → run chmod 600 ${world.home.key}$`, 'm'));
 });
 
+test('a private key reached through a symbolic link to a file readable by others: judged by its target, as ssh does', async () => {
+  const target = `${world.home.key}-target`;
+  renameSync(world.home.key, target);
+  chmodSync(target, 0o644);
+  symlinkSync(target, world.home.key);
+  const r = await doctor();
+  assert.is(r.exitCode, 1);
+  assert.match(r.stdout, new RegExp(`^✘ key ${world.home.key} has permissions 0644, which ssh refuses\\n  → run chmod 600 ${world.home.key}$`, 'm'));
+});
+
 test('no API key', async () => {
   const { CSCS_API_KEY: _, ...env } = world.env;
   const r = await doctor([], env);

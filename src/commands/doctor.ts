@@ -5,7 +5,7 @@ import { runTool } from '../child.js';
 import { accountName, loadSettings, type Settings } from '../config.js';
 import { hostPrefix } from '../account.js';
 import { CscsSaError } from '../errors.js';
-import { checkPrivateKey } from '../keypair.js';
+import { openPrivateKey } from '../keypair.js';
 import { JUMP_HOST } from '../sshconfig.js';
 import { probeGateway } from '../gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh.js';
@@ -63,13 +63,13 @@ async function checkShell(): Promise<Result> {
 
 function checkKeyPair(settings: Settings): Result {
   const paths = keyPaths(settings.key);
-  const stats = lstatSync(paths.key, { throwIfNoEntry: false });
-  if (!stats) return fail(`no key pair at ${paths.key}`, 'cscs-sa sign (or the first ssh) creates it; cscs-sa setup too');
+  let stats;
   try {
-    checkPrivateKey(paths.key, stats);
+    stats = openPrivateKey(paths.key);
   } catch (err) {
     return failure(err, 'fix the key path');
   }
+  if (!stats) return fail(`no key pair at ${paths.key}`, 'cscs-sa sign (or the first ssh) creates it; cscs-sa setup too');
   if (!lstatSync(paths.publicKey, { throwIfNoEntry: false })) return fail(`no public key ${paths.publicKey}`, 'cscs-sa sign derives it from the private key');
   return pass(`key pair ${paths.key} (0600)`);
 }
