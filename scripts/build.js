@@ -4,7 +4,7 @@
 // - dist/cli.js and its chunks: the ES module CLI, each command and the refresh path split into
 //   chunks loaded on demand.
 //
-// undici is bundled, and only its agent and request API (src/http.ts): they load in ~18 ms
+// undici is bundled, and only its agent and request API (src/refresh/http.ts): they load in ~18 ms
 // bundled against ~29 ms as ~60 separate CommonJS files and 70-100 ms through undici's index,
 // and bundling freezes the undici internals we import at the version tested here. execa,
 // cosmiconfig and debug stay external runtime dependencies, each imported only when used.
@@ -16,7 +16,8 @@ import { build } from 'esbuild';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 
 const readJson = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8'));
-const declared = readJson('../package.json').dependencies.undici;
+const pkg = readJson('../package.json');
+const declared = pkg.dependencies.undici;
 const bundled = readJson('../node_modules/undici/package.json').version;
 if (declared !== bundled) {
   console.error(`build: package.json pins undici ${declared} but node_modules has ${bundled}: run npm ci`);
@@ -31,7 +32,7 @@ const common = {
   target: 'node20.18',
   legalComments: 'none',
   logLevel: 'warning',
-  define: { CSCS_SA_UNDICI_VERSION: JSON.stringify(bundled) },
+  define: { CSCS_SA_VERSION: JSON.stringify(pkg.version), CSCS_SA_UNDICI_VERSION: JSON.stringify(bundled) },
 };
 await build({
   ...common,
@@ -42,7 +43,6 @@ await build({
   external: ['execa', 'cosmiconfig', 'debug'],
   // undici is CommonJS: its require() calls need a require in the ES module chunks.
   banner: { js: "import { createRequire as __cscsSaRequire } from 'node:module'; const require = __cscsSaRequire(import.meta.url);" },
-  // Chunks sit beside cli.js, one level below the package root like src/, so version.ts finds package.json.
   chunkNames: '[name]-[hash]',
 });
 await build({

@@ -4,7 +4,7 @@
 // before its summary.
 import { spawn } from 'node:child_process';
 
-const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', '\\.test\\.ts$'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', '(unit|integration)/.*\\.test\\.ts$'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let text = '';
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);

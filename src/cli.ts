@@ -2,9 +2,9 @@
  * Entry point: dispatches to one command module, each loaded only when named, and turns errors
  * into one line on stderr and a documented exit code.
  */
-import { CscsSaError, ExitCode, UsageError } from './errors.js';
-import { createLog, redact } from './log.js';
-import { didYouMean } from './suggest.js';
+import { CscsSaError, ExitCode, UsageError } from './base/errors.js';
+import { createLog, redact } from './base/log.js';
+import { didYouMean } from './commands/suggest.js';
 
 interface Command {
   usage: string;
@@ -55,7 +55,7 @@ Run cscs-sa COMMAND --help for a command's options.`;
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '--version' || name === '-V') {
-    const { bundledUndiciVersion, version } = await import('./version.js');
+    const { bundledUndiciVersion, version } = await import('./base/version.js');
     const undici = bundledUndiciVersion();
     process.stdout.write(`${version()}${undici ? ` (undici ${undici})` : ''}\n`);
     return 0;

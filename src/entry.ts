@@ -3,8 +3,8 @@
  * start-up, a third of bare Node's, on the path that runs for every ssh invocation. With a fresh
  * certificate `match` ends here; everything else loads the ES module CLI.
  */
-import { matchIsFresh } from './fastpath.js';
-import { PROBE_ENV, recordProbe } from './probe.js';
+import { matchIsFresh } from './core/fastpath.js';
+import { PROBE_ENV, recordProbe } from './doctor/probe.js';
 
 // doctor's probe comes first: under it match only says that ssh ran it, and never refreshes.
 if (process.argv[2] === 'match' && process.env[PROBE_ENV]) {

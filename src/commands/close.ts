@@ -1,10 +1,10 @@
 import { connect } from 'node:net';
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runOpenSshTool } from '../child.js';
-import { describeFsError, LocalFileError } from '../errors.js';
-import { controlDir, sshConfigPath } from '../multiplex.js';
-import { tokenLiteral } from '../sshlex.js';
+import { runOpenSshTool } from '../base/child.js';
+import { describeFsError, LocalFileError } from '../base/errors.js';
+import { controlDir, sshConfigPath } from '../ssh/multiplex.js';
+import { tokenLiteral } from '../ssh/lex.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa close [--ssh-config FILE]

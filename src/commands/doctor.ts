@@ -1,18 +1,18 @@
-import { printable } from '../certificate.js';
+import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
-import { readApiKey } from '../apikey.js';
-import { runTool } from '../child.js';
-import { accountName, loadSettings, type Settings } from '../config.js';
-import { hostPrefix } from '../account.js';
-import { CscsSaError } from '../errors.js';
-import { openPrivateKey } from '../keypair.js';
-import { JUMP_HOST } from '../sshconfig.js';
-import { probeGateway } from '../gateway.js';
-import { gatewayOptions, refreshCertificate } from '../refresh.js';
-import { Probe } from '../probe.js';
-import { explainSshFailure, checkRoute, fail, pass, type Result } from '../sshchecks.js';
-import { resolveRoute } from '../sshroute.js';
-import { keyPaths } from '../store.js';
+import { readApiKey } from '../refresh/apikey.js';
+import { runTool } from '../base/child.js';
+import { accountName, loadSettings, type Settings } from '../core/config.js';
+import { hostPrefix } from '../core/account.js';
+import { CscsSaError } from '../base/errors.js';
+import { openPrivateKey } from '../core/keypair.js';
+import { JUMP_HOST } from '../ssh/sshconfig.js';
+import { probeGateway } from '../refresh/gateway.js';
+import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
+import { Probe } from '../doctor/probe.js';
+import { explainSshFailure, checkRoute, fail, pass, type Result } from '../doctor/checks.js';
+import { resolveRoute } from '../doctor/route.js';
+import { keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]

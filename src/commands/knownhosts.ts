@@ -1,12 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { hostPrefix } from '../account.js';
-import { childEnv, runTool } from '../child.js';
-import { accountName, expandHome } from '../config.js';
-import { ConnectError } from '../errors.js';
-import { configWord } from '../sshlex.js';
-import { JUMP_HOST, parseHosts } from '../sshconfig.js';
+import { hostPrefix } from '../core/account.js';
+import { childEnv, runTool } from '../base/child.js';
+import { accountName, expandHome } from '../core/config.js';
+import { ConnectError } from '../base/errors.js';
+import { configWord } from '../ssh/lex.js';
+import { JUMP_HOST, parseHosts } from '../ssh/sshconfig.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa known-hosts [--account NAME] [--hosts LIST] [--ssh-config FILE]

@@ -1,8 +1,8 @@
-import { loadSettings } from '../config.js';
-import type { CscsSaError } from '../errors.js';
-import { createLog, redact } from '../log.js';
-import { inspect, keyPaths } from '../store.js';
-import { MATCH_OPTIONS, MATCH_POSITIONALS } from '../fastpath.js';
+import { loadSettings } from '../core/config.js';
+import type { CscsSaError } from '../base/errors.js';
+import { createLog, redact } from '../base/log.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { MATCH_OPTIONS, MATCH_POSITIONALS } from '../core/fastpath.js';
 import { parseCommandArgs } from './args.js';
 
 const log = createLog('match');
@@ -35,10 +35,10 @@ export async function run(args: string[]): Promise<number> {
   const state = inspect(keyPaths(settings.key), settings.refreshMargin);
   if (state.status === 'fresh') return 0;
   // `ssh -G` connects nowhere: no certificate needed.
-  if (await (await import('../sshparent.js')).startedBySshG()) return (log('host %j: ssh -G, no refresh', positionals[0] ?? ''), 0);
+  if (await (await import('../ssh/parent.js')).startedBySshG()) return (log('host %j: ssh -G, no refresh', positionals[0] ?? ''), 0);
   // Only a refresh needs the gateway code: with a YAML or JS config file, a fresh certificate ends above.
-  const { refreshForSsh } = await import('../refresh.js');
-  const { isShownAbove } = await import('../memo.js');
+  const { refreshForSsh } = await import('../refresh/refresh.js');
+  const { isShownAbove } = await import('../refresh/memo.js');
   let outcome;
   try {
     outcome = await refreshForSsh(settings, state);

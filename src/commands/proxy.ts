@@ -1,7 +1,7 @@
-import { loadSettings } from '../config.js';
-import { LocalFileError, UsageError } from '../errors.js';
-import { createLog, setLogFile } from '../log.js';
-import { proxy } from '../proxy.js';
+import { loadSettings } from '../core/config.js';
+import { LocalFileError, UsageError } from '../base/errors.js';
+import { createLog, setLogFile } from '../base/log.js';
+import { proxy } from '../ssh/relay.js';
 import { parseCommandArgs, seconds } from './args.js';
 
 export const usage = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
@@ -50,7 +50,7 @@ export async function run(args: string[]): Promise<number> {
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`proxy: "${portText}" is not a TCP port`);
   const settings = await loadSettings({ account: values.account });
   if (values.agent || settings.agent) {
-    const { loadIntoAgent } = await import('../agent.js');
+    const { loadIntoAgent } = await import('../refresh/agent.js');
     await loadIntoAgent(settings);
   }
   const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? settings.connectTimeout;

@@ -2,16 +2,16 @@ import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
-import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../account.js';
-import { childEnv } from '../child.js';
-import { expandHome, loadSettings, type Settings } from '../config.js';
-import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../errors.js';
-import { makeFolders, writeFileAtomic } from '../fsutil.js';
-import { prepareKeyPair, refreshCertificate } from '../refresh.js';
-import { inspect, keyPaths } from '../store.js';
-import { knownHostsName, mergePins, parseKnownHosts } from '../knownhosts.js';
-import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../sshconfig.js';
-import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../multiplex.js';
+import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
+import { childEnv } from '../base/child.js';
+import { expandHome, loadSettings, type Settings } from '../core/config.js';
+import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
+import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
+import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
+import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]

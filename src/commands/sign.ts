@@ -1,6 +1,6 @@
-import { printable } from '../certificate.js';
-import { loadSettings } from '../config.js';
-import { refreshCertificate } from '../refresh.js';
+import { printable } from '../core/certificate.js';
+import { loadSettings } from '../core/config.js';
+import { refreshCertificate } from '../refresh/refresh.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa sign [--account NAME] [-f KEY] [--force]

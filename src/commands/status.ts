@@ -1,10 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ACCOUNT, defaultKey, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../account.js';
-import { configuredAccounts, expandHome, type FileConfig, loadConfig, type Settings, settingsFrom } from '../config.js';
-import { FOREVER, printable } from '../certificate.js';
-import { inspect, keyPaths } from '../store.js';
+import { DEFAULT_ACCOUNT, defaultKey, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../core/account.js';
+import { configuredAccounts, expandHome, type FileConfig, loadConfig, type Settings, settingsFrom } from '../core/config.js';
+import { FOREVER, printable } from '../core/certificate.js';
+import { inspect, keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa status [--account NAME] [-f KEY] [--json]

@@ -1,4 +1,4 @@
-// Types for the undici modules src/http.ts imports directly (see there for why).
+// Types for the undici modules src/refresh/http.ts imports directly (see there for why).
 declare module 'undici/lib/dispatcher/env-http-proxy-agent.js' {
   import { EnvHttpProxyAgent } from 'undici';
   export default EnvHttpProxyAgent;

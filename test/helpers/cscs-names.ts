@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Target } from '../../src/sshconfig.ts';
+import type { Target } from '../../src/ssh/sshconfig.ts';
 
 export const HOSTS_FILE = '/etc/hosts';
 export const ADDRESSES = { ela: { address: '127.0.0.2', hostName: 'ela.cscs.ch' }, clariden: { address: '127.0.0.3', hostName: 'clariden.alps.cscs.ch' } };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { parseCertificate } from '../../src/certificate.ts';
+import { parseCertificate } from '../../src/core/certificate.ts';
 
 /** What one request gets instead of the normal answer. */
 export type Fault =

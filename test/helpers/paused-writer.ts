@@ -2,7 +2,7 @@
  * Run as a script: `paused-writer.ts atomic|in-place PATH ROUNDS`. Rewrites PATH with its own
  * content ROUNDS times, with every write(2) paused for 40 ms in the middle of the data, so that
  * a concurrent reader gets a long, certain look at whatever file the bytes are going to:
- * `atomic` through src/fsutil.ts writeFileAtomic (a temp file, then a rename), `in-place` as a
+ * `atomic` through src/base/fsutil.ts writeFileAtomic (a temp file, then a rename), `in-place` as a
  * plain open-and-write would. The fault is injected here, in the test, never in the product.
  */
 import fs from 'node:fs';
@@ -20,7 +20,7 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 };
 // ES modules importing { writeSync } from 'node:fs' see the patched function only after this.
 syncBuiltinESMExports();
-const { writeFileAtomic } = await import('../../src/fsutil.ts');
+const { writeFileAtomic } = await import('../../src/base/fsutil.ts');
 
 const content = fs.readFileSync(path, 'utf8');
 for (let i = 0; i < Number(rounds); i++) {

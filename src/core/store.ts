@@ -1,0 +1,135 @@
+/**
+ * The certificate store: the key pair and `KEY-cert.pub`, and what state they are in.
+ *
+ * This module is on the hot path (`match` with a fresh certificate), so it reads two small files
+ * synchronously and imports nothing heavy. Refreshing lives in refresh.ts, loaded only when needed.
+ *
+ * The clock offset to the gateway is kept in the certificate line's comment (ssh ignores it):
+ * one file, replaced atomically, so the certificate and the clock it was judged by never disagree.
+ */
+import { readFileSync } from 'node:fs';
+import { describeFsError } from '../base/errors.js';
+import {
+  type Certificate,
+  CertType,
+  type PublicKey,
+  certifies,
+  CertificateParseError,
+  hasStarted,
+  parseCertificate,
+  parsePublicKey,
+  secondsLeft,
+} from './certificate.js';
+
+export interface KeyPaths {
+  key: string;
+  publicKey: string;
+  certificate: string;
+  lock: string;
+}
+
+export function keyPaths(key: string): KeyPaths {
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock` };
+}
+
+export type CertStatus =
+  | 'fresh'
+  | 'missing'
+  | 'unreadable'
+  | 'no-public-key'
+  | 'other-key'
+  | 'not-user-certificate'
+  | 'not-yet-valid'
+  | 'expiring'
+  | 'expired';
+
+export interface CertState {
+  status: CertStatus;
+  /** Human detail for anything but fresh. */
+  detail?: string;
+  certificate?: Certificate;
+  publicKey?: PublicKey;
+  /** Seconds left by the gateway's clock (local clock + offset). */
+  secondsLeft?: number;
+  /** Gateway clock minus local clock, in ms, learned at the last refresh. */
+  clockOffsetMs: number;
+  refreshedAt?: Date;
+}
+
+const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)/;
+
+export function formatComment(clockOffsetMs: number, refreshedAt: Date): string {
+  return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
+}
+
+function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
+  const m = META.exec(comment);
+  if (!m) return { clockOffsetMs: 0 };
+  const refreshedAt = new Date(m[2]!);
+  return { clockOffsetMs: Number(m[1]), refreshedAt: Number.isNaN(refreshedAt.getTime()) ? undefined : refreshedAt };
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The gateway's "now" in seconds, given the local clock and the learned offset. */
+function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
+  return (localNowMs + clockOffsetMs) / 1000;
+}
+
+/**
+ * Judges a certificate for `publicKey` at the gateway's clock. `marginSeconds` is how much
+ * validity must be left for it to count as fresh.
+ */
+export function judge(
+  certificate: Certificate,
+  publicKey: PublicKey,
+  marginSeconds: number,
+  clockOffsetMs: number,
+  localNowMs = Date.now(),
+): { status: CertStatus; detail?: string; secondsLeft: number } {
+  const now = gatewayNow(clockOffsetMs, localNowMs);
+  const left = secondsLeft(certificate, now);
+  if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
+  if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
+  // The gateway's Date header has one-second resolution, so allow one second before valid_after.
+  if (!hasStarted(certificate, now + 1)) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
+  if (left <= 0) return { status: 'expired', detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
+  if (left <= marginSeconds) return { status: 'expiring', detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
+  return { status: 'fresh', secondsLeft: left };
+}
+
+/** Reads the key's public half and certificate and says whether the certificate can be used now. */
+export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Date.now()): CertState {
+  let certText: string | undefined;
+  try {
+    certText = readText(paths.certificate);
+  } catch (err) {
+    return { status: 'unreadable', detail: describeFsError(err, 'read', paths.certificate), clockOffsetMs: 0 };
+  }
+  if (certText === undefined) return { status: 'missing', detail: `no certificate at ${paths.certificate}`, clockOffsetMs: 0 };
+  let certificate: Certificate;
+  try {
+    certificate = parseCertificate(certText);
+  } catch (err) {
+    if (!(err instanceof CertificateParseError)) throw err;
+    return { status: 'unreadable', detail: `${paths.certificate}: ${err.message}`, clockOffsetMs: 0 };
+  }
+  const { clockOffsetMs, refreshedAt } = readMeta(certificate.comment);
+  const base = { certificate, clockOffsetMs, refreshedAt };
+  let publicKey: PublicKey;
+  try {
+    const pubText = readText(paths.publicKey);
+    if (pubText === undefined) return { ...base, status: 'no-public-key', detail: `no public key at ${paths.publicKey}` };
+    publicKey = parsePublicKey(pubText);
+  } catch (err) {
+    return { ...base, status: 'no-public-key', detail: `${paths.publicKey}: ${(err as Error).message}` };
+  }
+  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs) };
+}

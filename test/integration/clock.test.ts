@@ -1,0 +1,44 @@
+/**
+ * A runner whose clock is 10 minutes off the gateway's (and sshd's). libfaketime shifts the
+ * clock of cscs-sa alone, through the Match exec line, as a wrong system clock would.
+ */
+import * as assert from 'uvu/assert';
+import { worldSuite } from '../helpers/suites.ts';
+import { cscsSa } from '../helpers/cli.ts';
+
+const { world, test } = worldSuite('clock');
+const LIFETIME = 12;
+const MARGIN = 3;
+
+test.before(() => {
+  world.gateway.options.validity = `-5s:+${LIFETIME}s`;
+});
+
+/** ssh runs for `seconds`, with cscs-sa's clock shifted by `shift` (faketime syntax). */
+async function runSkewed(shift: string, seconds: number) {
+  world.freshHome({ match: `faketime -f ${shift} cscs-sa match %h`, env: { CSCS_SA_REFRESH_MARGIN: String(MARGIN) } });
+  const started = Date.now();
+  let runs = 0;
+  while (Date.now() - started < seconds * 1000) {
+    const r = await world.ssh('sa-ela', 'true');
+    assert.is(r.exitCode, 0, `run ${runs} at ${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr}`);
+    runs++;
+  }
+  return { runs, elapsed: (Date.now() - started) / 1000, signCalls: world.gateway.signCalls };
+}
+
+for (const [shift, offset] of [['+10m', -600], ['-10m', 600]] as const) {
+  test(`local clock ${shift} off: never an expired certificate, no refresh on every call`, async () => {
+    const { runs, elapsed, signCalls } = await runSkewed(shift, 2 * LIFETIME);
+    // Ideal: one certificate per (lifetime - margin) seconds; allow one more.
+    const ideal = Math.ceil(elapsed / (LIFETIME - MARGIN));
+    assert.ok(signCalls <= ideal + 1, `${signCalls} sign calls for ${runs} runs in ${elapsed.toFixed(1)} s (ideal ${ideal})`);
+    assert.ok(signCalls >= 2, `${signCalls} sign calls over two lifetimes: a certificate was used after it expired`);
+    // The offset it learned is what status shows, within the Date header's one-second resolution.
+    const status = JSON.parse((await cscsSa(['status', '--json'], world.env)).stdout);
+    assert.ok(Math.abs(status.clockOffsetMs - offset * 1000) < 1500, `learned offset ${status.clockOffsetMs} ms`);
+    console.log(`    clock ${shift}: ${runs} runs in ${elapsed.toFixed(1)} s, ${signCalls} sign calls (ideal ${ideal})`);
+  });
+}
+
+test.run();

@@ -1,0 +1,25 @@
+/** `npm run demo` (the README's main job) runs in CI too, and shows what it says it shows. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+test('the demo pins host keys, and ssh itself refreshes from no certificate and from an expired one', async () => {
+  const script = fileURLToPath(new URL('../../scripts/demo.ts', import.meta.url));
+  const r = await execa(process.execPath, ['--import', 'tsx', script], { reject: false, all: true, env: { ...process.env, CSCS_API_KEY: undefined } });
+  const out = String(r.all);
+  assert.is(r.exitCode, 0, out);
+  assert.match(out, /^\$ cscs-sa setup --hosts clariden\nwrote ~\/\.ssh\/cscs-sa\.conf\nadded the Include for it to ~\/\.ssh\/config \(backup: ~\/\.ssh\/config\.cscs-sa\.bak\)\ncscs-sa: host keys are not pinned/m);
+  assert.match(out, /^\$ ssh sa-clariden true\n[\s\S]*?Host key verification failed\.\r?$/m);
+  assert.match(out, /^256 SHA256:\S+ ela\.cscs\.ch \(ED25519\)\n256 SHA256:\S+ clariden\.alps\.cscs\.ch \(ED25519\)$/m);
+  assert.match(out, /^\$ cscs-sa setup --hosts clariden --known-hosts cscs\.known_hosts\npinned 2 host key\(s\) in ~\/\.ssh\/cscs-sa\.known_hosts$/m);
+  assert.match(out, /^\$ rm ~\/\.ssh\/cscs-key-sa-cert\.pub\n\$ ssh sa-clariden 'echo hello from clariden, as \$\(whoami\)'\nhello from clariden, as \S+\nsign calls made while ssh ran: 1$/m);
+  assert.match(out, /^status {7}expired .*$(.*\n)*?\$ ssh sa-clariden 'echo hello again'\nhello again\nsign calls made while ssh ran: 1$/m);
+  assert.match(out, /^\$ cmp results\.bin back\.bin && echo identical\nidentical$/m);
+  assert.match(out, /^Number of regular files transferred: 3$/m);
+  assert.match(out, /^sign calls for 8 parallel ssh: 0$/m);
+  assert.match(out, /^status {7}fresh$/m);
+  assert.match(out, /^== Done: 3 certificate\(s\) signed for 3 token\(s\) in the whole demo$/m);
+});
+
+test.run();

@@ -1,0 +1,120 @@
+/**
+ * Plain OpenSSH tools through the README's ssh_config block, against real sshd on loopback:
+ * what a user types, what they get back, and how often the gateway was asked.
+ */
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseCertificate } from '../../src/core/certificate.ts';
+import { worldSuite } from '../helpers/suites.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-e2e-'));
+const { world, test } = worldSuite('end to end', { after: () => rmSync(scratch, { recursive: true, force: true }) });
+
+/** A tree of files with random content, nested folders and an empty file. */
+function makeTree(root: string): void {
+  for (const [path, size] of [
+    ['a.bin', 200_000],
+    ['empty', 0],
+    ['sub/b.txt', 1234],
+    ['sub/deeper/c.bin', 70_000],
+    ['sub/deeper/d with space', 10],
+  ] as const) {
+    mkdirSync(join(root, path, '..'), { recursive: true });
+    writeFileSync(join(root, path), randomBytes(size));
+  }
+}
+
+async function sameTree(a: string, b: string): Promise<void> {
+  const r = await execa('diff', ['-r', a, b], { reject: false });
+  assert.is(r.exitCode, 0, `trees differ: ${r.stdout}`);
+}
+
+test('ssh sa-clariden through ProxyJump sa-ela, from no key at all', async () => {
+  const home = world.freshHome();
+  const r = await world.ssh('sa-clariden', 'echo', 'ok');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'ok');
+  assert.is(r.stderr, '');
+  assert.is(statSync(home.key).mode & 0o777, 0o600);
+  // The jump host's own Match exec found the certificate fresh: one refresh for the whole chain.
+  assert.is(world.gateway.signCalls, 1);
+});
+
+test('an expired certificate is replaced before ssh reads it', async () => {
+  const home = world.freshHome();
+  assert.is((await world.ssh('sa-ela', 'true')).exitCode, 0);
+  const expired = await world.gateway.sign(readFileSync(home.pub, 'utf8'), { validity: '-10m:-5m' });
+  writeFileSync(home.cert, `${expired}\n`);
+  world.gateway.reset();
+  const r = await world.ssh('sa-clariden', 'echo', 'ok');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'ok');
+  assert.is(world.gateway.signCalls, 1);
+  assert.ok(Number(parseCertificate(readFileSync(home.cert, 'utf8')).validBefore) > Date.now() / 1000);
+});
+
+test('scp both ways, byte for byte', async () => {
+  world.freshHome();
+  const local = join(scratch, 'scp-local.bin');
+  const remote = join(scratch, 'scp-remote.bin');
+  const back = join(scratch, 'scp-back.bin');
+  writeFileSync(local, randomBytes(3 * 1024 * 1024 + 17));
+  const up = await world.tool('scp', ['-q', local, `sa-clariden:${remote}`]);
+  assert.is(up.exitCode, 0, up.stderr);
+  const down = await world.tool('scp', ['-q', `sa-clariden:${remote}`, back]);
+  assert.is(down.exitCode, 0, down.stderr);
+  assert.ok(readFileSync(local).equals(readFileSync(remote)), 'upload intact');
+  assert.ok(readFileSync(local).equals(readFileSync(back)), 'download intact');
+});
+
+test('sftp put and get in batch mode', async () => {
+  world.freshHome();
+  const local = join(scratch, 'sftp-local.bin');
+  const remote = join(scratch, 'sftp-remote.bin');
+  const back = join(scratch, 'sftp-back.bin');
+  writeFileSync(local, randomBytes(500_000));
+  const batch = join(scratch, 'batch');
+  writeFileSync(batch, `put ${local} ${remote}\nget ${remote} ${back}\n`);
+  const r = await world.tool('sftp', ['-q', '-b', batch, 'sa-clariden']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.ok(readFileSync(local).equals(readFileSync(back)));
+});
+
+test('rsync a tree up and back down, byte for byte', async () => {
+  world.freshHome();
+  const src = join(scratch, 'rsync-src');
+  const remote = join(scratch, 'rsync-remote');
+  const back = join(scratch, 'rsync-back');
+  makeTree(src);
+  const up = await world.rsync(['-a', `${src}/`, `sa-clariden:${remote}/`]);
+  assert.is(up.exitCode, 0, up.stderr);
+  const down = await world.rsync(['-a', `sa-clariden:${remote}/`, `${back}/`]);
+  assert.is(down.exitCode, 0, down.stderr);
+  await sameTree(src, remote);
+  await sameTree(src, back);
+});
+
+test('32 parallel ssh from a cold start: all succeed, at most 2 sign calls', async () => {
+  world.freshHome();
+  const runs = await Promise.all(Array.from({ length: 32 }, (_, i) => world.ssh('sa-clariden', 'echo', `run-${i}`)));
+  runs.forEach((r, i) => {
+    assert.is(r.exitCode, 0, `run ${i}: ${r.stderr}`);
+    assert.is(r.stdout, `run-${i}`);
+  });
+  assert.ok(world.gateway.signCalls >= 1 && world.gateway.signCalls <= 2, `${world.gateway.signCalls} sign calls`);
+});
+
+test('a failing refresh shows its one line through ssh, and ssh fails', async () => {
+  world.freshHome();
+  world.env.CSCS_API_KEY = 'not-the-right-key';
+  const r = await world.ssh('sa-ela', 'true');
+  assert.is.not(r.exitCode, 0);
+  assert.match(r.stderr, /^cscs-sa: API key rejected \(401\): Invalid API key: check CSCS_API_KEY$/m);
+  assert.match(r.stderr, /Permission denied \(publickey\)/);
+});
+
+test.run();

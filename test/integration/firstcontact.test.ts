@@ -1,0 +1,228 @@
+/**
+ * First contact, as a new user on a fresh CI runner: the ssh config that `setup` writes, used
+ * as written by real ssh, under the real CSCS host names where the runner allows it (see
+ * helpers/cscs-names.ts): host keys, the certificate offered first, overrides above the Include.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { GatewayDouble } from '../helpers/gateway-double.ts';
+import { Sshd } from '../helpers/sshd.ts';
+import { BIN, cscsSa, type Home, tempHome, userEnv } from '../helpers/cli.ts';
+import { ADDRESSES, addNames, hostFlags, unavailable } from '../helpers/cscs-names.ts';
+import { SECOND_USER, secondUser } from '../helpers/users.ts';
+import { knownHostsName } from '../../src/ssh/knownhosts.ts';
+import type { Target } from '../../src/ssh/sshconfig.ts';
+
+const API_KEY = 'sa-first-contact-key-0123456789';
+const user = userInfo().username;
+const why = await unavailable();
+if (why) console.log(`SKIPPED the real CSCS host names (${why}): the same tests lead sa-ela and sa-clariden to 127.0.0.1 with setup --host`);
+
+/** A second account's API key: the double signs it for the second local user. */
+const KEY_PROJ = 'proj-first-contact-key-9876543210';
+const gateway = new GatewayDouble({ apiKey: API_KEY, principals: [user], accounts: { [KEY_PROJ]: [SECOND_USER] } });
+let ela: Sshd;
+let clariden: Sshd;
+let restoreHosts: (() => void) | undefined;
+
+interface Ctx {
+  home: Home;
+  env: Record<string, string>;
+  config: string;
+  targets: Record<string, Target>;
+}
+const test = suite<Ctx>('first contact');
+
+test.before(async () => {
+  await gateway.start();
+  if (!why) restoreHosts = addNames();
+  const at = (name: keyof typeof ADDRESSES) => (why ? {} : { address: ADDRESSES[name].address, port: 22 });
+  ela = await new Sshd('ela', gateway.caPublicKey, { ...at('ela'), logLevel: 'VERBOSE' }).start();
+  clariden = await new Sshd('clariden', gateway.caPublicKey, { ...at('clariden'), logLevel: 'VERBOSE' }).start();
+});
+test.after(async () => {
+  await Promise.all([ela?.stop(), clariden?.stop()]);
+  await gateway.stop();
+  restoreHosts?.();
+});
+test.before.each((ctx) => {
+  gateway.reset();
+  ela.log = clariden.log = '';
+  ctx.home = tempHome();
+  const bin = join(ctx.home.dir, 'bin');
+  mkdirSync(bin);
+  symlinkSync(BIN, join(bin, 'cscs-sa'));
+  mkdirSync(join(ctx.home.dir, '.ssh'), { mode: 0o700 });
+  ctx.config = join(ctx.home.dir, '.ssh', 'config');
+  ctx.env = userEnv(ctx.home, { PATH: `${bin}:${process.env.PATH}`, CSCS_API_KEY: API_KEY, CSCS_AUTHX_URL: gateway.url, SHELL: '/bin/sh' });
+  ctx.targets = why
+    ? { ela: { hostName: '127.0.0.1', port: ela.port }, clariden: { hostName: '127.0.0.1', port: clariden.port } }
+    : { ela: { hostName: ADDRESSES.ela.hostName }, clariden: { hostName: ADDRESSES.clariden.hostName } };
+});
+test.after.each((ctx) => ctx.home.remove());
+
+const setup = (ctx: Ctx, args: string[], options = {}) => cscsSa(['setup', '--ssh-config', ctx.config, '--hosts', 'clariden', ...(why ? hostFlags(ctx.targets) : []), ...args], ctx.env, options);
+const ssh = async (ctx: Ctx, args: string[], config = ctx.config) => {
+  const r = await execa('ssh', ['-F', config, ...args], { env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore' });
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+};
+/** The known_hosts lines for the two test sshd, under the names ssh looks them up by. */
+const pins = (ctx: Ctx) => `${knownHostsName(ctx.targets.ela!)} ${ela.hostPublicKey}\n${knownHostsName(ctx.targets.clariden!)} ${clariden.hostPublicKey}\n`;
+const failedPublickey = () => (ela.log + clariden.log).split('\n').filter((l) => l.includes('Failed publickey'));
+
+test('without pinned host keys: setup says so in one line, and ssh stops with "Host key verification failed"', async (ctx) => {
+  const r = await setup(ctx, []);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stderr, 'cscs-sa: host keys are not pinned, so ssh stops with "Host key verification failed": run cscs-sa known-hosts on a trusted machine, then cscs-sa setup --known-hosts FILE (or CSCS_SA_KNOWN_HOSTS)\n');
+  const s = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
+  assert.is.not(s.exitCode, 0);
+  assert.match(s.stderr, /Host key verification failed/);
+});
+
+test('known-hosts fetches both keys through the jump host; pinned with setup --known-hosts -, ssh sa-clariden works and sshd logs no "Failed publickey"', async (ctx) => {
+  assert.is((await setup(ctx, [])).exitCode, 0);
+  const fetched = await cscsSa(['known-hosts', '--hosts', 'clariden', '--ssh-config', ctx.config], ctx.env);
+  assert.is(fetched.exitCode, 0, fetched.stderr);
+  assert.equal(fetched.stdout.split('\n').filter(Boolean).sort(), pins(ctx).split('\n').filter(Boolean).sort());
+  assert.match(fetched.stderr, /^256 SHA256:\S+ .* \(ED25519\)$/m);
+
+  const pinned = await setup(ctx, ['--known-hosts', '-'], { input: fetched.stdout, stdin: undefined });
+  assert.is(pinned.exitCode, 0, pinned.stderr);
+  assert.is(pinned.stdout, `pinned 2 host key(s) in ${join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts')}\n`);
+  assert.is(pinned.stderr, '');
+  assert.is(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), fetched.stdout);
+
+  ela.log = clariden.log = '';
+  const s = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
+  assert.is(s.exitCode, 0, s.stderr);
+  assert.is(s.stdout, 'ok');
+  assert.is(s.stderr, '');
+  const accepted = (ela.log + clariden.log).split('\n').filter((l) => /Accepted publickey for .* ED25519-CERT /.test(l));
+  assert.is(accepted.length, 2, `one certificate login on each hop:\n${ela.log}${clariden.log}`);
+  assert.equal(failedPublickey(), [], 'no failed attempt with the bare key');
+
+  // The same without CertificateFile (the old block): the bare key is offered first and fails.
+  const old = join(ctx.home.dir, 'old_ssh_config');
+  writeFileSync(old, readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.conf'), 'utf8').replace(/^ {4}CertificateFile .*\n/m, ''));
+  ela.log = clariden.log = '';
+  assert.is((await ssh(ctx, ['sa-clariden', 'true'], old)).exitCode, 0);
+  assert.ok(failedPublickey().length >= 1, 'the old block spends an attempt on the bare key');
+});
+
+test('CSCS_SA_KNOWN_HOSTS pins the lines for CI; garbage or another host is refused with exit 2 and nothing written', async (ctx) => {
+  const knownHosts = join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts');
+  for (const [lines, reason] of [
+    ['not a key line at all\n', /^cscs-sa: setup: line 1 of CSCS_SA_KNOWN_HOSTS is not a known_hosts line \(.*\): pin the lines cscs-sa known-hosts prints \(nothing was changed\)\n$/],
+    [`${pins(ctx)}github.com ${ela.hostPublicKey}\n`, /^cscs-sa: setup: line 3 of CSCS_SA_KNOWN_HOSTS is for "github\.com", which is neither a CSCS host/],
+    [`${knownHostsName(ctx.targets.ela!)} ssh-ed25519 AAAAC3NzaC1yc2EAAAADAQABAAABAQ\n`, /^cscs-sa: setup: line 1 of CSCS_SA_KNOWN_HOSTS is not a known_hosts line/],
+    [`@cert-authority *.cscs.ch ${ela.hostPublicKey}\n`, /has a @cert-authority marker/],
+    [`ela.cscs.ch,*.cscs.ch ${ela.hostPublicKey}\n`, /^cscs-sa: setup: line 1 of CSCS_SA_KNOWN_HOSTS has the pattern "\*\.cscs\.ch": only host names can be pinned: /],
+  ] as const) {
+    const r = await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: lines } });
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, reason);
+    assert.not.ok(existsSync(knownHosts) || existsSync(ctx.config) || existsSync(ctx.home.key), 'nothing written');
+  }
+  const r = await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(readFileSync(knownHosts, 'utf8'), pins(ctx));
+  const s = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
+  assert.is(s.exitCode, 0, s.stderr);
+});
+
+test('an override above the Include (Host sa-clariden / HostName, ended by Host *) still refreshes, through ProxyJump', async (ctx) => {
+  // Another name for the same server, as a user would set; its key is looked up under the pinned name.
+  const other = why ? 'localhost' : ADDRESSES.clariden.address;
+  assert.is((await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } })).exitCode, 0);
+  // The user puts their own block above the marked Include; setup run again keeps it there.
+  writeFileSync(ctx.config, `Host sa-clariden\n    HostName ${other}\n    HostKeyAlias ${knownHostsName(ctx.targets.clariden!)}\nHost *\n${readFileSync(ctx.config, 'utf8')}`);
+  const again = await setup(ctx, []);
+  assert.is(again.stdout, 'cscs-sa: nothing to change\n');
+  assert.match(readFileSync(ctx.config, 'utf8'), /^Host sa-clariden\n {4}HostName .*\n {4}HostKeyAlias .*\nHost \*\n# BEGIN cscs-sa/);
+  const probe = async (config = ctx.config) => {
+    rmSync(ctx.home.cert, { force: true });
+    gateway.reset();
+    return execa('ssh', ['-v', '-F', config, 'sa-clariden', 'echo', 'ok'], { env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore' });
+  };
+  const s = await probe();
+  assert.is(s.exitCode, 0, String(s.stderr));
+  assert.is(String(s.stdout), 'ok');
+  assert.match(String(s.stderr), /debug1: Executing command: '.* match sa-clariden'/, 'the Match exec ran for the host typed');
+  assert.ok(gateway.signCalls >= 1);
+
+  // The same with the old `Match host ... %h`: it never fires for sa-clariden.
+  const conf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
+  const old = join(ctx.home.dir, 'old_ssh_config');
+  writeFileSync(old, readFileSync(ctx.config, 'utf8').replace(conf, join(ctx.home.dir, 'old.conf')));
+  writeFileSync(join(ctx.home.dir, 'old.conf'), readFileSync(conf, 'utf8').replace(/^Match originalhost (.*) %n"$/m, 'Match host $1 %h"'));
+  const o = await probe(old);
+  assert.not.match(String(o.stderr), /debug1: Executing command: '.* match (sa-clariden|other|localhost|127\.0\.0\.3)'/);
+});
+
+test('known-hosts when the jump host cannot be reached: exit 8 naming it, nothing on stdout', async (ctx) => {
+  assert.is((await setup(ctx, ['--host', 'ela=127.0.0.1:1'])).exitCode, 0);
+  const r = await cscsSa(['known-hosts', '--hosts', 'clariden', '--ssh-config', ctx.config], ctx.env);
+  assert.is(r.exitCode, 8, r.stderr);
+  assert.is(r.stdout, '');
+  assert.match(r.stderr, /^cscs-sa: no host key from sa-ela \(.+\): check that ssh reaches these hosts \(cscs-sa doctor HOST --connect\)\n$/);
+});
+
+test('--trust-on-first-use: a warning line, and ssh records the keys it was shown', async (ctx) => {
+  const r = await setup(ctx, ['--trust-on-first-use']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stderr, 'cscs-sa: warning: --trust-on-first-use: ssh accepts the first host key it is shown, also from a machine in the middle; pin the keys instead (cscs-sa known-hosts, setup --known-hosts)\n');
+  const s = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
+  assert.is(s.exitCode, 0, s.stderr);
+  assert.match(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), knownHostsName(ctx.targets.clariden!));
+});
+
+test('two accounts with --multiplex and pinned host keys: each its own user, its own masters, no refresh while they are open, close ends them', async (ctx) => {
+  if (!secondUser()) return void console.log('SKIPPED two accounts together: a second local user needs root');
+  const env = { ...ctx.env, CSCS_API_KEY_PROJ: KEY_PROJ };
+  const login = { sa: user, proj: SECOND_USER } as const;
+  for (const [account, name] of Object.entries(login)) {
+    const r = await setup(ctx, ['--account', account, '--user', name, '--multiplex', '--known-hosts', '-'], { env, input: pins(ctx), stdin: undefined });
+    assert.is(r.exitCode, 0, r.stderr);
+  }
+  const run = async (args: string[]) => {
+    const r = await execa('ssh', ['-F', ctx.config, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+  const sockets = join(ctx.home.dir, '.ssh', 'cscs-sa-cm');
+  try {
+    for (const [account, name] of Object.entries(login)) {
+      const r = await run([`${account}-clariden`, 'id', '-un']);
+      assert.is(r.exitCode, 0, r.stderr);
+      assert.is(r.stdout, name);
+    }
+    assert.is(gateway.signCallsFor(API_KEY), 1);
+    assert.is(gateway.signCallsFor(KEY_PROJ), 1);
+    // One master per host and account: the jump host's (ProxyJump's child ssh) and the cluster's.
+    assert.is(readdirSync(sockets).length, 4, readdirSync(sockets).join(' '));
+    // Without certificates, the open masters carry the next commands: no gateway call at all.
+    for (const account of Object.keys(login)) rmSync(join(ctx.home.dir, '.ssh', `cscs-key-${account}-cert.pub`));
+    gateway.reset();
+    for (const [account, name] of Object.entries(login)) {
+      const r = await run([`${account}-clariden`, 'id', '-un']);
+      assert.is(r.exitCode, 0, r.stderr);
+      assert.is(r.stdout, name);
+    }
+    assert.is(gateway.requests.length, 0);
+  } finally {
+    const closed = await cscsSa(['close', '--ssh-config', ctx.config], env);
+    assert.is(closed.exitCode, 0, closed.stderr);
+    assert.is(closed.stdout, 'cscs-sa: closed 4 connections\n');
+  }
+  // With the masters gone, each account refreshes its own certificate again.
+  const again = await run(['proj-clariden', 'id', '-un']);
+  assert.is(again.exitCode, 0, again.stderr);
+  assert.is(gateway.signCallsFor(KEY_PROJ), 1);
+  assert.is(gateway.signCallsFor(API_KEY), 0);
+  await cscsSa(['close', '--ssh-config', ctx.config], env);
+});
+
+test.run();

@@ -1,0 +1,53 @@
+/**
+ * A gateway outage as a user of real ssh sees it, through ProxyJump (sa-clariden behind sa-ela):
+ * with no usable certificate, one deadline and one line, not one per hop; with a certificate
+ * still valid inside the refresh margin, ssh goes on with it, quickly, told once.
+ */
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { worldSuite } from '../helpers/suites.ts';
+
+const { world, test } = worldSuite('jump');
+
+function cscsSaLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('cscs-sa: '));
+}
+
+test('ProxyJump with the gateway not answering: one deadline, one token request, the line printed once', async () => {
+  world.freshHome({ env: { CSCS_SA_TIMEOUT: '5' } });
+  for (let i = 0; i < 20; i++) world.gateway.faults.token.push({ hang: true });
+  const started = Date.now();
+  const r = await world.ssh('sa-clariden', 'true');
+  const ms = Date.now() - started;
+  assert.is(r.exitCode, 255);
+  const lines = cscsSaLines(r.stderr);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 5 s: check the network or HTTPS_PROXY, or raise "timeout"$/);
+  assert.is(world.gateway.tokenCalls, 1, 'the jump hop asked no one');
+  // One deadline, not one per hop (the hop's match fails at once from the memo).
+  assert.ok(ms < 5000 * 2, `${ms} ms`);
+  console.log(`    ProxyJump, gateway not answering, 5 s deadline: ssh exit 255 after ${ms} ms, ${world.gateway.tokenCalls} token request, ${lines.length} line`);
+});
+
+test('an outage while the certificate is valid but inside the margin: ssh through ProxyJump succeeds, one line, quickly', async () => {
+  const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '10' } });
+  const first = await world.ssh('sa-ela', 'true');
+  assert.is(first.exitCode, 0, first.stderr);
+  const cert = readFileSync(home.cert, 'utf8');
+  world.env.CSCS_SA_REFRESH_MARGIN = '3600';
+  world.gateway.reset();
+  for (let i = 0; i < 20; i++) world.gateway.faults.token.push({ hang: true });
+  const started = Date.now();
+  const r = await world.ssh('sa-clariden', 'echo ok');
+  const ms = Date.now() - started;
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'ok');
+  const lines = cscsSaLines(r.stderr);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 1\.5 s: using the current certificate, valid for \d+ s more$/);
+  assert.is(readFileSync(home.cert, 'utf8'), cert);
+  assert.ok(ms < 10_000, `${ms} ms: far from the 10 s deadline`);
+  console.log(`    outage inside the margin, ProxyJump: ssh exit 0 after ${ms} ms, ${lines.length} line, ${world.gateway.tokenCalls} token request(s)`);
+});
+
+test.run();

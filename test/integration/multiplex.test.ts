@@ -1,0 +1,218 @@
+/**
+ * Burst mode (setup --multiplex) through real ssh and sshd: the block that setup writes, with
+ * the loopback addresses put in front of it the way a user overrides a host. Counts what a user
+ * cannot see but pays for: gateway calls at the double, and Node starts (every node process
+ * started with this world's environment appends its arguments to a file).
+ */
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sshArgsHaveG } from '../../src/ssh/parent.ts';
+import { cscsSa } from '../helpers/cli.ts';
+import { worldSuite } from '../helpers/suites.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-mux-'));
+const { world, test } = worldSuite('burst mode', { after: () => rmSync(scratch, { recursive: true, force: true }) });
+
+const recorder = join(scratch, 'record-node.cjs');
+writeFileSync(recorder, "require('node:fs').appendFileSync(process.env.CSCS_SA_TEST_NODE_LOG, process.argv.slice(1).join(' ') + '\\n');\n");
+
+interface Burst {
+  config: string;
+  sockets: string;
+  nodeLog: string;
+}
+
+/** A fresh HOME with the block of `setup --multiplex`, the loopback hosts in front of it. */
+async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
+  const home = world.freshHome({ env });
+  const nodeLog = join(home.dir, 'node-starts');
+  Object.assign(world.env, { NODE_OPTIONS: `--require ${recorder}`, CSCS_SA_TEST_NODE_LOG: nodeLog });
+  const ssh = join(home.dir, '.ssh');
+  mkdirSync(ssh, { recursive: true, mode: 0o700 });
+  const config = join(ssh, 'config');
+  const r = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', home.key, '--hosts', 'clariden', '--ssh-config', config], world.env);
+  assert.is(r.exitCode, 0, r.stderr);
+  writeFileSync(config, world.userConfig(join(ssh, 'cscs-sa.conf')));
+  world.sshConfig = config;
+  rmSync(nodeLog, { force: true });
+  return { config, sockets: join(ssh, 'cscs-sa-cm'), nodeLog };
+}
+
+const nodeStarts = (b: Burst) => (existsSync(b.nodeLog) ? readFileSync(b.nodeLog, 'utf8').split('\n').filter(Boolean) : []);
+const sockets = (b: Burst) => (existsSync(b.sockets) ? readdirSync(b.sockets).filter((n) => lstatSync(join(b.sockets, n)).isSocket()) : []);
+
+async function controlPath(host: string): Promise<string> {
+  const r = await world.ssh('-G', host);
+  assert.is(r.exitCode, 0, r.stderr);
+  return /^controlpath (.*)$/m.exec(r.stdout)![1]!;
+}
+
+async function expireCertificate(): Promise<void> {
+  const expired = await world.gateway.sign(readFileSync(world.home.pub, 'utf8'), { validity: '-10m:-5m' });
+  writeFileSync(world.home.cert, `${expired}\n`);
+}
+
+/** With an expired certificate and no live master, a command refreshes once and works. */
+async function expiredCommandRefreshes(): Promise<void> {
+  await expireCertificate();
+  world.gateway.reset();
+  const r = await world.ssh('sa-clariden', 'echo', 'works');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'works');
+  assert.is(world.gateway.signCalls, 1);
+}
+
+async function close(b: Burst) {
+  return cscsSa(['close', '--ssh-config', b.config], world.env);
+}
+
+test.after.each(async () => {
+  // No master outlives its test: the next test's counts would include it.
+  if (world.sshConfig.endsWith('/.ssh/config')) await cscsSa(['close', '--ssh-config', world.sshConfig], world.env);
+});
+
+test('ssh -G: reads -G the way ssh does', () => {
+  for (const args of [['-G', 'h'], ['-vG', 'h'], ['-GF', 'cfg', 'h'], ['-F', 'cfg', '-G', 'h'], ['h', '-G'], ['-p22', '-G', 'h'], ['-4', 'h', '-vG', 'cmd']]) {
+    assert.ok(sshArgsHaveG(args), args.join(' '));
+  }
+  for (const args of [['h'], ['-o', 'G', 'h'], ['-F', '-G', 'h'], ['-oG', 'h'], ['-lG', 'h'], ['h', 'cmd', '-G'], ['--', 'h', '-G'], ['h', '--', '-G'], ['-E', 'log', 'h', 'echo', '-G']]) {
+    assert.not.ok(sshArgsHaveG(args), args.join(' '));
+  }
+});
+
+test('a long command outlives its certificate; then commands on the master: no sign call, no Node start, ProxyJump, scp, sftp, rsync, git', async () => {
+  const b = await burstHome({ CSCS_SA_REFRESH_MARGIN: '1' });
+  world.gateway.options.validity = '-5s:+4s';
+  try {
+    const long = await world.ssh('sa-clariden', 'sleep 6; echo done');
+    assert.is(long.exitCode, 0, long.stderr);
+    assert.is(long.stdout, 'done');
+  } finally {
+    world.gateway.options.validity = undefined;
+  }
+  assert.ok(world.gateway.issued.every((c) => c.validBefore < Date.now() / 1000), 'the certificate has expired');
+  // %C in the Match line is the ControlPath's: both masters sit where ssh -G says, the jump
+  // host's (made by the ProxyJump child ssh -W) included.
+  const paths = [await controlPath('sa-clariden'), await controlPath('sa-ela')];
+  assert.equal(sockets(b).sort(), paths.map((p) => p.slice(b.sockets.length + 1)).sort());
+  world.gateway.reset();
+  rmSync(b.nodeLog, { force: true });
+
+  const echo = await world.ssh('sa-clariden', 'echo', 'on the master');
+  assert.is(echo.exitCode, 0, echo.stderr);
+  assert.is(echo.stdout, 'on the master');
+  assert.is((await world.ssh('sa-ela', 'true')).exitCode, 0);
+  const file = join(scratch, 'up.txt');
+  writeFileSync(file, 'payload\n');
+  const scp = await world.tool('scp', ['-q', file, `sa-clariden:${join(scratch, 'scp.txt')}`]);
+  assert.is(scp.exitCode, 0, scp.stderr);
+  assert.is(readFileSync(join(scratch, 'scp.txt'), 'utf8'), 'payload\n');
+  const batch = join(scratch, 'batch');
+  writeFileSync(batch, `get ${join(scratch, 'scp.txt')} ${join(scratch, 'sftp.txt')}\n`);
+  const sftp = await world.tool('sftp', ['-q', '-b', batch, 'sa-clariden']);
+  assert.is(sftp.exitCode, 0, sftp.stderr);
+  assert.is(readFileSync(join(scratch, 'sftp.txt'), 'utf8'), 'payload\n');
+  const rsync = await world.rsync(['-a', file, `sa-clariden:${join(scratch, 'rsync.txt')}`]);
+  assert.is(rsync.exitCode, 0, rsync.stderr);
+  assert.is(readFileSync(join(scratch, 'rsync.txt'), 'utf8'), 'payload\n');
+  const repo = join(scratch, 'repo.git');
+  await execa('git', ['init', '-q', '--bare', repo]);
+  const git = await execa('git', ['ls-remote', `sa-clariden:${repo}`], { env: { ...world.env, GIT_SSH_COMMAND: `ssh -F ${b.config}` }, extendEnv: false, reject: false });
+  assert.is(git.exitCode, 0, git.stderr);
+
+  assert.is(world.gateway.signCalls, 0);
+  assert.equal(nodeStarts(b), []);
+});
+
+test('cscs-sa close ends the masters; the next command refreshes and works', async () => {
+  const b = await burstHome();
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
+  assert.is(sockets(b).length, 2);
+  const r = await close(b);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'cscs-sa: closed 2 connections\n');
+  assert.equal(sockets(b), []);
+  await expiredCommandRefreshes();
+});
+
+test('a master killed with -9 leaves a stale socket: the next command refreshes and works; close removes what is stale', async () => {
+  const b = await burstHome();
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
+  const check = await world.ssh('-O', 'check', 'sa-clariden');
+  const pid = Number(/pid=(\d+)/.exec(check.stderr)?.[1]);
+  assert.ok(pid > 0, check.stderr);
+  process.kill(pid, 'SIGKILL');
+  await sleep(100);
+  const stale = (await controlPath('sa-clariden')).slice(b.sockets.length + 1);
+  assert.ok(sockets(b).includes(stale), 'the socket is still there');
+  await expiredCommandRefreshes();
+
+  // The new master's socket replaced the stale one; kill it too and let close clean up.
+  const again = await world.ssh('-O', 'check', 'sa-clariden');
+  process.kill(Number(/pid=(\d+)/.exec(again.stderr)?.[1]), 'SIGKILL');
+  await sleep(100);
+  const r = await close(b);
+  assert.is(r.stdout, 'cscs-sa: closed 1 connection, removed 1 stale socket\n');
+  assert.equal(sockets(b), []);
+});
+
+test('16 concurrent first commands all succeed', async () => {
+  const b = await burstHome();
+  const runs = await Promise.all(Array.from({ length: 16 }, (_, i) => world.ssh('sa-clariden', 'echo', String(i))));
+  runs.forEach((r, i) => {
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stdout, String(i));
+  });
+  assert.ok(world.gateway.signCalls >= 1 && world.gateway.signCalls <= 2, `${world.gateway.signCalls} sign calls`);
+  assert.ok(sockets(b).length >= 1);
+});
+
+test('ssh -G with an expired certificate makes no gateway call; ssh right after refreshes', async () => {
+  await burstHome();
+  assert.is((await world.ssh('sa-ela', 'true')).exitCode, 0);
+  await cscsSa(['close', '--ssh-config', world.sshConfig], world.env);
+  await expireCertificate();
+  world.gateway.reset();
+  for (const args of [['-G', 'sa-clariden'], ['-vG', 'sa-clariden'], ['sa-ela', '-G']]) {
+    const r = await world.ssh(...args);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /^controlmaster auto$/m);
+  }
+  assert.is(world.gateway.requests.length, 0);
+  const r = await world.ssh('sa-clariden', 'true');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(world.gateway.signCalls, 1);
+});
+
+test('setup --multiplex: folder 0700; % and spaces in its path survive ssh\'s lexer; a path too long for a socket is refused', async () => {
+  const odd = join(scratch, '50% a');
+  mkdirSync(odd, { recursive: true });
+  const b = await burstHome();
+  const r = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', world.home.key, '--hosts', 'clariden', '--ssh-config', join(odd, 'config')], world.env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(statSync(join(odd, 'cscs-sa-cm')).mode & 0o777, 0o700);
+  writeFileSync(b.config, readFileSync(b.config, 'utf8').replace(/^Include .*$/m, `Include "${join(odd, 'cscs-sa.conf')}"`));
+  assert.is(await controlPath('sa-clariden').then((p) => p.startsWith(`${join(odd, 'cscs-sa-cm')}/`)), true);
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
+  rmSync(b.nodeLog, { force: true });
+  await expireCertificate();
+  world.gateway.reset();
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
+  assert.is(world.gateway.signCalls, 0);
+  assert.equal(nodeStarts(b), []);
+  await cscsSa(['close', '--ssh-config', join(odd, 'config')], world.env);
+
+  const deep = join(scratch, 'x'.repeat(60));
+  mkdirSync(deep);
+  const refused = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', join(deep, 'key'), '--ssh-config', join(deep, 'config')], world.env);
+  assert.is(refused.exitCode, 3);
+  const dir = join(deep, 'cscs-sa-cm');
+  assert.is(refused.stderr, `cscs-sa: setup --multiplex: the socket folder ${dir} is ${dir.length} bytes long, but a socket path must fit 104 bytes, which leaves 45 for the folder: run setup with --ssh-config in a folder with a shorter path, or without --multiplex\n`);
+  assert.equal(readdirSync(deep), []);
+});
+
+test.run();

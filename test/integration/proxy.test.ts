@@ -1,0 +1,152 @@
+/**
+ * `cscs-sa proxy` as ssh drives it: stdin and stdout are the connection, stderr is for people.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { execa } from 'execa';
+import { BIN } from '../helpers/cli.ts';
+import { freePort } from '../helpers/sshd.ts';
+
+const test = suite('proxy');
+
+async function listen(onConnection: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer({ allowHalfOpen: true }, onConnection);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+function proxy(args: string[]) {
+  return execa(process.execPath, [BIN, 'proxy', ...args], { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', encoding: 'buffer', buffer: { stdout: false } });
+}
+
+const GiB = 1024 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+
+test('1 GiB each way at once, byte for byte', async () => {
+  // Deterministic pseudo-random data: one random MiB, each copy with its index stamped in.
+  const block = randomBytes(CHUNK);
+  const chunk = (i: number) => {
+    const b = Buffer.from(block);
+    b.writeUInt32BE(i, 0);
+    return b;
+  };
+  const expected = createHash('sha256');
+  for (let i = 0; i < GiB / CHUNK; i++) expected.update(chunk(i));
+  const digest = expected.digest('hex');
+
+  let serverGot = '';
+  const { server, port } = await listen((socket) => {
+    // Like sshd, the server closes only when both directions are done: the proxy exits when it does.
+    const hash = createHash('sha256');
+    let sent = false;
+    let received = false;
+    const finish = () => sent && received && socket.end();
+    socket.on('data', (d) => hash.update(d));
+    socket.on('end', () => {
+      serverGot = hash.digest('hex');
+      received = true;
+      finish();
+    });
+    let i = 0;
+    const send = () => {
+      while (i < GiB / CHUNK) if (!socket.write(chunk(i++))) return void socket.once('drain', send);
+      sent = true;
+      finish();
+    };
+    send();
+  });
+  const child = proxy(['127.0.0.1', String(port)]);
+  const clientHash = createHash('sha256');
+  child.stdout!.on('data', (d: Buffer) => clientHash.update(d));
+  let i = 0;
+  const send = () => {
+    while (i < GiB / CHUNK) if (!child.stdin!.write(chunk(i++))) return void child.stdin!.once('drain', send);
+    child.stdin!.end();
+  };
+  send();
+  const r = await child;
+  server.close();
+  assert.is(r.exitCode, 0, String(r.stderr));
+  assert.is(clientHash.digest('hex'), digest, 'download intact');
+  assert.is(serverGot, digest, 'upload intact');
+});
+
+test('server closes first: exits at once though ssh keeps its side open', async () => {
+  const { server, port } = await listen((socket) => socket.end('bye\n'));
+  const child = proxy(['127.0.0.1', String(port)]);
+  const started = Date.now();
+  const r = await child; // stdin stays open: the test never ends it
+  server.close();
+  assert.is(r.exitCode, 0);
+  assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+});
+
+test('client closes first: half-closes, relays what the server still sends, then exits', async () => {
+  const { server, port } = await listen((socket) => {
+    const got: Buffer[] = [];
+    socket.on('data', (d) => got.push(d));
+    // The server answers only after it saw the end of the client's data, as `ssh host cmd < file` needs.
+    socket.on('end', () => setTimeout(() => socket.end(`got ${Buffer.concat(got).toString()}`), 200));
+  });
+  const child = execa(process.execPath, [BIN, 'proxy', '127.0.0.1', String(port)], { reject: false, input: 'hello' });
+  const r = await child;
+  server.close();
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'got hello');
+});
+
+test('SIGHUP from ssh: exits at once, quietly, by exit code (128 + 1) rather than by signal', async () => {
+  let connected: () => void;
+  const connection = new Promise<void>((resolve) => (connected = resolve));
+  const { server, port } = await listen(() => connected());
+  const child = proxy(['127.0.0.1', String(port)]);
+  // Once it has connected, it is relaying: the state ssh's SIGHUP finds it in.
+  await connection;
+  const started = Date.now();
+  child.kill('SIGHUP');
+  const r = await child;
+  server.close();
+  assert.is(r.exitCode, 129);
+  assert.is(r.signal, undefined);
+  assert.is(String(r.stderr), '');
+  assert.ok(Date.now() - started < 1000);
+});
+
+test('bad input: one line on stderr, a documented exit code, nothing on stdout', async () => {
+  const closed = await freePort();
+  const cases: [string[], number, RegExp][] = [
+    [['no-such-host.invalid', '22'], 8, /^cscs-sa: cannot resolve host "no-such-host\.invalid": no such host\n$/],
+    [['127.0.0.1', String(closed)], 8, new RegExp(`^cscs-sa: cannot connect to 127\\.0\\.0\\.1 port ${closed}: 127\\.0\\.0\\.1: connection refused\\n$`)],
+    [['127.0.0.1', 'ssh'], 2, /^cscs-sa: proxy: "ssh" is not a TCP port\n$/],
+    [['127.0.0.1', '70000'], 2, /^cscs-sa: proxy: "70000" is not a TCP port\n$/],
+    [['127.0.0.1'], 2, /^cscs-sa: proxy takes HOST and PORT/],
+    [['--bogus', '127.0.0.1', '22'], 2, /^cscs-sa: proxy: Unknown option '--bogus' \(see cscs-sa proxy --help\)\n$/],
+    [['$(touch /tmp/cscs-sa-pwned);x', '22'], 8, /^cscs-sa: cannot resolve host/],
+  ];
+  for (const [args, code, stderr] of cases) {
+    const r = await execa(process.execPath, [BIN, 'proxy', ...args], { reject: false, stdin: 'ignore', stripFinalNewline: false });
+    assert.is(r.exitCode, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, stderr);
+    assert.is(r.stdout, '');
+  }
+  assert.throws(() => statSync('/tmp/cscs-sa-pwned'), /ENOENT/, 'the host name was run by a shell');
+});
+
+test('--log FILE records the connection for ControlPersist masters, whose stderr is /dev/null', async () => {
+  const { server, port } = await listen((socket) => socket.end('x'));
+  const log = `/tmp/cscs-sa-proxy-log-${process.pid}`;
+  const r = await execa(process.execPath, [BIN, 'proxy', '--log', log, '127.0.0.1', String(port)], { reject: false });
+  server.close();
+  assert.is(r.exitCode, 0);
+  const text = readFileSync(log, 'utf8');
+  rmSync(log);
+  assert.match(text, new RegExp(`cscs-sa:proxy connected to 127\\.0\\.0\\.1 port ${port}`));
+  assert.match(text, /cscs-sa:proxy server side ended after 1 bytes/);
+});
+
+test.run();

@@ -1,0 +1,119 @@
+/**
+ * The API key and the JWT never show where other users or other programs can see them: no
+ * process's command line, no child's environment (cscs-sa itself inherits CSCS_API_KEY from
+ * the user, as it must), no log line, no error, no file under HOME.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GatewayDouble } from '../helpers/gateway-double.ts';
+import { BIN, cscsSa, tempHome, userEnv, type Home } from '../helpers/cli.ts';
+
+const API_KEY = 'sa-secret-key-5f0e1d2c3b4a';
+const gw = new GatewayDouble({ apiKey: API_KEY, principals: [userInfo().username] });
+const test = suite('secrets');
+const homes: Home[] = [];
+
+test.before(async () => {
+  await gw.start();
+});
+test.after(async () => {
+  await gw.stop();
+  for (const home of homes) home.remove();
+});
+
+/** Polls every process's argv and environment from its own process, until SIGTERM. */
+const SCANNER = `
+const fs = require('fs');
+const seen = new Map();
+let scans = 0;
+function scan() {
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\\d+$/.test(pid) || pid === String(process.pid)) continue;
+    let comm, cmdline, environ;
+    try {
+      comm = fs.readFileSync('/proc/' + pid + '/comm', 'latin1').trim();
+      cmdline = fs.readFileSync('/proc/' + pid + '/cmdline', 'latin1');
+      environ = fs.readFileSync('/proc/' + pid + '/environ', 'latin1');
+    } catch { continue; }
+    const key = pid + '\\0' + comm + '\\0' + cmdline + '\\0' + environ.length;
+    if (!seen.has(key)) seen.set(key, { pid, comm, cmdline: cmdline.split('\\0').join(' '), environ: environ.split('\\0').join(' ') });
+  }
+  scans++;
+}
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ scans, processes: [...seen.values()] })); process.exit(0); });
+(function loop() { scan(); setImmediate(loop); })();
+`;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((name) => join(dir, name))
+    .filter((path) => statSync(path).isFile());
+}
+
+test('refreshes leak neither key nor token into argv, child environments, logs, errors or files', async () => {
+  const scanner = execa(process.execPath, ['-e', SCANNER], { reject: false });
+  await sleep(300);
+  // Slow answers keep every process alive long enough to be seen.
+  for (let i = 0; i < 16; i++) gw.faults.sign.push({ delayMs: 300 });
+  const runs = [];
+  for (let i = 0; i < 8; i++) {
+    const home = tempHome();
+    homes.push(home);
+    const env = userEnv(home, { CSCS_AUTHX_URL: gw.url, DEBUG: 'cscs-sa:*' });
+    if (i % 2 === 0) {
+      env.CSCS_API_KEY = API_KEY;
+    } else {
+      // The other half reads the key through a secret-manager style command that takes a while.
+      const vault = join(home.dir, 'vault');
+      writeFileSync(vault, API_KEY, { mode: 0o600 });
+      mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+      writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ apiKeyCommand: ['sh', '-c', `sleep 0.3; cat ${vault}`] }));
+    }
+    runs.push(cscsSa(['match'], env), cscsSa(['sign', '--force'], { ...env, CSCS_API_KEY: 'rejected-secret-key-9876' }));
+  }
+  const results = await Promise.all(runs);
+  await sleep(100);
+  scanner.kill('SIGTERM');
+  const { scans, processes } = JSON.parse(String((await scanner).stdout)) as {
+    scans: number;
+    processes: { pid: string; comm: string; cmdline: string; environ: string }[];
+  };
+
+  const secrets = [API_KEY, 'rejected-secret-key-9876', ...gw.issuedTokens];
+  assert.ok(gw.issuedTokens.size >= 8, `${gw.issuedTokens.size} tokens issued`);
+  // cscs-sa itself holds the key the user gave it. It is the only node process here; a node
+  // process can also read with an empty command line (exiting, or a child between fork and exec,
+  // which still shares node's memory), so processes are told apart by their comm too.
+  const ours = (p: { comm: string; cmdline: string }) => p.cmdline.includes(BIN) || p.comm === 'node';
+  // The scan must have seen the children it vouches for, or it proves nothing.
+  const children = processes.filter((p) => !ours(p));
+  assert.ok(processes.some((p) => p.cmdline.includes(BIN)), 'saw cscs-sa processes');
+  assert.ok(children.some((p) => p.cmdline.startsWith('ssh-keygen')), 'saw ssh-keygen children');
+  assert.ok(children.some((p) => p.cmdline.includes('sleep 0.3; cat')), 'saw apiKeyCommand children');
+  for (const p of processes) {
+    for (const secret of secrets) {
+      assert.not.ok(p.cmdline.includes(secret), `argv of ${p.cmdline} holds a secret`);
+      if (!ours(p)) assert.not.ok(p.environ.includes(secret), `environment of ${p.comm} (${p.cmdline}) holds a secret`);
+      // A token is never in any environment, cscs-sa's included.
+      if (secret.startsWith('eyJ')) assert.not.ok(p.environ.includes(secret), `environment of ${p.comm} holds a token`);
+    }
+  }
+
+  const printed = results.map((r) => `${r.stdout}\n${r.stderr}`).join('\n');
+  assert.match(printed, /cscs-sa:gateway POST/, 'DEBUG output was produced');
+  assert.match(printed, /cscs-sa: API key rejected \(401\)/, 'error messages were produced');
+  const written = homes.flatMap((home) => filesUnder(home.dir)).filter((f) => !f.endsWith('/vault'));
+  assert.ok(written.length >= 24, `${written.length} files written`);
+  for (const secret of secrets) {
+    assert.not.ok(printed.includes(secret), 'a secret was printed');
+    for (const file of written) assert.not.ok(readFileSync(file, 'latin1').includes(secret), `${file} holds a secret`);
+  }
+  console.log(`    ${scans} scans of /proc saw ${processes.length} processes, ${children.length} of them not cscs-sa`);
+});
+
+test.run();

@@ -1,0 +1,228 @@
+/**
+ * Inputs trusted only as OpenSSH trusts them: config files (data and code) that no one else
+ * wrote or can write, gateway URLs that never carry the API key in clear text, and settings
+ * whose names are settings (not `__proto__`). Each refusal: exit 3, one line naming the file or
+ * variable and the fix, and nothing in the file run (a marker file proves it).
+ */
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gatewaySuite } from '../helpers/suites.ts';
+import { BIN, cscsSa, userEnv } from '../helpers/cli.ts';
+
+const API_KEY = 'sa-trust-key-0123456789';
+const { gw, test } = gatewaySuite('trust', API_KEY);
+const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+
+const FORMATS = ['json', 'yaml', 'js', 'mjs', 'cjs'] as const;
+type Format = (typeof FORMATS)[number];
+
+/** A config file whose use leaves `marker`: code formats at load, data formats when apiKeyCommand runs. */
+function configText(format: Format, marker: string): string {
+  const command = ['sh', '-c', `touch ${marker}.command; echo ${API_KEY}`];
+  const settings = JSON.stringify({ apiKeyCommand: command });
+  switch (format) {
+    case 'json':
+      return settings;
+    case 'yaml':
+      return `apiKeyCommand: ${JSON.stringify(command)}\n`;
+    case 'mjs':
+      return `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\nexport default ${settings};\n`;
+    default:
+      return `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\nmodule.exports = ${settings};\n`;
+  }
+}
+
+function writeConfig(homeDir: string, format: Format, marker: string): string {
+  const dir = join(homeDir, '.config', 'cscs-sa');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `config.${format}`);
+  writeFileSync(file, configText(format, marker));
+  chmodSync(file, 0o644);
+  return file;
+}
+
+/** Whether anything of the config file ran: its code, or its apiKeyCommand. */
+function ran(marker: string): boolean {
+  return existsSync(marker) || existsSync(`${marker}.command`);
+}
+
+for (const format of FORMATS) {
+  for (const [who, mode] of [['others', 0o666], ['its group', 0o664]] as const) {
+    test(`config.${format} writable by ${who}: exit 3 naming the file and chmod go-w, nothing in it runs`, async ({ home, env }) => {
+      const marker = join(home.dir, 'ran');
+      const file = writeConfig(home.dir, format, marker);
+      chmodSync(file, mode);
+      delete env.CSCS_API_KEY;
+      const r = await cscsSa(['match'], env);
+      assert.is(r.exitCode, 3);
+      assert.is(r.stderr, `cscs-sa: config file ${file} is writable by others, so nothing in it is used: chmod go-w ${file}\n`);
+      assert.not.ok(ran(marker), 'nothing ran');
+      assert.is(gw.requests.length, 0);
+      // The fix it names works, and the same file then runs (so the marker could have shown it).
+      chmodSync(file, 0o644);
+      const fixed = await cscsSa(['match'], env);
+      assert.is(fixed.exitCode, 0, fixed.stderr);
+      assert.ok(ran(marker), 'the trusted file is used');
+    });
+  }
+
+  if (isRoot) {
+    test(`config.${format} owned by another user: exit 3, nothing in it runs`, async ({ home, env }) => {
+      const marker = join(home.dir, 'ran');
+      const file = writeConfig(home.dir, format, marker);
+      chownSync(file, NOBODY, NOBODY);
+      delete env.CSCS_API_KEY;
+      const r = await cscsSa(['match'], env);
+      assert.is(r.exitCode, 3);
+      assert.is(r.stderr, `cscs-sa: config file ${file} belongs to another user (uid ${NOBODY}), so nothing in it is used: remove it, or replace it with a file of your own\n`);
+      assert.not.ok(ran(marker));
+      assert.is(gw.requests.length, 0);
+    });
+  }
+}
+
+test('a config file in a folder others can write: exit 3 naming the folder', async ({ home, env }) => {
+  const marker = join(home.dir, 'ran');
+  const file = writeConfig(home.dir, 'cjs', marker);
+  const dir = join(home.dir, '.config');
+  chmodSync(dir, 0o777);
+  const r = await cscsSa(['match'], env);
+  assert.is(r.exitCode, 3);
+  assert.is(r.stderr, `cscs-sa: config file ${file} is in folder ${dir}, which others can write, so nothing in it is used: chmod go-w ${dir}, or move the config file to a folder only you can write\n`);
+  assert.not.ok(ran(marker));
+});
+
+test('CSCS_SA_CONFIG through a symlink is judged by its target and the target\'s folders', async ({ home, env }) => {
+  const marker = join(home.dir, 'ran');
+  const shared = mkdtempSync(join(tmpdir(), 'cscs-sa-shared-'));
+  try {
+    chmodSync(shared, 0o777);
+    const target = join(shared, 'config.cjs');
+    writeFileSync(target, configText('cjs', marker));
+    chmodSync(target, 0o644);
+    const link = join(home.dir, 'config.cjs');
+    await execa('ln', ['-s', target, link]);
+    const r = await cscsSa(['match'], { ...env, CSCS_SA_CONFIG: link });
+    assert.is(r.exitCode, 3);
+    assert.match(r.stderr, new RegExp(`is in folder ${shared}, which others can write`));
+    assert.not.ok(ran(marker));
+  } finally {
+    rmSync(shared, { recursive: true, force: true });
+  }
+});
+
+test('prototype keys are unknown settings: exit 3, one line', async ({ home, env }) => {
+  for (const [format, text, name] of [
+    ['json', '{"__proto__": {"apiKeyCommand": "touch x"}}', '__proto__'],
+    ['json', '{"constructor": 1}', 'constructor'],
+    ['yaml', 'prototype: 1\n', 'prototype'],
+    ['yaml', '__proto__: 1\n', '__proto__'],
+  ] as const) {
+    const dir = join(home.dir, '.config', 'cscs-sa');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `config.${format}`);
+    writeFileSync(file, text);
+    const r = await cscsSa(['match'], env);
+    assert.is(r.exitCode, 3, `${format} ${name}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^cscs-sa: config file ${file}: unknown setting "${name}": remove it or use one of key, env, authxUrl,.*\\n$`));
+  }
+});
+
+/** A TCP server that counts connections (a proxy that never proxies). */
+async function counter(): Promise<{ server: Server; url: string; count: () => number }> {
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, count: () => connections };
+}
+
+test('http:// to a remote host: exit 3 before any connection; https:// and loopback http:// are used', async ({ env }) => {
+  // Every connection to a non-loopback host goes through this "proxy", so it sees any attempt.
+  const proxy = await counter();
+  try {
+    const proxied = { ...env, HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '127.0.0.1' };
+    const r = await cscsSa(['match'], { ...proxied, CSCS_AUTHX_URL: 'http://authx-gateway.svc.cscs.ch' });
+    assert.is(r.exitCode, 3);
+    assert.is(
+      r.stderr,
+      'cscs-sa: CSCS_AUTHX_URL: "http://authx-gateway.svc.cscs.ch" would send the API key unencrypted: use https:// (plain http:// is only for loopback addresses: 127.0.0.0/8, ::1, localhost)\n',
+    );
+    assert.is(proxy.count(), 0, 'nothing connected');
+    // The same with https:// does try to connect: the counter would have seen the http:// one.
+    const https = await cscsSa(['match'], { ...proxied, CSCS_AUTHX_URL: 'https://authx-gateway.svc.cscs.ch', CSCS_SA_TIMEOUT: '2' });
+    assert.is(https.exitCode, 5, https.stderr);
+    assert.ok(proxy.count() > 0, 'https:// went out');
+    // Loopback http:// (the double) is accepted, in any spelling of 127.0.0.0/8.
+    const port = new URL(gw.url).port;
+    for (const url of [gw.url, `http://127.1:${port}`]) {
+      const ok = await cscsSa(['sign', '--force'], { ...env, CSCS_AUTHX_URL: url });
+      assert.is(ok.exitCode, 0, `${url}: ${ok.stderr}`);
+    }
+  } finally {
+    proxy.server.close();
+  }
+});
+
+test('http:// in the config file is refused the same way', async ({ home, env }) => {
+  const dir = join(home.dir, '.config', 'cscs-sa');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ authxUrl: 'http://10.1.2.3:8080' }));
+  const { CSCS_AUTHX_URL: _url, ...rest } = env;
+  const r = await cscsSa(['match'], rest);
+  assert.is(r.exitCode, 3);
+  assert.match(r.stderr, new RegExp(`^cscs-sa: config file ${file}: "http://10\\.1\\.2\\.3:8080" would send the API key unencrypted: use https://`));
+});
+
+if (isRoot) {
+  test('as a non-root user (nobody): a config file of a third user is refused, root\'s and our own are used', async () => {
+    const homeDir = mkdtempSync(join(tmpdir(), 'cscs-sa-nobody-'));
+    try {
+      const marker = join(homeDir, 'ran');
+      const file = writeConfig(homeDir, 'cjs', marker);
+      await execa('chown', ['-R', `${NOBODY}:${NOBODY}`, homeDir]);
+      const env = userEnv({ dir: homeDir } as never, { CSCS_AUTHX_URL: gw.url, CSCS_SA_TIMEOUT: '3' });
+      const asNobody = (args: string[]) =>
+        execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, BIN, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+
+      const probe = await asNobody(['--version']);
+      if (probe.exitCode !== 0) {
+        console.log(`    SKIPPED: nobody cannot run ${BIN} here (a folder above it is not readable): ${String(probe.stderr).split('\n')[0]}`);
+        return;
+      }
+      chownSync(file, 1, 1); // daemon: another user, not root
+      const refused = await asNobody(['match']);
+      assert.is(refused.exitCode, 3, String(refused.stderr));
+      assert.is(String(refused.stderr), `cscs-sa: config file ${file} belongs to another user (uid 1), so nothing in it is used: remove it, or replace it with a file of your own`);
+      assert.not.ok(ran(marker));
+
+      chownSync(file, 0, 0); // root's: trusted, as OpenSSH trusts root's files
+      const rootOwned = await asNobody(['match']);
+      assert.is(rootOwned.exitCode, 0, String(rootOwned.stderr));
+      assert.ok(ran(marker));
+      rmSync(marker);
+
+      chownSync(file, NOBODY, NOBODY);
+      const own = await asNobody(['sign', '--force']);
+      assert.is(own.exitCode, 0, String(own.stderr));
+      assert.ok(ran(marker));
+    } finally {
+      rmSync(homeDir, { recursive: true, force: true });
+    }
+  });
+} else {
+  console.log('    SKIPPED: config files owned by other users need root (chown, setpriv): not run');
+}
+
+test.run();
