@@ -4,7 +4,7 @@
  */
 import { CscsSaError, ExitCode, UsageError } from './base/errors.js';
 import { createLog, redact } from './base/log.js';
-import { didYouMean } from './commands/suggest.js';
+import { didYouMean } from './base/suggest.js';
 
 interface Command {
   usage: string;
@@ -54,7 +54,7 @@ Run cscs-sa COMMAND --help for a command's options.`;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === '-v') {
     const { bundledUndiciVersion, version } = await import('./base/version.js');
     const undici = bundledUndiciVersion();
     process.stdout.write(`${version()}${undici ? ` (undici ${undici})` : ''}\n`);
@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) {
     const meant = didYouMean(name, [...Object.keys(COMMANDS), '--help', '--version']);
-    if (meant) throw new UsageError(`unknown command "${name}"`, { fix: `did you mean "${meant}"? (see cscs-sa --help)` });
+    if (meant) throw new UsageError(`unknown command "${name}"`, { fix: `did you mean ${meant}? (see cscs-sa --help)` });
     throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see cscs-sa --help)`);
   }
   return (await command.load()).run(args);

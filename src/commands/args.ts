@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../base/errors.js';
-import { didYouMean } from './suggest.js';
+import { didYouMean } from '../base/suggest.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -13,12 +13,12 @@ export function parseCommandArgs<O extends Options>(command: string, args: strin
   const see = `see cscs-sa ${command} --help`;
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, allowNegative: true, strict: true });
   } catch (err) {
     const message = `${command}: ${(err as Error).message.split(/\.\s|\n/, 1)[0]}`;
     const unknown = (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(--[^'=]+)/.exec(message)?.[1] : undefined;
     const meant = unknown && didYouMean(unknown, [...Object.keys(options), 'help'].map((name) => `--${name}`));
-    if (meant) throw new UsageError(message, { fix: `did you mean "${meant}"? (${see})`, cause: err });
+    if (meant) throw new UsageError(message, { fix: `did you mean ${meant}? (${see})`, cause: err });
     throw new UsageError(`${message} (${see})`, { cause: err });
   }
   const extra = parsed.positionals[positionals.length];

@@ -26,10 +26,8 @@ function alive(socket: string): Promise<boolean> {
   });
 }
 
-export async function run(args: string[]): Promise<number> {
-  const { values } = parseCommandArgs('close', args, { 'ssh-config': { type: 'string' } }, []);
-  if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const dir = controlDir(sshConfigPath(values['ssh-config']));
+/** Ends the live masters in DIR and removes the sockets of dead ones. */
+export async function closeMasters(dir: string): Promise<{ closed: number; removed: number }> {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -52,7 +50,13 @@ export async function run(args: string[]): Promise<number> {
     });
   }
   for (const socket of stale) rmSync(socket, { force: true });
-  const [closed, removed] = [live.length, stale.length];
+  return { closed: live.length, removed: stale.length };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs('close', args, { 'ssh-config': { type: 'string' } }, []);
+  if (values.help) return (process.stdout.write(`${usage}\n`), 0);
+  const { closed, removed } = await closeMasters(controlDir(sshConfigPath(values['ssh-config'])));
   process.stdout.write(`cscs-sa: closed ${closed} connection${closed === 1 ? '' : 's'}${removed ? `, removed ${removed} stale socket${removed === 1 ? '' : 's'}` : ''}\n`);
   return 0;
 }

@@ -3,14 +3,16 @@ import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
 import { runTool } from '../base/child.js';
 import { accountName, loadSettings, type Settings } from '../core/config.js';
-import { hostPrefix } from '../core/account.js';
-import { CscsSaError } from '../base/errors.js';
+import { DEFAULT_ACCOUNT, hostPrefix } from '../core/account.js';
+import { blockFile, readIfExists } from '../ssh/choices.js';
+import { CRON_PATH, foundByShell } from '../ssh/helper.js';
+import { ApiKeyError, CscsSaError } from '../base/errors.js';
 import { openPrivateKey } from '../core/keypair.js';
 import { JUMP_HOST } from '../ssh/sshconfig.js';
-import { probeGateway } from '../refresh/gateway.js';
+import { checkApiKey as checkApiKeyWithGateway, probeGateway } from '../refresh/gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
-import { explainSshFailure, checkRoute, fail, pass, type Result } from '../doctor/checks.js';
+import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
 import { keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
@@ -61,6 +63,25 @@ async function checkShell(): Promise<Result> {
   return pass(`$SHELL (${shell}) finds cscs-sa at ${r.stdout.trim()}`);
 }
 
+/** A Match exec or ProxyCommand that starts cscs-sa by name, not by path. */
+const BY_NAME = /(?:^|[\s"|&;(])cscs-sa (?:match|proxy)\b/m;
+
+/**
+ * Whether the account's block starts cscs-sa in a way that works under any PATH ssh may be
+ * started with: cron's /usr/bin:/bin, a systemd unit's, an IDE's.
+ */
+function checkCommandPath(account: string, sshConfigFlag: string | undefined): Result | undefined {
+  const file = blockFile(account, sshConfigFlag);
+  const block = readIfExists(file);
+  if (block === undefined) return undefined;
+  if (!BY_NAME.test(block)) return pass(`${file} starts cscs-sa by absolute path, which works under any PATH (cron's too)`);
+  if (foundByShell('cscs-sa', CRON_PATH)) return pass(`${file} starts cscs-sa by name, which cron's PATH (${CRON_PATH}) finds too`);
+  return fail(
+    `${file} starts cscs-sa by name, which ssh under cron's PATH (${CRON_PATH}) or a systemd unit's does not find ("cscs-sa: command not found")`,
+    `run cscs-sa setup${account === DEFAULT_ACCOUNT ? '' : ` --account ${account}`} again: it names cscs-sa and node by absolute path when a short PATH would not find them`,
+  );
+}
+
 function checkKeyPair(settings: Settings): Result {
   const paths = keyPaths(settings.key);
   let stats;
@@ -74,12 +95,24 @@ function checkKeyPair(settings: Settings): Result {
   return pass(`key pair ${paths.key} (0600)`);
 }
 
+/**
+ * The API key source, and whether the gateway takes its key: one token request (no certificate
+ * signed). A key the gateway rejects is named here, not later as a failed login.
+ */
 async function checkApiKey(settings: Settings): Promise<Result> {
+  let key;
   try {
-    const key = await readApiKey(settings);
-    return pass(`API key from ${key.source}`);
+    key = await readApiKey(settings);
   } catch (err) {
     return failure(err, 'set CSCS_API_KEY');
+  }
+  try {
+    await checkApiKeyWithGateway(key, gatewayOptions(settings));
+    return pass(`API key from ${key.source}: the gateway takes it`);
+  } catch (err) {
+    if (err instanceof ApiKeyError) return failure(err, `check ${key.source}`);
+    // The gateway did not answer the question: the key is neither good nor bad, and the gateway check says why.
+    return warn(`API key from ${key.source}, not checked: the gateway did not answer`, 'see the gateway check below');
   }
 }
 
@@ -115,7 +148,8 @@ export async function run(args: string[]): Promise<number> {
   const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
-  const results: Result[] = [await checkOpenSsh(), await checkShell()];
+  const commandPath = checkCommandPath(account, values['ssh-config']);
+  const results: Result[] = [await checkOpenSsh(), await checkShell(), ...(commandPath ? [commandPath] : [])];
   // Settings that cannot be loaded are one failed check: what ssh does can still be checked.
   let settings: Settings | undefined;
   try {

@@ -1,18 +1,21 @@
-import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, lstatSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
-import { execaSync } from 'execa';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
-import { childEnv } from '../base/child.js';
-import { expandHome, loadSettings, type Settings } from '../core/config.js';
+import { expandHome, loadSettings, recordSettings, type Settings, writableConfigFile } from '../core/config.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
+import { unifiedDiff } from '../base/diff.js';
+import { acceptApiKey } from '../refresh/apikey.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths } from '../core/store.js';
-import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
-import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
+import { dropPins, knownHostsName, mergePins, parseKnownHosts, unpinned } from '../ssh/knownhosts.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTarget, planInclude, renderBlock, SetupRefusedError, type Target } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
+import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices } from '../ssh/choices.js';
+import { helperCommand } from '../ssh/helper.js';
 import { parseCommandArgs } from './args.js';
+import { closeMasters } from './close.js';
 
 export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
                      [--agent] [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
@@ -55,47 +58,13 @@ Options:
       --print             print the cscs-sa block and change nothing
   -h, --help              this text`;
 
-/** Where `$SHELL -c` finds NAME, resolved through links; undefined when it does not. */
-function foundByShell(name: string): string | undefined {
-  try {
-    const r = execaSync(process.env.SHELL || '/bin/sh', ['-c', `command -v ${name}`], { env: childEnv(), extendEnv: false, reject: false });
-    return r.exitCode === 0 ? realpathSync(String(r.stdout).trim()) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** How ssh's `$SHELL -c` should start cscs-sa: by name when that finds this very program, else by absolute paths. */
-function helperCommand(): string[] {
-  const script = realpathSync(process.argv[1]!);
-  // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
-  const ephemeral = script.includes('/_npx/');
-  if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
-  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
-  return [process.execPath, script];
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
-  }
-}
-
 /** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
 function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
   const targets: Record<string, Target> = {};
   for (const raw of specs ?? []) {
-    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
-    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
-    const port = m?.[3] === undefined ? undefined : Number(m[3]);
-    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
-    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
-    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
-    const hostName = m[2]!.toLowerCase();
-    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
+    const [name, target] = parseTarget(raw.toLowerCase().startsWith(prefix) ? raw.slice(prefix.length) : raw, 'setup: --host');
+    if (!names.includes(name)) throw new UsageError(`setup: --host names "${name}", which is not a host of the block (${names.join(', ')})`);
+    targets[name] = target;
   }
   return targets;
 }
@@ -105,7 +74,9 @@ function knownHostsSource(flag: string | undefined): { text: string; from: strin
   if (flag === '-') return { text: readFileSync(0, 'utf8'), from: 'stdin' };
   if (flag !== undefined) {
     const text = readIfExists(expandHome(flag));
-    if (text === undefined) throw new UsageError(`setup: --known-hosts ${flag}: no such file`);
+    if (text === undefined) {
+      throw new UsageError(`setup: --known-hosts ${flag}: no such file`, { fix: `write it first: cscs-sa known-hosts --hosts HOSTS > ${flag} (on a machine and network you trust)` });
+    }
     return { text, from: flag };
   }
   const env = process.env.CSCS_SA_KNOWN_HOSTS;
@@ -116,8 +87,34 @@ function checkUser(user: string): void {
   if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new UsageError(`setup: "${user}" is not a login name`);
 }
 
+/**
+ * The block for an account's settings and choices, as setup writes it (known-hosts renders the
+ * same, into a temporary file): the record of the choices goes with it.
+ */
+export function accountBlock(settings: Settings, choices: SetupChoices, o: { sshDir: string; knownHosts: string; command: string[]; sockets?: string }): string {
+  const { account, key, env } = settings;
+  const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
+  return renderBlock({
+    prefix: hostPrefix(account),
+    user: choices.user,
+    key,
+    clusters: choices.clusters,
+    targets: choices.targets,
+    command: o.command,
+    // match reads no flags of setup's: an account, key or environment other than the default goes on its line.
+    matchArgs: [...accountArgs, ...(key === expandHome(defaultKey(account)) ? [] : ['-f', key]), ...(env === 'prod' ? [] : ['--env', env])],
+    proxyArgs: accountArgs,
+    agent: choices.agent,
+    knownHosts: o.knownHosts,
+    trustOnFirstUse: choices.trustOnFirstUse,
+    overrides: join(o.sshDir, 'cscs-sa.overrides'),
+    multiplex: o.sockets,
+    record: choicesLine(choices),
+  });
+}
+
 /** Shown in place of the login name by --dry-run and --print when nothing can tell it. */
-const PLACEHOLDER_USER = 'svc_account_name';
+export const PLACEHOLDER_USER = 'svc_account_name';
 
 /** Learns the login name from a fresh certificate; a failure keeps its own exit code and fix. */
 async function userFromCertificate(settings: Settings): Promise<string> {
@@ -133,14 +130,69 @@ async function userFromCertificate(settings: Settings): Promise<string> {
   return user;
 }
 
+/**
+ * The login name without --user: CSCS_SA_USERNAME (the default account's), what setup wrote
+ * before, the "user" setting; undefined when only a certificate can tell.
+ */
+export function knownUser(account: string, choices: SetupChoices | undefined, settings: Settings): string | undefined {
+  return (account === DEFAULT_ACCOUNT ? process.env.CSCS_SA_USERNAME : undefined) || choices?.user || settings.user;
+}
+
+/** An API key pasted on stdin: without echo from a terminal, a line; from a pipe, all of it. */
+async function readPastedKey(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) return readFileSync(0, 'utf8');
+  process.stderr.write('cscs-sa: paste the API key (it is not shown), then Enter: ');
+  stdin.setRawMode(true);
+  try {
+    return await new Promise<string>((resolve) => {
+      let text = '';
+      stdin.on('data', (chunk: Buffer) => {
+        for (const ch of chunk.toString('utf8')) {
+          if (ch === '\u0003') process.exit(130);
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') return resolve(text);
+          text = ch === '\u007f' ? text.slice(0, -1) : text + ch;
+        }
+      });
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
+
+/**
+ * setup --api-key-file: a file already there is named as it is (readApiKey checks its owner and
+ * mode at every use); `-` stores a pasted key in a 0600 file beside the config file. Either way
+ * the config file names it as apiKeyFile, so that no one writes JSON by hand.
+ */
+async function storeApiKeyFile(account: string, flag: string): Promise<string[]> {
+  let file = expandHome(flag);
+  const lines: string[] = [];
+  if (flag === '-') {
+    const { value } = acceptApiKey(await readPastedKey(), 'stdin');
+    file = join(dirname(writableConfigFile()), account === DEFAULT_ACCOUNT ? 'api-key' : `api-key-${account}`);
+    write(file, `${value}\n`, 0o600);
+    lines.push(`stored the API key in ${file} (0600)`);
+  } else if (readIfExists(file) === undefined) {
+    throw new UsageError(`setup: --api-key-file ${flag}: no such file`, { fix: 'name a file holding the API key (mode 0600), or - to paste the key' });
+  }
+  const { path, changed } = recordSettings(account, { apiKeyFile: file });
+  if (changed) lines.push(`named it as apiKeyFile${account === DEFAULT_ACCOUNT ? '' : ` of account ${account}`} in ${path}`);
+  return lines;
+}
+
 export async function run(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('setup', args, {
     account: { type: 'string' },
     remove: { type: 'boolean' },
+    purge: { type: 'boolean' },
     user: { type: 'string' },
     hosts: { type: 'string' },
     key: { type: 'string' },
     env: { type: 'string' },
+    'api-key-file': { type: 'string' },
     agent: { type: 'boolean' },
     'known-hosts': { type: 'string' },
     'trust-on-first-use': { type: 'boolean' },
@@ -151,52 +203,61 @@ export async function run(args: string[]): Promise<number> {
     print: { type: 'boolean' },
   }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
-  const { account } = settings;
-  const paths = sshConfigPaths(values['ssh-config']);
-  if (values.remove) {
-    // The flags that shape a block mean nothing to taking one out: said, rather than ignored.
-    const ignored = Object.keys(values).filter((name) => !['account', 'remove', 'key', 'ssh-config', 'dry-run'].includes(name));
-    if (ignored.length > 0) throw new UsageError(`setup --remove takes no --${ignored.join(', --')}`, { fix: 'it takes --account, --ssh-config and --dry-run' });
-    return remove(account, settings.key, paths, values['dry-run']);
-  }
-  const prefix = hostPrefix(account);
-  const clusters = parseHosts('setup', values.hosts, prefix);
-  const targets = parseTargets(values.host, [JUMP_HOST.name, ...clusters], prefix);
   const changes = !values['dry-run'] && !values.print;
+  if (values['api-key-file'] !== undefined && !changes) throw new UsageError('setup: --api-key-file stores a file: not with --dry-run or --print');
+  if (values['api-key-file'] === '-' && values['known-hosts'] === '-') throw new UsageError('setup: --api-key-file - and --known-hosts - both read stdin: give one of them a file');
+  const paths = sshConfigPaths(values['ssh-config']);
   const { sshConfigLink, sshConfig } = paths;
   const sshDir = dirname(sshConfigLink);
-  const sockets = values.multiplex ? controlDir(sshConfigLink) : undefined;
+  const settings0 = await loadSettings({ key: values.key, env: values.env, account: values.account });
+  const { account } = settings0;
+  const conf = join(sshDir, confFile(account));
+  const oldConf = readIfExists(conf);
+  const before = oldConf === undefined ? undefined : parseChoices(oldConf);
+  if (values.remove || values.purge) {
+    // The flags that shape a block mean nothing to taking one out: said, rather than ignored.
+    const ignored = Object.keys(values).filter((name) => !['account', 'remove', 'purge', 'key', 'ssh-config', 'dry-run'].includes(name));
+    const flag = values.purge ? '--purge' : '--remove';
+    if (ignored.length > 0) throw new UsageError(`setup ${flag} takes no --${ignored.join(', --')}`, { fix: 'it takes --account, --ssh-config and --dry-run' });
+    return remove(settings0, paths, before, { dryRun: values['dry-run'], purge: values.purge });
+  }
+  const prefix = hostPrefix(account);
+  // What setup was given before is where it starts; a flag changes one choice.
+  const listed = values.hosts === undefined ? undefined : parseHosts('setup', values.hosts, prefix);
+  const clusters = listed?.clusters ?? before?.clusters ?? CLUSTERS;
+  const names = [JUMP_HOST.name, ...clusters];
+  const kept = Object.fromEntries(Object.entries(before?.targets ?? {}).filter(([name]) => names.includes(name)));
+  const targets = { ...kept, ...listed?.targets, ...parseTargets(values.host, names, prefix) };
+  const multiplex = values.multiplex ?? before?.multiplex ?? false;
+  const agent = values.agent ?? before?.agent ?? false;
+  const trustOnFirstUse = values['trust-on-first-use'] ?? before?.trustOnFirstUse ?? false;
+  const sockets = multiplex ? controlDir(sshConfigLink) : undefined;
   const tooLong = sockets && controlDirProblem(sockets);
-  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
+  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or with --no-multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
   const command = helperCommand();
-  const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
-  const render = (user: string) =>
-    renderBlock({
-      prefix,
-      user,
-      key: settings.key,
-      clusters,
-      targets,
-      command,
-      // match reads no flags of setup's: an account, key or environment other than the default goes on its line.
-      matchArgs: [...accountArgs, ...(settings.key === expandHome(defaultKey(account)) ? [] : ['-f', settings.key]), ...(settings.env === 'prod' ? [] : ['--env', settings.env])],
-      proxyArgs: accountArgs,
-      agent: values.agent,
-      knownHosts,
-      trustOnFirstUse: values['trust-on-first-use'],
-      overrides: join(sshDir, 'cscs-sa.overrides'),
-      multiplex: sockets,
-    });
+  const render = (settings: Settings, user: string) =>
+    accountBlock(settings, { clusters, targets, user, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command, sockets });
   // Everything given is checked before anything (the key pair included) is created.
-  render(PLACEHOLDER_USER);
+  render(settings0, PLACEHOLDER_USER);
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
-  // CSCS_SA_USERNAME names the default account's login; another account's is its own setting.
-  let user = values.user ?? (account === DEFAULT_ACCOUNT ? process.env.CSCS_SA_USERNAME : undefined) ?? settings.user;
+  let user = values.user ?? knownUser(account, before, settings0);
   if (user !== undefined) checkUser(user);
+
+  const said: string[] = [];
+  let settings = settings0;
+  if (changes) {
+    // The key pair and the gateway are settings that every command reads: recorded where settings live.
+    const recorded = { key: values.key === undefined ? undefined : settings0.key, env: values.env === undefined ? undefined : settings0.env };
+    if (recorded.key !== undefined || recorded.env !== undefined) {
+      const { path, changed } = recordSettings(account, recorded);
+      if (changed) said.push(`recorded ${Object.entries(recorded).flatMap(([k, v]) => (v === undefined ? [] : [`${k} ${v}`])).join(', ')}${account === DEFAULT_ACCOUNT ? '' : ` of account ${account}`} in ${path}`);
+    }
+    if (values['api-key-file'] !== undefined) said.push(...(await storeApiKeyFile(account, values['api-key-file'])));
+    if (said.length > 0) settings = await loadSettings({ key: values.key, env: values.env, account });
+  }
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
     user = inspect(keyPaths(settings.key), 0).certificate?.principals[0];
@@ -211,11 +272,9 @@ export async function run(args: string[]): Promise<number> {
   }
   checkUser(user);
 
-  const block = render(user);
+  const block = render(settings, user);
   if (values.print) return (process.stdout.write(block), 0);
 
-  const conf = join(sshDir, confFile(account));
-  const oldConf = readIfExists(conf);
   const oldConfig = readSshConfig(sshConfig);
   const plan = planInclude(oldConfig, accountFiles(sshDir, conf));
   const caught = hostsCaught(oldConfig, prefix, Object.keys(blockTargets({ clusters, targets })));
@@ -223,37 +282,43 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`cscs-sa: note: ${sshConfig} names ${caught.join(', ')}, which the ${prefix}* defaults of this block match too and come first (User, IdentityFile, ...): rename those hosts, or use another account name\n`);
   }
   const oldPins = readIfExists(knownHosts);
-  const pins = pinned && mergePins(oldPins, pinned);
-  const newPins = pins !== undefined && pins !== oldPins;
+  const merged = pinned && mergePins(oldPins, pinned);
+  const pins = merged?.text ?? oldPins;
+  const newPins = merged !== undefined && merged.text !== oldPins;
 
   if (values['dry-run']) {
-    const diffs = [
-      oldConf !== block ? replaceDiff(conf, oldConf, block) : '',
-      newPins ? replaceDiff(knownHosts, oldPins, pins) : '',
-      plan.changed ? unifiedDiff(sshConfig, oldConfig, plan) : '',
-    ].join('');
+    const diffs = [unifiedDiff(conf, oldConf, block), newPins ? unifiedDiff(knownHosts, oldPins, pins!) : '', plan.changed ? unifiedDiff(sshConfig, oldConfig, plan.text) : ''].join('');
     process.stdout.write(diffs || 'cscs-sa: nothing to change\n');
     return 0;
   }
 
+  for (const line of said) process.stdout.write(`${line}\n`);
   if (newPins) {
-    write(knownHosts, pins, 0o600);
+    write(knownHosts, pins!, 0o600);
     process.stdout.write(`pinned ${pinned!.length} host key(s) in ${knownHosts}\n`);
+    for (const r of merged!.replaced) process.stdout.write(`host key of ${r.name} changed: ${r.old.join(', ')} -> ${r.new.join(', ')}\n`);
   }
   if (sockets) prepareControlDir(sockets);
   if (oldConf !== block) {
     write(conf, block, 0o600);
-    process.stdout.write(`wrote ${conf}\n`);
+    const changed = before ? describeChanges(before, { clusters, targets, user, multiplex, agent, trustOnFirstUse }) : [];
+    process.stdout.write(`wrote ${conf}${changed.length > 0 ? ` (${changed.join('; ')})` : ''}\n`);
   }
   if (plan.changed) {
     writeSshConfig(sshConfig, oldConfig, plan.text);
     process.stdout.write(`added the Include for it to ${sshConfig}${oldConfig ? ` (backup: ${sshConfig}.cscs-sa.bak)` : ''}\n`);
   }
-  if (oldConf === block && !plan.changed && !newPins) process.stdout.write('cscs-sa: nothing to change\n');
-  if (values['trust-on-first-use']) {
+  if (oldConf === block && !plan.changed && !newPins && said.length === 0) process.stdout.write('cscs-sa: nothing to change\n');
+  if (trustOnFirstUse) {
     process.stderr.write('cscs-sa: warning: --trust-on-first-use: ssh accepts the first host key it is shown, also from a machine in the middle; pin the keys instead (cscs-sa known-hosts, setup --known-hosts)\n');
-  } else if (!(pins ?? oldPins ?? '').trim()) {
-    process.stderr.write(`cscs-sa: host keys are not pinned, so ssh stops with "Host key verification failed": run cscs-sa known-hosts on a trusted machine, then cscs-sa setup --known-hosts FILE (or CSCS_SA_KNOWN_HOSTS)\n`);
+  } else {
+    const missing = unpinned(pins, hostNames);
+    const hosts = Object.entries(blockTargets({ clusters, targets })).filter(([, t]) => missing.includes(knownHostsName(t))).map(([name]) => name);
+    if (missing.length === hostNames.length) {
+      process.stderr.write(`cscs-sa: host keys are not pinned, so ssh stops with "Host key verification failed": run cscs-sa known-hosts on a trusted machine, then cscs-sa setup --known-hosts FILE (or CSCS_SA_KNOWN_HOSTS)\n`);
+    } else if (missing.length > 0) {
+      process.stderr.write(`cscs-sa: no pinned host key for ${hosts.map((h) => `${prefix}${h}`).join(', ')}, so ssh to ${hosts.length === 1 ? 'it' : 'them'} stops with "Host key verification failed": cscs-sa known-hosts --hosts ${hosts.filter((h) => h !== JUMP_HOST.name).join(',') || clusters.join(',')} prints the lines, setup --known-hosts FILE pins them\n`);
+    }
   }
   if (!values['ssh-config'] && userInfo().homedir !== (process.env.HOME ?? userInfo().homedir)) {
     process.stderr.write(`cscs-sa: note: HOME is ${process.env.HOME}, but ssh reads ${sshConfigLink} (the password database's home)\n`);
@@ -308,15 +373,50 @@ function accountFiles(dir: string, add?: string, omit?: string): string[] {
   return [...files].sort((a, b) => rank(a).localeCompare(rank(b)));
 }
 
-/** setup --remove: the account's Include out of the ssh config, then its file; the key pair stays. */
-function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshConfigPaths, dryRun = false): number {
+function removeFile(path: string): void {
+  try {
+    rmSync(path, { recursive: true });
+  } catch (err) {
+    throw new LocalFileError(describeFsError(err, 'remove', path));
+  }
+  process.stdout.write(`removed ${path}\n`);
+}
+
+/** The known_hosts names of a block's hosts, lower case as ssh looks them up. */
+function pinNames(choices: Pick<SetupChoices, 'clusters' | 'targets'>): string[] {
+  return Object.values(blockTargets(choices)).map((t) => knownHostsName(t).toLowerCase());
+}
+
+/**
+ * setup --remove: the account's Include out of the ssh config, then its file; the key pair stays.
+ * --purge: also the key pair and certificate, the pinned host keys of its hosts that no other
+ * account's block names, and the sockets' folder once no account is left.
+ */
+async function remove(settings: Settings, { sshConfigLink, sshConfig }: SshConfigPaths, choices: SetupChoices | undefined, { dryRun = false, purge = false }): Promise<number> {
+  const { account, key } = settings;
   const dir = dirname(sshConfigLink);
   const conf = join(dir, confFile(account));
   const oldConf = readIfExists(conf);
   const oldConfig = readSshConfig(sshConfig);
-  const plan = planInclude(oldConfig, accountFiles(dir, undefined, conf));
+  const others = accountFiles(dir, undefined, conf);
+  const plan = planInclude(oldConfig, others);
+  const knownHosts = join(dir, 'cscs-sa.known_hosts');
+  const oldPins = purge ? readIfExists(knownHosts) : undefined;
+  let pins: string | undefined;
+  if (oldPins !== undefined) {
+    // A block written before setup kept its choices had the default clusters.
+    const theirs = others.flatMap((file) => pinNames(parseChoices(readIfExists(file) ?? '') ?? { clusters: [], targets: {} }));
+    pins = dropPins(oldPins, pinNames(choices ?? { clusters: CLUSTERS, targets: {} }).filter((name) => !theirs.includes(name)));
+  }
+  const { certificate, publicKey } = keyPaths(key);
+  const exists = (path: string) => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...(others.length === 0 ? [controlDir(sshConfigLink)] : [])].filter(exists) : [];
   if (dryRun) {
-    const diffs = [plan.changed ? unifiedDiff(sshConfig, oldConfig, plan) : '', oldConf !== undefined ? `rm ${conf}\n` : ''].join('');
+    const diffs = [
+      plan.changed ? unifiedDiff(sshConfig, oldConfig, plan.text) : '',
+      pins !== undefined && pins !== oldPins ? unifiedDiff(knownHosts, oldPins, pins) : '',
+      ...[...(oldConf !== undefined ? [conf] : []), ...files].map((path) => `rm ${path}\n`),
+    ].join('');
     process.stdout.write(diffs || 'cscs-sa: nothing to change\n');
     return 0;
   }
@@ -324,16 +424,20 @@ function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshC
     writeSshConfig(sshConfig, oldConfig, plan.text);
     process.stdout.write(`took the Include of ${conf} out of ${sshConfig} (backup: ${sshConfig}.cscs-sa.bak)\n`);
   }
-  if (oldConf !== undefined) {
-    try {
-      rmSync(conf);
-    } catch (err) {
-      throw new LocalFileError(describeFsError(err, 'remove', conf));
+  if (oldConf !== undefined) removeFile(conf);
+  if (pins !== undefined && pins !== oldPins) {
+    if (pins === '') removeFile(knownHosts);
+    else {
+      write(knownHosts, pins, 0o600);
+      process.stdout.write(`took the host keys of ${account}'s hosts out of ${knownHosts} (those of other accounts' hosts stay)\n`);
     }
-    process.stdout.write(`removed ${conf}\n`);
   }
-  if (!plan.changed && oldConf === undefined) process.stdout.write('cscs-sa: nothing to change\n');
-  else process.stdout.write(`the key pair ${key} of account ${account} stays: delete it by hand if the account is gone\n`);
+  const sockets = controlDir(sshConfigLink);
+  // Masters would keep their sessions (and the connection) for ControlPersist after their socket is gone.
+  if (files.includes(sockets)) await closeMasters(sockets);
+  for (const path of files) removeFile(path);
+  if (!plan.changed && oldConf === undefined && files.length === 0 && pins === oldPins) process.stdout.write('cscs-sa: nothing to change\n');
+  else if (!purge) process.stdout.write(`the key pair ${key} of account ${account} stays: setup --purge removes it too\n`);
   return 0;
 }
 

@@ -12,18 +12,24 @@ export const usage = `Usage: cscs-sa status [--account NAME] [-f KEY] [--json]
 Shows the key pair and certificate as they are now: principals, validity, seconds left by the
 gateway's clock, clock offset and last refresh. Touches no network.
 
-With several accounts and neither --account nor -f, one table with a line per account (with
---json, an array of objects): the default account sa, those under "accounts" in the config
-file, and those with a key pair ~/.ssh/cscs-key-NAME.
+Without --account or -f, every account: the default account sa, those under "accounts" in the
+config file, and those with a key pair ~/.ssh/cscs-key-NAME; with several, one table with a
+line per account. The key is the one ssh uses: -f, else the "key" setting (which setup --key
+records), else ~/.ssh/cscs-key-NAME.
 
 Options:
       --account NAME   only this service account (default sa)
   -f, --key KEY   private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
-      --json      one JSON object on stdout
+      --json      a JSON array on stdout, one object per account listed (also for one account):
+                  account, key, keyExists, certificate, status (fresh, missing, expiring,
+                  expired, ...), detail, principals, serial, keyId, validAfter, validBefore,
+                  secondsLeft, refreshMargin, clockOffsetMs, lastRefresh, configFile
   -h, --help      this text
 
-Exit status 0 when the certificate (every certificate listed) is fresh, 1 when the next ssh
-would refresh one.`;
+Exit status, for scripts: 0 when every certificate listed is fresh; 1 when one is not (missing,
+expiring or expired: the next ssh refreshes it, so this is no failure of the job); 2 for a bad
+argument, 3 for a broken configuration. A cleanup step that only shows the state should not
+fail the job on 1: cscs-sa status || true.`;
 
 function isoOrForever(seconds: bigint): string {
   return seconds === FOREVER ? 'forever' : new Date(Number(seconds) * 1000).toISOString();
@@ -124,10 +130,8 @@ export async function run(args: string[]): Promise<number> {
   const one = values.account !== undefined || values.key !== undefined;
   const accounts = one ? [values.account] : knownAccounts(file);
   const reports = accounts.map((account) => describe(settingsFrom({ key: values.key, account }, process.env, file, configFile)));
-  if (reports.length === 1) {
-    process.stdout.write(values.json ? `${JSON.stringify(reports[0], null, 2)}\n` : detail(reports[0]!));
-  } else {
-    process.stdout.write(values.json ? `${JSON.stringify(reports, null, 2)}\n` : table(reports));
-  }
+  // One shape for scripts however many accounts there are: an array.
+  if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+  else process.stdout.write(reports.length === 1 ? detail(reports[0]!) : table(reports));
   return reports.every((r) => r.status === 'fresh') ? 0 : 1;
 }

@@ -19,7 +19,8 @@ export interface ApiKey {
   source: string;
 }
 
-function accept(raw: string, source: string): ApiKey {
+/** An API key as read from SOURCE, checked for what a header can carry; registered as a secret for the logs. */
+export function acceptApiKey(raw: string, source: string): ApiKey {
   const value = raw.trim();
   if (value === '') throw new ApiKeyError(`API key from ${source} is empty`);
   registerSecret(value);
@@ -56,7 +57,7 @@ function fromFile(path: string): ApiKey {
       const shown = (stats.mode & 0o777).toString(8).padStart(4, '0');
       throw new ApiKeyError(`API key file ${path} has permissions ${shown}, readable by others`, { fix: `run chmod 600 ${path}` });
     }
-    return accept(readFileSync(fd, 'utf8'), source);
+    return acceptApiKey(readFileSync(fd, 'utf8'), source);
   } catch (err) {
     if (err instanceof ApiKeyError) throw err;
     throw new ApiKeyError(describeFsError(err, 'read API key file', path), { cause: err });
@@ -111,7 +112,7 @@ async function fromCommand(command: string | string[], deadline: Deadline): Prom
       if (!ended) setTimeout(killGroup, LINGER_MS).unref();
     });
     const { stdout } = await subprocess;
-    return accept(String(stdout), source);
+    return acceptApiKey(String(stdout), source);
   } catch (err) {
     if (err instanceof ApiKeyError) throw err;
     const e = err as { code?: string; exitCode?: number; signal?: string; isMaxBuffer?: boolean };
@@ -156,7 +157,7 @@ export function apiKeyIdentity(settings: Settings, env: NodeJS.ProcessEnv = proc
 
 export async function readApiKey(settings: Settings, env: NodeJS.ProcessEnv = process.env, deadline = new Deadline(settings.timeout)): Promise<ApiKey> {
   const variable = settings.apiKeyVariable;
-  if (env[variable]) return accept(env[variable], variable);
+  if (env[variable]) return acceptApiKey(env[variable], variable);
   if (settings.apiKeyFile) return fromFile(settings.apiKeyFile);
   if (settings.apiKeyCommand) return fromCommand(settings.apiKeyCommand, deadline);
   const where = settings.account === DEFAULT_ACCOUNT ? 'in the config file' : `under accounts.${settings.account} in the config file`;

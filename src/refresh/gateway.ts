@@ -326,6 +326,19 @@ export async function probeGateway(options: GatewayOptions): Promise<{ status: n
 }
 
 /**
+ * Whether the gateway takes the API key: asks it for an access token (and throws what the token
+ * request throws), without signing anything. The token is dropped unused.
+ */
+export async function checkApiKey(apiKey: ApiKey, options: GatewayOptions): Promise<void> {
+  const exchange = openExchange(options, new Deadline(options.timeoutSeconds));
+  try {
+    await token(exchange, apiKey);
+  } finally {
+    exchange.close();
+  }
+}
+
+/**
  * Exchanges the API key for a certificate of `publicKeyLine`, within what is left of `deadline`.
  * The JWT never leaves this function.
  */

@@ -4,7 +4,7 @@
  * the user (fetched once from a trusted machine with `cscs-sa known-hosts`), never from the
  * network at connection time.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { CertificateParseError, parsePublicKey } from '../core/certificate.js';
 import { UsageError } from '../base/errors.js';
 import type { Target } from './sshconfig.js';
@@ -68,17 +68,50 @@ export function parseKnownHosts(text: string, allowed: string[], from: string): 
   return lines;
 }
 
+/** A key's fingerprint as ssh-keygen -l and ssh print it: SHA256 of the key blob, base64 without padding. */
+export function fingerprint(blob: string): string {
+  return `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Whether a known_hosts line's host field names one of `names` (lower case), plainly or hashed. */
+function namesAny(hosts: string, names: string[]): boolean {
+  return hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p.toLowerCase())));
+}
+
+/** Of `names` (as knownHostsName spells them), those with no line in the known hosts text. */
+export function unpinned(text: string | undefined, names: string[]): string[] {
+  const hostFields = (text ?? '').split('\n').map((line) => line.trim().split(/[ \t]+/)[0] ?? '').filter((h) => h !== '' && !h.startsWith('#'));
+  return names.filter((name) => !hostFields.some((hosts) => namesAny(hosts, [name.toLowerCase()])));
+}
+
+/** A host whose pinned key a new pin replaces, with both fingerprints. */
+export interface ReplacedPin {
+  name: string;
+  old: string[];
+  new: string[];
+}
+
 /**
  * The known hosts file after pinning `pinned`: its lines for other hosts stay (the file is shared
  * by every account, and each pins its own hosts), those for a host pinned again go, so that a
- * replaced key is no longer trusted.
+ * replaced key is no longer trusted; a host whose keys differ from before is named with both.
  */
-export function mergePins(old: string | undefined, pinned: KnownHostsLine[]): string {
+export function mergePins(old: string | undefined, pinned: KnownHostsLine[]): { text: string; replaced: ReplacedPin[] } {
   const names = pinned.flatMap((l) => l.names.map((n) => n.toLowerCase()));
-  const kept = (old ?? '').split('\n').filter((line) => {
-    const hosts = line.trim().split(/[ \t]+/)[0] ?? '';
-    if (hosts === '' || hosts.startsWith('#')) return false;
-    return !hosts.split(',').some((p) => (p.startsWith('|') ? hashedNameOf(p, names) !== undefined : names.includes(p.toLowerCase())));
+  const lines = (old ?? '').split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
+  const kept = lines.filter((line) => !namesAny(line.trim().split(/[ \t]+/)[0]!, names));
+  const keysOf = (of: string[], name: string) =>
+    of.filter((line) => namesAny(line.trim().split(/[ \t]+/)[0]!, [name])).map((line) => fingerprint(line.trim().split(/[ \t]+/)[2] ?? '')).sort();
+  const replaced = [...new Set(names)].flatMap((name) => {
+    const before = keysOf(lines, name);
+    const after = keysOf(pinned.map((l) => l.text), name);
+    return before.length > 0 && before.join() !== after.join() ? [{ name, old: before, new: after }] : [];
   });
-  return `${[...kept, ...pinned.map((l) => l.text)].join('\n')}\n`;
+  return { text: `${[...kept, ...pinned.map((l) => l.text)].join('\n')}\n`, replaced };
+}
+
+/** The known hosts text without the lines for `names` (lower case): what setup --purge leaves. */
+export function dropPins(old: string, names: string[]): string {
+  const kept = old.split('\n').filter((line) => line.trim() !== '' && !namesAny(line.trim().split(/[ \t]+/)[0]!, names));
+  return kept.length === 0 ? '' : `${kept.join('\n')}\n`;
 }

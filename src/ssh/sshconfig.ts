@@ -6,6 +6,7 @@ import { BEGIN, END } from '../core/account.js';
 import { CscsSaError, ExitCode, UsageError } from '../base/errors.js';
 import { masterCheck, multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './lex.js';
+import { didYouMean } from '../base/suggest.js';
 
 export { BEGIN, END };
 
@@ -20,17 +21,47 @@ export class SetupRefusedError extends CscsSaError {
   override name = 'SetupRefusedError';
 }
 
-/** --hosts LIST: cluster names behind the jump host, without the prefix. */
-export function parseHosts(command: string, list: string | undefined, prefix: string): string[] {
-  if (list === undefined) return CLUSTERS;
-  const names = list
-    .split(',')
-    .map((h) => h.trim())
-    .map((h) => (h.startsWith(prefix) ? h.slice(prefix.length) : h))
-    .filter((h) => h !== '' && h !== JUMP_HOST.name);
-  const bad = names.find((h) => !/^[a-z0-9][a-z0-9-]*$/i.test(h));
-  if (bad !== undefined) throw new UsageError(`${command}: "${bad}" is not a host name (--hosts takes names like clariden,daint)`);
-  return [...new Set(names)];
+/** NAME=HOSTNAME[:PORT]: a host of the block led to HOSTNAME (and PORT) instead of its CSCS name. */
+export function parseTarget(spec: string, flag: string): [string, Target] {
+  const m = /^([a-z0-9][a-z0-9-]*)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
+  const port = m?.[3] === undefined ? undefined : Number(m[3]);
+  if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`${flag} "${spec}" is not NAME=HOSTNAME[:PORT] (e.g. clariden=clariden.alps.cscs.ch:22)`);
+  // ssh lowercases HostName, and looks host keys up (and known-hosts prints) by that name.
+  const hostName = m[2]!.toLowerCase();
+  return [m[1]!.toLowerCase(), port === undefined ? { hostName } : { hostName, port }];
+}
+
+/**
+ * --hosts LIST: the clusters behind the jump host, by the names CSCS gives them (any case, with
+ * or without the prefix), or NAME=HOSTNAME[:PORT] for one it does not know. Anything else is a
+ * typo that would silently take a host out of the block, so it is refused with the closest name.
+ */
+export function parseHosts(command: string, list: string, prefix: string): { clusters: string[]; targets: Record<string, Target> } {
+  const clusters: string[] = [];
+  const targets: Record<string, Target> = {};
+  const flag = `${command}: --hosts`;
+  for (const raw of list.split(',').map((h) => h.trim())) {
+    if (raw === '') continue;
+    const spec = raw.toLowerCase().startsWith(prefix) ? raw.slice(prefix.length) : raw;
+    if (spec.includes('=')) {
+      const [name, target] = parseTarget(spec, flag);
+      if (name === JUMP_HOST.name) throw new UsageError(`${flag}: ${name} is the jump host, not a cluster`, { fix: `lead it elsewhere with --host ${name}=HOSTNAME[:PORT]` });
+      targets[name] = target;
+      clusters.push(name);
+      continue;
+    }
+    const name = spec.toLowerCase();
+    if (name === JUMP_HOST.name) throw new UsageError(`${flag}: ${name} is the jump host, always in the block: --hosts names the clusters behind it`, { fix: `e.g. --hosts ${CLUSTERS[0]}` });
+    if (!CLUSTERS.includes(name)) {
+      const meant = didYouMean(name, CLUSTERS);
+      throw new UsageError(`${flag}: "${raw}" is not a CSCS cluster (${CLUSTERS.join(', ')})`, {
+        fix: meant ? `did you mean ${meant}? (a cluster of another name: NAME=HOSTNAME[:PORT])` : 'for a cluster of another name, write NAME=HOSTNAME[:PORT]',
+      });
+    }
+    clusters.push(name);
+  }
+  if (clusters.length === 0) throw new UsageError(`${flag} "${list}" names no cluster`, { fix: `name at least one: ${CLUSTERS.join(', ')}` });
+  return { clusters: [...new Set(clusters)], targets };
 }
 
 /** Where a host of the block leads: HostName and, when not 22, Port. */
@@ -66,6 +97,8 @@ export interface BlockOptions {
   extraDefaults?: string[];
   /** Burst mode: the control sockets' folder (absolute). */
   multiplex?: string;
+  /** A comment line recording what setup was given (src/ssh/choices.ts). */
+  record?: string;
 }
 
 /** The CSCS name of a host of the block: the jump host, or a cluster behind it. */
@@ -126,7 +159,7 @@ Include ${configWord('the overrides file', o.overrides, { glob: true })}
     : '';
   return `# cscs-sa: ssh, scp, sftp, rsync and git for a CSCS service account.
 # Written by \`cscs-sa setup\`; run it again to change this file (edits here are overwritten).
-
+${o.record ? `# What setup was given, which its next run starts from (flags change it):\n${o.record}\n` : ''}
 ${overrides}# Each host has one route: the jump host a ProxyCommand, the clusters a ProxyJump through it
 # (so that clients that read ssh_config their own way, like paramiko, take the same route).
 ${hosts.join('\n')}
@@ -171,10 +204,6 @@ export interface IncludePlan {
   /** The new text of ~/.ssh/config; equal to the old when nothing changes. */
   text: string;
   changed: boolean;
-  /** 0-based line range [start, end) of the old text replaced by `lines`. */
-  start: number;
-  end: number;
-  lines: string[];
 }
 
 const HOST_OR_MATCH = /^\s*(host|match)(\s|=)/i;
@@ -218,20 +247,5 @@ export function planInclude(existing: string, confs: string[]): IncludePlan {
   const next = [...before, ...insert, ...after];
   const text = next.length === 0 ? '' : next.join(eol) + eol;
   const changed = text !== existing;
-  return { text, changed, start, end, lines: insert };
-}
-
-/** A unified diff of one replaced range, for --dry-run. */
-export function unifiedDiff(path: string, oldText: string, plan: Pick<IncludePlan, 'start' | 'end' | 'lines'>): string {
-  const old = oldText === '' ? [] : oldText.replace(/\r?\n$/, '').split(/\r?\n/);
-  const removed = old.slice(plan.start, plan.end);
-  const header = `--- ${oldText === '' ? '/dev/null' : path}\n+++ ${path}\n`;
-  const hunk = `@@ -${plan.start + (removed.length ? 1 : 0)},${removed.length} +${plan.start + 1},${plan.lines.length} @@\n`;
-  return header + hunk + removed.map((l) => `-${l}\n`).join('') + plan.lines.map((l) => `+${l}\n`).join('');
-}
-
-/** The whole-file diff of a file we own entirely. */
-export function replaceDiff(path: string, oldText: string | undefined, newText: string): string {
-  const old = oldText ? oldText.replace(/\n$/, '').split('\n') : [];
-  return unifiedDiff(path, oldText ?? '', { start: 0, end: old.length, lines: newText.replace(/\n$/, '').split('\n') });
+  return { text, changed };
 }

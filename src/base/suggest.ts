@@ -14,14 +14,15 @@ function distance(a: string, b: string): number {
 }
 
 /**
- * The one candidate closest to `typed`, if it is close enough to be a typo (one edit for short
- * names, two from five characters on); none when two are equally close: a wrong guess is worse
- * than none.
+ * The candidates closest to `typed`, if close enough to be a typo (one edit for short names, two
+ * from five characters on), quoted for a message: `"--hosts"`, or `"--host" or "--hosts"` when
+ * two are equally close (`--hots`), since picking one of them would be a guess.
  */
 export function didYouMean(typed: string, candidates: readonly string[]): string | undefined {
   const limit = typed.length < 5 ? 1 : 2;
-  const scored = candidates.map((name) => ({ name, d: distance(typed.toLowerCase(), name) })).filter(({ d }) => d <= limit);
+  const scored = candidates.map((name) => ({ name, d: distance(typed.toLowerCase(), name.toLowerCase()) })).filter(({ d }) => d <= limit);
   const best = Math.min(...scored.map(({ d }) => d));
-  const closest = scored.filter(({ d }) => d === best);
-  return closest.length === 1 ? closest[0]!.name : undefined;
+  const closest = scored.filter(({ d }) => d === best).map(({ name }) => `"${name}"`);
+  if (closest.length === 0 || closest.length > 2) return undefined;
+  return closest.sort().join(' or ');
 }
