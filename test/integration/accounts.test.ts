@@ -200,8 +200,9 @@ test('status lists both accounts in one table and as JSON', async () => {
   assert.is(lines.length, 3);
   const json = JSON.parse((await cscsSa(['status', '--json'], env)).stdout);
   assert.equal(json.map((r: { account: string; principals: string[] }) => [r.account, r.principals]), [['sa', [USER_SA]], ['proj', [USER_PROJ]]]);
+  // The same shape for one account: an array of one.
   const one = JSON.parse((await cscsSa(['status', '--json', '--account', 'proj'], env)).stdout);
-  assert.is(one.key, keyOf('proj'));
+  assert.equal(one.map((r: { account: string; key: string }) => [r.account, r.key]), [['proj', keyOf('proj')]]);
 });
 
 test('status: a key pair named cscs-key-NAME that is already an account\'s key is that account, not another', async () => {

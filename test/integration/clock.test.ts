@@ -35,7 +35,7 @@ for (const [shift, offset] of [['+10m', -600], ['-10m', 600]] as const) {
     assert.ok(signCalls <= ideal + 1, `${signCalls} sign calls for ${runs} runs in ${elapsed.toFixed(1)} s (ideal ${ideal})`);
     assert.ok(signCalls >= 2, `${signCalls} sign calls over two lifetimes: a certificate was used after it expired`);
     // The offset it learned is what status shows, within the Date header's one-second resolution.
-    const status = JSON.parse((await cscsSa(['status', '--json'], world.env)).stdout);
+    const [status] = JSON.parse((await cscsSa(['status', '--json'], world.env)).stdout);
     assert.ok(Math.abs(status.clockOffsetMs - offset * 1000) < 1500, `learned offset ${status.clockOffsetMs} ms`);
     console.log(`    clock ${shift}: ${runs} runs in ${elapsed.toFixed(1)} s, ${signCalls} sign calls (ideal ${ideal})`);
   });

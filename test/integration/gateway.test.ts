@@ -306,7 +306,7 @@ test('a malformed config file is one line naming the file, exit 3', async ({ hom
 test('flag > environment > config file for the key path', async ({ home, env }) => {
   mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
   writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ key: '~/from-config' }));
-  const status = async (args: string[]) => JSON.parse((await cscsSa(['status', '--json', ...args], env)).stdout).key;
+  const status = async (args: string[]) => JSON.parse((await cscsSa(['status', '--json', ...args], env)).stdout)[0].key;
   assert.is(await status([]), join(home.dir, 'from-config'));
   env.CSCS_SA_KEY = join(home.dir, 'from-env');
   assert.is(await status([]), join(home.dir, 'from-env'));

@@ -112,7 +112,8 @@ test('--dry-run shows the diff and changes nothing', async (ctx) => {
   const r = await setup(ctx, '--user', 'svc_test', '--dry-run');
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /^--- \/dev\/null\n\+\+\+ .*cscs-sa\.conf\n@@ -0,0 \+1,\d+ @@\n/);
-  assert.match(r.stdout, new RegExp(`--- ${ctx.config}\\n\\+\\+\\+ ${ctx.config}\\n@@ -0,0 \\+1,4 @@\\n\\+# BEGIN cscs-sa`));
+  // Only what changes, with the lines around it as context (diff -u).
+  assert.ok(r.stdout.endsWith(`--- ${ctx.config}\n+++ ${ctx.config}\n@@ -1,2 +1,7 @@\n+# BEGIN cscs-sa (managed by \`cscs-sa setup\`; edits between these lines are replaced)\n+Include ${join(ctx.home.dir, '.ssh', 'cscs-sa.conf')}\n+# END cscs-sa\n+\n Host github.com\n     User git\n`), r.stdout);
   assert.is(readFileSync(ctx.config, 'utf8'), text);
   assert.not.ok(existsSync(join(ctx.home.dir, '.ssh', 'cscs-sa.conf')));
   assert.not.ok(existsSync(ctx.home.key), 'no key pair either');
@@ -146,15 +147,15 @@ test('--hosts chooses the clusters; --env tds is passed to match; --agent to pro
   assert.match(conf, /^ {4}IdentitiesOnly no$/m);
 });
 
-test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, by name where it would', async (ctx) => {
+test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, also when only the PATH setup runs under would (cron\'s is /usr/bin:/bin)', async (ctx) => {
   const hidden = await setup(ctx, '--user', 'svc_test', '--print');
   assert.match(hidden.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
   const bin = join(ctx.home.dir, 'bin');
   mkdirSync(bin);
   symlinkSync(BIN, join(bin, 'cscs-sa'));
   const onPath = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--print'], { ...ctx.env, PATH: `${bin}:${ctx.env.PATH}` });
-  assert.match(onPath.stdout, /^Match originalhost sa-\* exec "cscs-sa match %n"$/m);
-  assert.match(onPath.stdout, /^ {4}ProxyCommand cscs-sa proxy %h %p$/m);
+  assert.match(onPath.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
+  assert.match(onPath.stdout, new RegExp(`^ {4}ProxyCommand ${process.execPath} ${BIN} proxy %h %p$`, 'm'));
 });
 
 test('broken markers: refuses with the reason, exit 3, nothing changed', async (ctx) => {
