@@ -45,10 +45,14 @@ Options:
 
 Exit status 0 when every host's key was fetched; 8 when one was not (the others are printed).`;
 
-/** Connects to HOST with ssh (which records an unknown host key before authentication), within 60 s. */
+/**
+ * Connects to HOST with ssh (which records an unknown host key before authentication), within
+ * 60 s; returns why it failed: our own helper's line (the proxy's, match's) says more than ssh's
+ * last one ("Connection closed by UNKNOWN").
+ */
 async function touch(config: string, host: string): Promise<string> {
-  const r = await runTool('ssh', ['-F', config, host, 'exit'], childEnv(), 60_000);
-  return r.stderr.trim().split(/\r?\n/).pop() ?? '';
+  const lines = (await runTool('ssh', ['-F', config, host, 'exit'], childEnv(), 60_000)).stderr.trim().split(/\r?\n/);
+  return lines.find((l) => l.startsWith('cscs-sa: ')) ?? lines.pop() ?? '';
 }
 
 /** The login name for passing the jump host, and why there is no certificate to pass it with, if there is none. */

@@ -6,9 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { userInfo } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv } from '../helpers/cli.ts';
@@ -72,6 +72,7 @@ const ssh = async (ctx: Ctx, args: string[], config = ctx.config) => {
 };
 /** The known_hosts lines for the two test sshd, under the names ssh looks them up by. */
 const pins = (ctx: Ctx) => `${knownHostsName(ctx.targets.ela!)} ${ela.hostPublicKey}\n${knownHostsName(ctx.targets.clariden!)} ${clariden.hostPublicKey}\n`;
+const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const failedPublickey = () => (ela.log + clariden.log).split('\n').filter((l) => l.includes('Failed publickey'));
 
 test('without pinned host keys: setup says so in one line, and ssh stops with "Host key verification failed"', async (ctx) => {
@@ -88,7 +89,7 @@ test('known-hosts fetches both keys through the jump host; pinned with setup --k
   const fetched = await cscsSa(['known-hosts', '--hosts', 'clariden', '--ssh-config', ctx.config], ctx.env);
   assert.is(fetched.exitCode, 0, fetched.stderr);
   assert.equal(fetched.stdout.split('\n').filter(Boolean).sort(), pins(ctx).split('\n').filter(Boolean).sort());
-  assert.match(fetched.stderr, /^256 SHA256:\S+ .* \(ED25519\)$/m);
+  assert.match(fetched.stderr, new RegExp(`^fetched  sa-ela  ${esc(knownHostsName(ctx.targets.ela!))}  SHA256:\\S+ \\(ssh-ed25519\\)\nfetched  sa-clariden  ${esc(knownHostsName(ctx.targets.clariden!))}  SHA256:\\S+ \\(ssh-ed25519\\)\n`));
 
   const pinned = await setup(ctx, ['--known-hosts', '-'], { input: fetched.stdout, stdin: undefined });
   assert.is(pinned.exitCode, 0, pinned.stderr);
@@ -163,12 +164,74 @@ test('an override above the Include (Host sa-clariden / HostName, ended by Host 
   assert.not.match(String(o.stderr), /debug1: Executing command: '.* match (sa-clariden|other|localhost|127\.0\.0\.3)'/);
 });
 
-test('known-hosts when the jump host cannot be reached: exit 8 naming it, nothing on stdout', async (ctx) => {
+test('known-hosts when the jump host cannot be reached: exit 8, each host named with why, nothing on stdout', async (ctx) => {
   assert.is((await setup(ctx, ['--host', 'ela=127.0.0.1:1'])).exitCode, 0);
   const r = await cscsSa(['known-hosts', '--hosts', 'clariden', '--ssh-config', ctx.config], ctx.env);
   assert.is(r.exitCode, 8, r.stderr);
   assert.is(r.stdout, '');
-  assert.match(r.stderr, /^cscs-sa: no host key from sa-ela \(.+\): check that ssh reaches these hosts \(cscs-sa doctor HOST --connect\)\n$/);
+  const lines = r.stderr.split('\n');
+  assert.match(lines[0]!, /^missing  sa-ela  \[127\.0\.0\.1\]:1  cscs-sa: .*refused.*$/);
+  assert.is(lines[1], `missing  sa-clariden  ${knownHostsName(ctx.targets.clariden!)}  not tried: sa-ela was not reached`);
+  assert.is(lines[2], 'cscs-sa: no host key from sa-ela, sa-clariden: check that ssh reaches these hosts (cscs-sa doctor HOST --connect)');
+  assert.is(lines.length, 4);
+});
+
+test('the Set up section typed top to bottom on a fresh HOME: known-hosts, setup --known-hosts, ssh sa-clariden hostname', async (ctx) => {
+  const cwd = ctx.home.dir;
+  const lead = why ? hostFlags(ctx.targets) : [];
+  const sh = (line: string) => execa('sh', ['-c', line], { cwd, env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore' });
+  const fetched = await sh(`cscs-sa known-hosts --hosts clariden --ssh-config ${ctx.config} ${lead.join(' ')} > cscs.known_hosts`);
+  assert.is(fetched.exitCode, 0, String(fetched.stderr));
+  assert.equal(readFileSync(join(cwd, 'cscs.known_hosts'), 'utf8').split('\n').filter(Boolean).sort(), pins(ctx).split('\n').filter(Boolean).sort());
+  const set = await sh(`cscs-sa setup --hosts clariden --known-hosts cscs.known_hosts --ssh-config ${ctx.config} ${lead.join(' ')}`);
+  assert.is(set.exitCode, 0, String(set.stderr));
+  assert.is(String(set.stderr), '');
+  const s = await ssh(ctx, ['sa-clariden', 'hostname']);
+  assert.is(s.exitCode, 0, s.stderr);
+  assert.is(s.stdout, hostname());
+  assert.is(s.stderr, '');
+  // Typed again without flags: the choices stay, nothing changes.
+  const again = await sh(`cscs-sa setup --ssh-config ${ctx.config}`);
+  assert.is(String(again.stdout), 'cscs-sa: nothing to change');
+  assert.is(String(again.stderr), '');
+});
+
+test('known-hosts before setup without an API key: the jump host\'s key (shown before any login), and why the cluster\'s is missing', async (ctx) => {
+  const env = { ...ctx.env, CSCS_API_KEY: '' };
+  const r = await cscsSa(['known-hosts', '--ssh-config', ctx.config, ...(why ? hostFlags(ctx.targets) : [])], env);
+  assert.is(r.exitCode, 8, r.stderr);
+  assert.is(r.stdout, `${knownHostsName(ctx.targets.ela!)} ${ela.hostPublicKey}\n`);
+  const lines = r.stderr.split('\n');
+  assert.match(lines[0]!, /^fetched  sa-ela  \S+  SHA256:\S+ \(ssh-ed25519\)$/);
+  assert.match(lines[1]!, /^missing  sa-clariden  \S+  not tried: passing sa-ela needs a certificate \(no API key.*\)$/);
+  assert.match(r.stderr, /\ncscs-sa: no host key from sa-clariden: no API key/);
+});
+
+test('known-hosts without --hosts asks the hosts setup wrote', async (ctx) => {
+  assert.is((await setup(ctx, [])).exitCode, 0);
+  const r = await cscsSa(['known-hosts', '--ssh-config', ctx.config], ctx.env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('fetched')).map((l) => l.split(/\s+/)[1]), ['sa-ela', 'sa-clariden']);
+});
+
+test('under cron\'s PATH (/usr/bin:/bin, without cscs-sa) ssh still finds it: setup named it by path; doctor fails a block that names it by name', async (ctx) => {
+  assert.is((await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } })).exitCode, 0);
+  const cron = { ...ctx.env, PATH: '/usr/bin:/bin' };
+  assert.is.not((await execa('sh', ['-c', 'command -v cscs-sa'], { env: cron, extendEnv: false, reject: false })).exitCode, 0, 'cscs-sa is not on cron\'s PATH');
+  const s = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
+  assert.is(s.exitCode, 0, String(s.stderr));
+  assert.is(String(s.stdout), 'ok');
+  assert.is(String(s.stderr), '');
+  const conf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
+  const good = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
+  assert.match(good.stdout, `✔ ${conf} starts cscs-sa by absolute path, which works under any PATH (cron's too)\n`);
+  // A block from an older setup that names the command.
+  writeFileSync(conf, readFileSync(conf, 'utf8').replaceAll(`${process.execPath} ${realpathSync(BIN)} `, 'cscs-sa '));
+  const bad = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
+  assert.is(bad.exitCode, 1);
+  assert.match(bad.stdout, `✘ ${conf} starts cscs-sa by name, which ssh under cron's PATH (/usr/bin:/bin) or a systemd unit's does not find ("cscs-sa: command not found")\n  → run cscs-sa setup again: it names cscs-sa and node by absolute path when a short PATH would not find them\n`);
+  const failing = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
+  assert.match(String(failing.stderr), /cscs-sa: (command )?not found/);
 });
 
 test('--trust-on-first-use: a warning line, and ssh records the keys it was shown', async (ctx) => {
