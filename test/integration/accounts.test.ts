@@ -183,7 +183,7 @@ test('sign and doctor take --account: that account\'s key, API key and hosts', a
   assert.is(gw.signCallsFor(KEY_SA), 0);
   const doctor = await cscsSa(['doctor', '--account', 'proj', '--ssh-config', sshConfig(), '--connect'], env);
   assert.is(doctor.exitCode, 0, doctor.stdout);
-  assert.match(doctor.stdout, /^✔ API key from CSCS_API_KEY_PROJ$/m);
+  assert.match(doctor.stdout, /^✔ API key from CSCS_API_KEY_PROJ: the gateway takes it$/m);
   assert.match(doctor.stdout, new RegExp(`^✔ key pair ${keyOf('proj')} \\(0600\\)$`, 'm'));
   assert.match(doctor.stdout, new RegExp(`^✔ ssh config: proj-ela → 127.0.0.1:\\d+ as ${USER_PROJ}, key ${keyOf('proj')}, `, 'm'));
   assert.match(doctor.stdout, /^✔ ssh proj-ela true: connected$/m);

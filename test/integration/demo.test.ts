@@ -11,7 +11,7 @@ test('the demo pins host keys, and ssh itself refreshes from no certificate and 
   assert.is(r.exitCode, 0, out);
   assert.match(out, /^\$ cscs-sa setup --hosts clariden\nwrote ~\/\.ssh\/cscs-sa\.conf\nadded the Include for it to ~\/\.ssh\/config \(backup: ~\/\.ssh\/config\.cscs-sa\.bak\)\ncscs-sa: host keys are not pinned/m);
   assert.match(out, /^\$ ssh sa-clariden true\n[\s\S]*?Host key verification failed\.\r?$/m);
-  assert.match(out, /^256 SHA256:\S+ ela\.cscs\.ch \(ED25519\)\n256 SHA256:\S+ clariden\.alps\.cscs\.ch \(ED25519\)$/m);
+  assert.match(out, /^fetched  sa-ela  ela\.cscs\.ch  SHA256:\S+ \(ssh-ed25519\)\nfetched  sa-clariden  clariden\.alps\.cscs\.ch  SHA256:\S+ \(ssh-ed25519\)$/m);
   assert.match(out, /^\$ cscs-sa setup --hosts clariden --known-hosts cscs\.known_hosts\npinned 2 host key\(s\) in ~\/\.ssh\/cscs-sa\.known_hosts$/m);
   assert.match(out, /^\$ rm ~\/\.ssh\/cscs-key-sa-cert\.pub\n\$ ssh sa-clariden 'echo hello from clariden, as \$\(whoami\)'\nhello from clariden, as \S+\nsign calls made while ssh ran: 1$/m);
   assert.match(out, /^status {7}expired .*$(.*\n)*?\$ ssh sa-clariden 'echo hello again'\nhello again\nsign calls made while ssh ran: 1$/m);

@@ -26,7 +26,7 @@ test('a working setup: every line ✔, exit 0, the API key never shown', async (
   const r = await doctor(['--sign', '--connect']);
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.not.match(r.stdout, /✘/);
-  for (const line of [/^✔ OpenSSH \d+\.\d+/m, /^✔ settings from the environment \(no config file\)$/m, /^✔ key pair .* \(0600\)$/m, /^✔ API key from CSCS_API_KEY$/m, /^✔ gateway http:\/\/127\.0\.0\.1:\d+ answers$/m, /^✔ local clock within \d s of the gateway$/m, /^✔ test sign: certificate for \S+, \d+ s left$/m, /^✔ ssh runs cscs-sa match for sa-ela \(key .*\)$/m, /^✔ ssh config: sa-ela → 127\.0\.0\.1:\d+ as \S+, key .*, via .*cscs-sa proxy %h %p$/m, /^✔ ssh sa-ela true: connected$/m]) {
+  for (const line of [/^✔ OpenSSH \d+\.\d+/m, /^✔ settings from the environment \(no config file\)$/m, /^✔ key pair .* \(0600\)$/m, /^✔ API key from CSCS_API_KEY: the gateway takes it$/m, /^✔ gateway http:\/\/127\.0\.0\.1:\d+ answers$/m, /^✔ local clock within \d s of the gateway$/m, /^✔ test sign: certificate for \S+, \d+ s left$/m, /^✔ ssh runs cscs-sa match for sa-ela \(key .*\)$/m, /^✔ ssh config: sa-ela → 127\.0\.0\.1:\d+ as \S+, key .*, via .*cscs-sa proxy %h %p$/m, /^✔ ssh sa-ela true: connected$/m]) {
     assert.match(r.stdout, line);
   }
   assert.not.ok(r.stdout.includes(world.env.CSCS_API_KEY!));
