@@ -113,7 +113,7 @@ test('--dry-run shows the diff and changes nothing', async (ctx) => {
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /^--- \/dev\/null\n\+\+\+ .*cscs-sa\.conf\n@@ -0,0 \+1,\d+ @@\n/);
   // Only what changes, with the lines around it as context (diff -u).
-  assert.ok(r.stdout.endsWith(`--- ${ctx.config}\n+++ ${ctx.config}\n@@ -1,2 +1,7 @@\n+# BEGIN cscs-sa (managed by \`cscs-sa setup\`; edits between these lines are replaced)\n+Include ${join(ctx.home.dir, '.ssh', 'cscs-sa.conf')}\n+# END cscs-sa\n+\n Host github.com\n     User git\n`), r.stdout);
+  assert.ok(r.stdout.endsWith(`--- ${ctx.config}\n+++ ${ctx.config}\n@@ -1,2 +1,6 @@\n+# BEGIN cscs-sa (managed by \`cscs-sa setup\`; edits between these lines are replaced)\n+Include ${join(ctx.home.dir, '.ssh', 'cscs-sa.conf')}\n+# END cscs-sa\n+\n Host github.com\n     User git\n`), r.stdout);
   assert.is(readFileSync(ctx.config, 'utf8'), text);
   assert.not.ok(existsSync(join(ctx.home.dir, '.ssh', 'cscs-sa.conf')));
   assert.not.ok(existsSync(ctx.home.key), 'no key pair either');
