@@ -1,20 +1,20 @@
 #!/bin/sh
-# A nightly job from cron for two projects, each with its own service account. Once, by hand:
-#   cscs-sa setup --account chem --hosts clariden --user svc_chem --known-hosts cscs.known_hosts
-#   cscs-sa setup --account bio --hosts daint --user svc_bio --known-hosts cscs.known_hosts
-#   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
-#   machine you trust; docs/setup-and-host-keys.md, Host keys)
+# A nightly job from cron for two projects, each with its own service account. Once, by hand
+# (each --api-key-file - reads that account's API key, pasted, into a 0600 file of its own and
+# names it in ~/.config/cscs-sa/config.json: cron gives no API keys, and an account never uses
+# another's key, nor CSCS_API_KEY):
+#   cscs-sa setup --account chem --hosts clariden --api-key-file -
+#   cscs-sa setup --account bio --hosts daint --api-key-file -
+#   cscs-sa known-hosts --account chem > chem.known_hosts     (on a machine you trust:
+#   cscs-sa known-hosts --account bio > bio.known_hosts        compare the fingerprints)
+#   cscs-sa setup --account chem --known-hosts chem.known_hosts
+#   cscs-sa setup --account bio --known-hosts bio.known_hosts
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly-two.sh >> /home/me/cscs-nightly-two.log 2>&1
 #
-# cron gives no API keys: keep each account's key in a file only you can read, named per account
-# in ~/.config/cscs-sa/config.json (an account never uses another's key, nor CSCS_API_KEY):
-#   { "accounts": {
-#       "chem": { "apiKeyFile": "~/.config/cscs-sa/chem.key" },
-#       "bio":  { "apiKeyFile": "~/.config/cscs-sa/bio.key" } } }
-#   (umask 077; printf '%s' 'CHEM-KEY' > ~/.config/cscs-sa/chem.key; printf '%s' 'BIO-KEY' > ~/.config/cscs-sa/bio.key)
-# A JSON config keeps ssh's per-command check as cheap as without one (YAML or JS would load a parser).
-# cron's PATH is short: name cscs-sa's folder if npm's global bin is not in it.
+# cron's PATH is /usr/bin:/bin: setup names cscs-sa and node by absolute path in the ssh config
+# when that PATH would not find them, so ssh and rsync need nothing here. The PATH line is for
+# this script's own `cscs-sa status` only.
 set -eu
 PATH="$HOME/.npm-global/bin:/usr/local/bin:/usr/bin:/bin"
 
@@ -29,7 +29,8 @@ chem=$!
   ssh bio-daint sbatch /capstor/scratch/cscs/svc_bio/nightly.sh
 ) &
 bio=$!
-# Fail the job if either failed; cscs-sa status shows both accounts' certificates.
+# Fail the job if either failed. cscs-sa status only shows both accounts' certificates: it
+# exits 1 when one is not fresh (the next ssh refreshes it), which is no failure of the job.
 fail=0
 wait "$chem" || fail=1
 wait "$bio" || fail=1

@@ -1,18 +1,20 @@
 #!/bin/sh
 # A nightly job from cron. Once, by hand: install cscs-sa (README: Install; without root, into
 # ~/.local: npm install -g --prefix ~/.local ./cscs-sa-0.1.0.tgz), then
-#   cscs-sa setup --hosts clariden --user svc_name --known-hosts cscs.known_hosts
-#   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
-#   machine you trust; docs/setup-and-host-keys.md, Host keys)
+#   cscs-sa setup --hosts clariden --api-key-file -
+#     (paste the API key: cron gives no CSCS_API_KEY, so setup keeps it in
+#     ~/.config/cscs-sa/api-key, 0600, and names it in ~/.config/cscs-sa/config.json)
+#   cscs-sa known-hosts > cscs.known_hosts
+#     (on a machine and network you trust: compare the fingerprints it prints)
+#   cscs-sa setup --known-hosts cscs.known_hosts
+#     (setup keeps --hosts clariden from the first run)
+#   cscs-sa doctor sa-clariden
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly.sh >> /home/me/cscs-nightly.log 2>&1
 #
-# cron gives no CSCS_API_KEY: keep the key in a file only you can read and name it in
-# ~/.config/cscs-sa/config.json:  { "apiKeyFile": "~/.config/cscs-sa/api-key" }
-#   (umask 077; printf '%s' 'THE-KEY' > ~/.config/cscs-sa/api-key)
-# cron's PATH is short: name cscs-sa's folder if npm's global bin is not in it.
+# cron's PATH is /usr/bin:/bin: setup names cscs-sa and node by absolute path in the ssh config
+# when that PATH would not find them, so ssh, rsync and scp work without a PATH line here.
 set -eu
-PATH="$HOME/.local/bin:/usr/local/bin:/usr/bin:/bin"
 
 rsync -a ~/data/incoming/ sa-clariden:/capstor/scratch/cscs/svc_name/incoming/
 ssh sa-clariden sbatch /capstor/scratch/cscs/svc_name/nightly.sh

@@ -13,37 +13,50 @@ import { dropPins, knownHostsName, mergePins, parseKnownHosts, unpinned } from '
 import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTarget, planInclude, renderBlock, SetupRefusedError, type Target } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices } from '../ssh/choices.js';
-import { helperCommand } from '../ssh/helper.js';
+import { CRON_PATH, helperCommand } from '../ssh/helper.js';
 import { parseCommandArgs } from './args.js';
 import { closeMasters } from './close.js';
 
 export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
-                     [--agent] [--known-hosts FILE] [--trust-on-first-use] [--host NAME=HOSTNAME[:PORT]]
-                     [--multiplex] [--ssh-config FILE] [--dry-run] [--print]
-       cscs-sa setup --account NAME --remove [--ssh-config FILE] [--dry-run]
+                     [--api-key-file FILE|-] [--agent] [--known-hosts FILE] [--trust-on-first-use]
+                     [--host NAME=HOSTNAME[:PORT]] [--multiplex] [--ssh-config FILE] [--dry-run] [--print]
+       cscs-sa setup [--account NAME] --remove|--purge [--ssh-config FILE] [--dry-run]
 
 Sets up ssh for the service account: creates the key pair if it is missing (never replaces one),
 writes the cscs-sa block to cscs-sa.conf beside your ssh config, and adds one Include line for
-it, between marked lines, before the first Host or Match of the ssh config. Running it again
-changes nothing; the ssh config is backed up (FILE.cscs-sa.bak) before it is changed.
+it, between marked lines, before the first Host or Match of the ssh config. The ssh config is
+backed up (FILE.cscs-sa.bak) before it is changed.
+
+setup keeps its choices: the block records what it was given (hosts, where they lead, login
+name, burst mode, agent, trust on first use), and a later run starts from them, so a run
+without flags changes nothing and a flag changes one choice (setup says which). --key, --env and
+--api-key-file are settings that every command reads: setup records them in the config file
+(~/.config/cscs-sa/config.json, created 0600 if missing). Booleans turn off with --no-NAME
+(--no-multiplex).
 
 With --account NAME, the same for another service account: hosts NAME-ela, NAME-clariden...,
 key ~/.ssh/cscs-key-NAME, its block in cscs-sa-NAME.conf with an Include of its own; other
 accounts' files stay as they are. --remove takes the account's file and Include out again and
-keeps its key pair.
+keeps its key pair; --purge also removes the key pair, its certificate, the host keys pinned
+for its hosts only, and the sockets' folder once no account uses it.
 
 Options:
       --account NAME      the service account (default sa; see cscs-sa match --help)
       --remove            take the account's block and its Include out (the key pair stays)
-      --user NAME         the service account's login name (default CSCS_SA_USERNAME, else the
-                          principal of a freshly signed certificate)
-      --hosts LIST        clusters behind NAME-ela, comma-separated (default ${CLUSTERS.join(',')})
+      --purge             --remove, and the key pair, certificate, pins and sockets with it
+      --user NAME         the service account's login name (default CSCS_SA_USERNAME, else
+                          the last setup's, else the principal of a freshly signed certificate)
+      --hosts LIST        clusters behind NAME-ela, comma-separated: ${CLUSTERS.join(', ')} (any
+                          case), or NAME=HOSTNAME[:PORT] for another (default the last setup's,
+                          else all of them)
       --key PATH          private key (default ~/.ssh/cscs-key-NAME: cscs-key-sa, cscs-key-proj...)
       --env ENV           prod (default) or tds, the CSCS test environment's gateway
+      --api-key-file FILE  use the API key in FILE (0600); - reads it from stdin (pasted, not
+                          shown) into a 0600 file beside the config file
       --agent             load certificates into ssh-agent from the ProxyCommand (proxy --agent)
       --known-hosts FILE  pin the host keys in FILE (- for stdin; default the lines in
                           CSCS_SA_KNOWN_HOSTS) into cscs-sa.known_hosts, which the block names;
-                          cscs-sa known-hosts prints them
+                          cscs-sa known-hosts prints them (it works before setup)
       --trust-on-first-use  accept and record unknown host keys (StrictHostKeyChecking
                           accept-new) instead of refusing them: open to a machine in the middle
       --host NAME=HOSTNAME[:PORT]  lead sa-HOST (NAME-HOST) to HOSTNAME (and PORT) instead of the CSCS host;
@@ -56,7 +69,10 @@ Options:
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
       --print             print the cscs-sa block and change nothing
-  -h, --help              this text`;
+  -h, --help              this text
+
+cscs-sa and node are named by absolute path in the block unless PATH=${CRON_PATH} (cron's) finds
+them too: ssh runs them under the PATH of whatever started it.`;
 
 /** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
 function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
