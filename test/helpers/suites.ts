@@ -1,7 +1,7 @@
 /** uvu suites with their fixtures started before and stopped after all their tests. */
 import { suite, type Test } from 'uvu';
 import { userInfo } from 'node:os';
-import { GatewayDouble } from './gateway-double.ts';
+import { GatewayDouble, type GatewayDoubleOptions } from './gateway-double.ts';
 import { type Home, tempHome, userEnv } from './cli.ts';
 import { World } from './world.ts';
 
@@ -10,10 +10,13 @@ export interface HomeContext {
   env: Record<string, string>;
 }
 
-/** A gateway double for the whole suite; for each test a fresh HOME and an environment pointing at the double. */
-export function gatewaySuite(name: string, apiKey: string): { gw: GatewayDouble; test: Test<HomeContext> } {
-  const gw = new GatewayDouble({ apiKey, principals: [userInfo().username] });
-  const test = suite<HomeContext>(name);
+/**
+ * A gateway double for the whole suite (signing for this user, unless `double` says otherwise);
+ * for each test a fresh HOME and an environment pointing at the double.
+ */
+export function gatewaySuite<C extends HomeContext = HomeContext>(name: string, apiKey: string, double: Partial<GatewayDoubleOptions> = {}): { gw: GatewayDouble; test: Test<C> } {
+  const gw = new GatewayDouble({ apiKey, principals: [userInfo().username], ...double });
+  const test = suite<C>(name);
   test.before(async () => {
     await gw.start();
   });

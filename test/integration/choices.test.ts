@@ -3,39 +3,28 @@
  * flags changes nothing, a flag changes one thing and setup says which, typos are refused,
  * status and doctor name the key setup was given, and --purge undoes all of it.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GatewayDouble } from '../helpers/gateway-double.ts';
-import { cscsSa, type Home, tempHome, userEnv } from '../helpers/cli.ts';
+import { cscsSa } from '../helpers/cli.ts';
+import { gatewaySuite, type HomeContext } from '../helpers/suites.ts';
 
 const API_KEY = 'sa-choices-key-0123456789';
 const KEY_PROJ = 'proj-choices-key-9876543210';
-const gw = new GatewayDouble({ apiKey: API_KEY, principals: ['svc_from_cert'], accounts: { [KEY_PROJ]: ['svc_proj'] } });
-interface Ctx {
-  home: Home;
-  env: Record<string, string>;
+interface Ctx extends HomeContext {
   config: string;
   ssh: string;
 }
-const test = suite<Ctx>('setup choices');
+const { gw, test } = gatewaySuite<Ctx>('setup choices', API_KEY, { principals: ['svc_from_cert'], accounts: { [KEY_PROJ]: ['svc_proj'] } });
 
-test.before(async () => {
-  await gw.start();
-});
-test.after(async () => gw.stop());
 test.before.each((ctx) => {
-  gw.reset();
-  ctx.home = tempHome();
-  ctx.env = userEnv(ctx.home, { CSCS_API_KEY: API_KEY, CSCS_AUTHX_URL: gw.url });
+  ctx.env.CSCS_SA_TIMEOUT = '10';
   ctx.ssh = join(ctx.home.dir, '.ssh');
   mkdirSync(ctx.ssh, { mode: 0o700 });
   ctx.config = join(ctx.ssh, 'config');
   writeFileSync(ctx.config, 'Host github.com\n    User git\n', { mode: 0o600 });
 });
-test.after.each((ctx) => ctx.home.remove());
 
 const setup = (ctx: Ctx, args: string[], options = {}, env = ctx.env) => cscsSa(['setup', '--ssh-config', ctx.config, ...args], env, options);
 const conf = (ctx: Ctx, account = 'sa') => readFileSync(join(ctx.ssh, account === 'sa' ? 'cscs-sa.conf' : `cscs-sa-${account}.conf`), 'utf8');
