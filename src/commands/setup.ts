@@ -2,7 +2,8 @@ import { copyFileSync, lstatSync, readdirSync, readFileSync, realpathSync, rmSyn
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
-import { expandHome, loadSettings, recordSettings, type Settings, writableConfigFile } from '../core/config.js';
+import { expandHome, loadSettings, type Settings } from '../core/config.js';
+import { recordSettings, writableConfigFile } from '../core/record.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { unifiedDiff } from '../base/diff.js';
@@ -264,15 +265,10 @@ export async function run(args: string[]): Promise<number> {
 
   const said: string[] = [];
   let settings = settings0;
-  if (changes) {
-    // The key pair and the gateway are settings that every command reads: recorded where settings live.
-    const recorded = { key: values.key === undefined ? undefined : settings0.key, env: values.env === undefined ? undefined : settings0.env };
-    if (recorded.key !== undefined || recorded.env !== undefined) {
-      const { path, changed } = recordSettings(account, recorded);
-      if (changed) said.push(`recorded ${Object.entries(recorded).flatMap(([k, v]) => (v === undefined ? [] : [`${k} ${v}`])).join(', ')}${account === DEFAULT_ACCOUNT ? '' : ` of account ${account}`} in ${path}`);
-    }
-    if (values['api-key-file'] !== undefined) said.push(...(await storeApiKeyFile(account, values['api-key-file'])));
-    if (said.length > 0) settings = await loadSettings({ key: values.key, env: values.env, account });
+  // The certificate that tells the login name needs the API key: stored first.
+  if (changes && values['api-key-file'] !== undefined) {
+    said.push(...(await storeApiKeyFile(account, values['api-key-file'])));
+    settings = await loadSettings({ key: values.key, env: values.env, account });
   }
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
@@ -290,6 +286,15 @@ export async function run(args: string[]): Promise<number> {
 
   const block = render(settings, user);
   if (values.print) return (process.stdout.write(block), 0);
+  if (changes) {
+    // The key pair and the gateway are settings that every command reads (status, doctor, sign,
+    // known-hosts): recorded where settings live, not only on the Match line.
+    const recorded = { key: values.key === undefined ? undefined : settings.key, env: values.env === undefined ? undefined : settings.env };
+    if (recorded.key !== undefined || recorded.env !== undefined) {
+      const { path, changed } = recordSettings(account, recorded);
+      if (changed) said.push(`recorded ${Object.entries(recorded).flatMap(([k, v]) => (v === undefined ? [] : [`${k} ${v}`])).join(', ')}${account === DEFAULT_ACCOUNT ? '' : ` of account ${account}`} in ${path}`);
+    }
+  }
 
   const oldConfig = readSshConfig(sshConfig);
   const plan = planInclude(oldConfig, accountFiles(sshDir, conf));

@@ -12,7 +12,6 @@ import { homedir } from 'node:os';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
 import { ConfigError, describeFsError, UsageError } from '../base/errors.js';
-import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 
 /** The CSCS gateways: production, and the test and development system (TDS). */
 export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
@@ -68,7 +67,7 @@ const ENV = {
   configFile: 'CSCS_SA_CONFIG',
 } as const;
 
-function configDir(env: NodeJS.ProcessEnv = process.env): string {
+export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CONFIG_HOME;
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), NAME);
 }
@@ -199,7 +198,7 @@ export function checkFileConfig(config: unknown, path: string): FileConfig {
  * file's text, which may name a secret command. So: YAML's reason (it has line:column), and
  * for JSON the reason and position from parsing it again, without the text.
  */
-function loadFailure(path: string, err: Error): string {
+export function loadFailure(path: string, err: Error): string {
   const reason = err.message.split('\n').find((line) => line.trim() !== '' && !/^\w+ Error in .*:\s*$/.test(line)) ?? err.message;
   if (!path.endsWith('.json')) return reason;
   let text;
@@ -316,54 +315,6 @@ async function loadConfigFile(path: string): Promise<FileConfig> {
 export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<{ file: FileConfig; configFile?: string }> {
   const configFile = findConfigFile(env);
   return { file: configFile ? await loadConfigFile(configFile) : {}, configFile };
-}
-
-/** The config file setup records settings in: the one in use, else a new config.json in the config folder. */
-export function writableConfigFile(env: NodeJS.ProcessEnv = process.env): string {
-  return findConfigFile(env) ?? join(configDir(env), 'config.json');
-}
-
-/**
- * Records settings of ACCOUNT in the user's JSON config file (created 0600 in a 0700 folder when
- * there is none), so that what setup was given (--key, --env, --api-key-file) is read by every
- * command from the one place settings live. A YAML or JS file is the user's to write: refused,
- * with the line to add. Returns the file, and whether it changed.
- */
-export function recordSettings(account: string, values: AccountFileConfig, env: NodeJS.ProcessEnv = process.env): { path: string; changed: boolean } {
-  const found = findConfigFile(env);
-  const path = writableConfigFile(env);
-  const where = account === DEFAULT_ACCOUNT ? '' : `under "accounts": {"${account}": ...} `;
-  if (extname(path) !== '.json') {
-    throw new ConfigError(`config file ${path} is not JSON, so setup cannot record ${Object.keys(values).join(', ')} in it`, { fix: `add ${JSON.stringify(values)} ${where}to it yourself, then run setup again` });
-  }
-  let config: FileConfig = {};
-  let mode = 0o600;
-  if (found) {
-    const { content } = openTrustedConfig(path);
-    try {
-      config = checkFileConfig(JSON.parse(content!.replace(/^\uFEFF/, '')), path);
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct it, then run setup again' });
-    }
-    mode = statSync(path).mode & 0o777;
-  }
-  const own: AccountFileConfig = account === DEFAULT_ACCOUNT ? config : ((config.accounts ??= {})[account] ??= {});
-  let changed = false;
-  for (const [name, value] of Object.entries(values) as [keyof AccountFileConfig, string][]) {
-    if (value === undefined || own[name] === value) continue;
-    (own as Record<string, unknown>)[name] = value;
-    changed = true;
-  }
-  if (changed) {
-    try {
-      makeFolders(dirname(path), 0o700);
-      writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`, mode);
-    } catch (err) {
-      throw new ConfigError(describeFsError(err, 'write config file', path), { cause: err });
-    }
-  }
-  return { path, changed };
 }
 
 /** The accounts the config file names (the default account not among them). */
