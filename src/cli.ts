@@ -50,7 +50,7 @@ Exit status:
   2 usage                 6 gateway answer unusable
   3 configuration
 
-Run cscs-sa COMMAND --help for a command's options.`;
+Run cscs-sa COMMAND --help for a command's options; cscs-sa -v for the version.`;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

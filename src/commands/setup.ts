@@ -250,7 +250,7 @@ export async function run(args: string[]): Promise<number> {
   const trustOnFirstUse = values['trust-on-first-use'] ?? before?.trustOnFirstUse ?? false;
   const sockets = multiplex ? controlDir(sshConfigLink) : undefined;
   const tooLong = sockets && controlDirProblem(sockets);
-  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or with --no-multiplex' });
+  if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
   const command = helperCommand();
   const render = (settings: Settings, user: string) =>

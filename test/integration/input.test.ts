@@ -25,12 +25,14 @@ test('--help for the tool and every command goes to stdout, exit 0', async () =>
   }
 });
 
-test('--version prints the package version and the undici version bundled, which package.json pins exactly', async () => {
-  const r = await cscsSa(['--version'], env);
-  assert.is(r.exitCode, 0);
+test('--version (-v, -V) prints the package version and the undici version bundled, which package.json pins exactly', async () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   const installed = JSON.parse(readFileSync(new URL('../../node_modules/undici/package.json', import.meta.url), 'utf8')).version;
-  assert.is(r.stdout, `${pkg.version} (undici ${installed})\n`);
+  for (const flag of ['--version', '-v', '-V']) {
+    const r = await cscsSa([flag], env);
+    assert.is(r.exitCode, 0, flag);
+    assert.is(r.stdout, `${pkg.version} (undici ${installed})\n`, flag);
+  }
   // A runtime dependency pinned to exactly what dist/ bundles, so npm audit and Dependabot see it.
   assert.is(pkg.dependencies.undici, installed);
   assert.is(pkg.devDependencies.undici, undefined);
