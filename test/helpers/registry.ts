@@ -31,10 +31,10 @@ interface Version {
 const MANIFEST_FIELDS = ['name', 'version', 'dependencies', 'optionalDependencies', 'peerDependencies', 'peerDependenciesMeta', 'bin', 'engines', 'os', 'cpu'];
 
 export class RegistryDouble {
-  /** Every request path, in order. */
-  readonly requests: string[] = [];
   /** Installed packages whose tarball is not in npm's cache (`name@version`): the double cannot serve them. */
   readonly missing: string[] = [];
+  /** npm's cache, where `npm ci` left the tarballs. */
+  readonly cache: string;
   url = '';
   /** Package name -> its installed versions. */
   private readonly installed = new Map<string, Version[]>();
@@ -46,14 +46,14 @@ export class RegistryDouble {
   /** `root`: a project after `npm ci`, its package-lock.json and node_modules/. */
   constructor(private readonly root: string) {
     // The user's cache, not the one `npm test` names for its scripts (the same, unless set otherwise).
-    const cache = execaSync('npm', ['config', 'get', 'cache'], { env: { ...process.env, npm_config_cache: undefined } }).stdout.trim();
+    this.cache = execaSync('npm', ['config', 'get', 'cache'], { env: { ...process.env, npm_config_cache: undefined } }).stdout.trim();
     const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string; integrity?: string }> };
     for (const [folder, { version, integrity }] of Object.entries(lock.packages)) {
       // Not the project itself nor links; not another platform's binaries, which are not in node_modules/.
       if (!integrity || !existsSync(join(root, folder, 'package.json'))) continue;
       // node_modules/a/node_modules/@s/b -> @s/b
       const name = folder.slice(folder.lastIndexOf('node_modules/') + 'node_modules/'.length);
-      const file = cachedContent(cache, integrity);
+      const file = cachedContent(this.cache, integrity);
       if (!existsSync(file)) this.missing.push(`${name}@${version}`);
       const path = `/${name}/-/${name.replace(/^@[^/]+\//, '')}-${version}.tgz`;
       this.tarballs.set(path, file);
@@ -81,7 +81,6 @@ export class RegistryDouble {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', this.url).pathname;
-    this.requests.push(path);
     try {
       // npm asks for /@scope%2fname; /@scope/name means the same.
       const name = decodeURIComponent(path.slice(1));
