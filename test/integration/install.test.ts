@@ -110,7 +110,7 @@ test('from a git URL pinned to a commit (npm pack git+URL#COMMIT, then install -
 
 test('setup run through npx warns that ssh_config would name npx\'s cache', async () => {
   const key = join(work, 'npx-key');
-  // npx's copy lands in this test's copy of the cache, not in the user's ~/.npm.
+  // npx's copy lands in this test's own cache, not in the user's ~/.npm.
   const r = await execa('npx', ['--yes', '--package', packed, '--', 'cscs-sa', 'setup', '--print', '--user', 'svc', '--key', key], {
     cwd: work,
     env: npmEnv(),
@@ -126,7 +126,7 @@ test('setup run through npx warns that ssh_config would name npx\'s cache', asyn
 
 if (registry.missing.length === 0) test.run();
 else {
-  skipTest('install (every test of this file)', `no network here, and npm's cache (${registry.cache}) lacks ${registry.missing.length} of the tarballs npm ci fetched (${registry.missing.slice(0, 3).join(' ')} ...), which the registry double serves: run npm ci again`);
+  skipTest('install (every test of this file)', `the registry double serves the tarballs npm ci left in npm's cache (${registry.cache}), and ${registry.missing.length} are not there (${registry.missing.slice(0, 3).join(' ')} ...): run npm ci again`);
   rmSync(work, { recursive: true, force: true });
   rmSync(gw.dir, { recursive: true, force: true });
 }
