@@ -8,14 +8,15 @@
  * cache where `npm ci` stored it under its integrity. Only the registry's bytes will do: the
  * install a git dependency's `prepare` needs follows the lockfile, which names their integrity,
  * and npm pack makes that install bypass its cache. The double reads the user's cache and never
- * writes it; npm itself is given a cache of its own. A name not installed here (another
+ * writes it. A name not installed here (another
  * platform's optional binary such as @esbuild/darwin-arm64) is a 404, which npm takes as an
  * optional dependency that cannot be installed.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execaSync } from 'execa';
 
@@ -45,8 +46,7 @@ export class RegistryDouble {
 
   /** `root`: a project after `npm ci`, its package-lock.json and node_modules/. */
   constructor(private readonly root: string) {
-    // The user's cache, not the one `npm test` names for its scripts (the same, unless set otherwise).
-    this.cache = execaSync('npm', ['config', 'get', 'cache'], { env: { ...process.env, npm_config_cache: undefined } }).stdout.trim();
+    this.cache = userCache();
     const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string; integrity?: string }> };
     for (const [folder, { version, integrity }] of Object.entries(lock.packages)) {
       // Not the project itself nor links; not another platform's binaries, which are not in node_modules/.
@@ -118,6 +118,21 @@ export class RegistryDouble {
     packument = { name, versions };
     this.packuments.set(name, packument);
     return packument;
+  }
+}
+
+/**
+ * The user's npm cache, not the one `npm test` names for its scripts (the same, unless set
+ * otherwise). npm writes a log file for every command and prunes old ones (here into a folder of
+ * its own), and notes when it last looked for a newer npm (here it does not look): the user's
+ * ~/.npm stays as it was.
+ */
+function userCache(): string {
+  const logs = mkdtempSync(join(tmpdir(), 'cscs-sa-npm-logs-'));
+  try {
+    return execaSync('npm', ['config', 'get', 'cache'], { env: { ...process.env, npm_config_cache: undefined, npm_config_logs_dir: logs, npm_config_update_notifier: 'false' } }).stdout.trim();
+  } finally {
+    rmSync(logs, { recursive: true, force: true });
   }
 }
 
