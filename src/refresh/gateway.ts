@@ -141,6 +141,17 @@ export function retryDelayMs(attempt: number, retryAfter: number | undefined, ra
   return Math.max(RETRY_FLOOR_MS, Math.min(RETRY_STEP_CAP_MS, RETRY_FLOOR_MS * 2 ** (attempt + 1)) * (0.5 + random / 2));
 }
 
+/**
+ * The wait before attempt `attempt + 1` (0-based), or undefined when there is none: MAX_ATTEMPTS
+ * were made, or the wait and the attempt after it would not fit in `remainingMs` of the deadline.
+ */
+export function nextRetryMs(attempt: number, retryAfter: number | undefined, remainingMs: number, random = Math.random()): number | undefined {
+  if (attempt + 1 >= MAX_ATTEMPTS) return undefined;
+  const waitMs = retryDelayMs(attempt, retryAfter, random);
+  // Leave room for the attempt itself, not only the wait.
+  return waitMs + 500 > remainingMs ? undefined : waitMs;
+}
+
 class Exchange {
   private readonly signal: AbortSignal;
   private readonly dispatcher: Dispatcher;
@@ -172,10 +183,8 @@ class Exchange {
 
   /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
   private async backoff(attempt: number, retryAfter?: number): Promise<boolean> {
-    if (attempt + 1 >= MAX_ATTEMPTS) return false;
-    const waitMs = retryDelayMs(attempt, retryAfter);
-    // Leave room for the attempt itself, not only the wait.
-    if (waitMs + 500 > this.deadline.remainingMs()) return false;
+    const waitMs = nextRetryMs(attempt, retryAfter, this.deadline.remainingMs());
+    if (waitMs === undefined) return false;
     log('retrying in %d ms', Math.round(waitMs));
     await sleep(waitMs, undefined, { signal: this.signal }).catch(() => {});
     return !this.signal.aborted;
