@@ -59,7 +59,7 @@ export class LockBusyError extends Error {
   }
 }
 
-interface Owner {
+export interface Owner {
   pid: number;
   host: string;
   nonce: string;
@@ -121,7 +121,11 @@ function look(path: string): Seen {
   }
 }
 
-function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
+/**
+ * Why a lock seen with `owner` whose heartbeat is `ageMs` old may be taken over, or undefined
+ * while it must be waited for (the rules are in the comment at the top).
+ */
+export function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
   const { owner, ageMs } = seen;
   if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : undefined;
   if (owner.host === hostname()) return isAlive(owner) ? undefined : `holder pid ${owner.pid} is gone`;
