@@ -15,7 +15,7 @@ import { runOpenSshTool } from '../base/child.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { tempPath, writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import type { KeyPaths } from './store.js';
+import { type KeyPaths, keyPaths } from './store.js';
 
 const log = createLog('keypair');
 
@@ -159,11 +159,11 @@ function writePublicKey(path: string, line: string): void {
 /** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
 async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<KeyPair> {
   // Named after the key: a refresh of another key in the same folder sweeps only its own temporaries.
-  const tmp = tempPath(paths.key);
+  const tmp = keyPaths(tempPath(paths.key));
   try {
-    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp], signal);
+    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp.key], signal);
     try {
-      linkSync(tmp, paths.key);
+      linkSync(tmp.key, paths.key);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         // Another process (not holding our lock: an older version, a user) created it: keep theirs.
@@ -172,14 +172,14 @@ async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<Key
       throw new LocalFileError(describeFsError(err, 'create', paths.key));
     }
     try {
-      renameSync(`${tmp}.pub`, paths.publicKey);
+      renameSync(tmp.publicKey, paths.publicKey);
     } catch (err) {
       throw new LocalFileError(describeFsError(err, 'create', paths.publicKey));
     }
     log('created key pair %s', paths.key);
     return { publicKey: readPublicKey(paths.publicKey), created: true };
   } finally {
-    rmSync(tmp, { force: true });
-    rmSync(`${tmp}.pub`, { force: true });
+    rmSync(tmp.key, { force: true });
+    rmSync(tmp.publicKey, { force: true });
   }
 }

@@ -18,7 +18,7 @@ import { verifySignature } from '../core/signature.js';
 import { acquireLock, type Lock, LockBusyError } from './lock.js';
 import { createLog } from '../base/log.js';
 import { forgetFailure, isShownAbove, recalledFailure, rememberFailure } from './memo.js';
-import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
+import { type CertState, certificateFileText, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
 import { version } from '../base/version.js';
 
 const log = createLog('refresh');
@@ -79,7 +79,7 @@ export async function prepareKeyPair(settings: Settings): Promise<KeyPair> {
 
 /** The failure memo beside the key, and what keys it (see memo.ts). */
 function memoOf(paths: KeyPaths, settings: Settings): { path: string; material: string } {
-  return { path: `${paths.key}.failed`, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
+  return { path: paths.failed, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
 }
 
 /** Failures that are the same for whoever tries next within seconds: the key, the gateway. */
@@ -139,10 +139,8 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
   const { certificate, verdict } = checkSigned(signed.line, publicKey, clockOffsetMs);
 
   const refreshedAt = new Date();
-  const [type, base64] = signed.line.split(/\s+/);
-  const content = `${type} ${base64} ${formatComment(clockOffsetMs, refreshedAt)}\n`;
   try {
-    writeFileAtomic(paths.certificate, content, 0o644);
+    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt), 0o644);
   } catch (err) {
     throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
   }

@@ -6,6 +6,7 @@ import { BEGIN, END } from '../core/account.js';
 import { CscsSaError, ExitCode, UsageError } from '../base/errors.js';
 import { masterCheck, multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './lex.js';
+import { keyPaths } from '../core/store.js';
 
 export { BEGIN, END };
 
@@ -88,7 +89,7 @@ export function renderBlock(o: BlockOptions): string {
     `User ${o.user}`,
     `IdentityFile ${configWord('the key', o.key, PATH)}`,
     // Offered first, so sshd never sees (and logs as failed) the bare key.
-    `CertificateFile ${configWord('the certificate', `${o.key}-cert.pub`, PATH)}`,
+    `CertificateFile ${configWord('the certificate', keyPaths(o.key).certificate, PATH)}`,
     ...(o.agent
       ? [
           '# The ProxyCommand loads the certificate into ssh-agent; with IdentitiesOnly yes ssh would',

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertType, parseCertificate, parsePublicKey } from '../../src/core/certificate.ts';
 import { verifySignature } from '../../src/core/signature.ts';
-import { formatComment, inspect, judge, keyPaths } from '../../src/core/store.ts';
+import { certificateFileText, inspect, judge, keyPaths } from '../../src/core/store.ts';
 import { certificateLine, str, TestCa } from '../helpers/certs.ts';
 
 function ed25519Line(): string {
@@ -102,7 +102,7 @@ test('the store reads the clock offset and refresh time back from the certificat
   const paths = keyPaths(join(dir, 'k2'));
   const refreshedAt = new Date(NOW - 2000);
   writeFileSync(paths.publicKey, `${ours}\n`);
-  writeFileSync(paths.certificate, `${cert()} ${formatComment(40_000, refreshedAt)}\n`);
+  writeFileSync(paths.certificate, certificateFileText(`${cert()} gateway-comment`, 40_000, refreshedAt));
   const state = inspect(paths, 20, NOW);
   assert.equal([state.clockOffsetMs, state.refreshedAt?.toISOString(), state.status, state.secondsLeft], [40_000, refreshedAt.toISOString(), 'expiring', 15]);
 });
