@@ -22,7 +22,7 @@ import type { Deadline } from '../base/deadline.js';
 import { LocalFileError } from '../base/errors.js';
 import { tempPath } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { processIdentity } from '../base/proc.js';
+import { pidAlive, processIdentity } from '../base/proc.js';
 
 const log = createLog('lock');
 
@@ -73,11 +73,7 @@ function parseOwner(text: string): Owner | undefined {
 }
 
 function isAlive(owner: Owner): boolean {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidAlive(owner.pid)) return false;
   // The pid exists; is it still the process that took the lock?
   const now = owner.identity && processIdentity(owner.pid);
   return !now || now === owner.identity;
