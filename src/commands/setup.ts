@@ -1,9 +1,8 @@
 import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
-import { execaSync } from 'execa';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
-import { childEnv } from '../base/child.js';
+import { foundByShell } from '../base/child.js';
 import { expandHome, loadSettings, type Settings } from '../core/config.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
@@ -56,22 +55,22 @@ Options:
   -h, --help              this text`;
 
 /** Where `$SHELL -c` finds NAME, resolved through links; undefined when it does not. */
-function foundByShell(name: string): string | undefined {
+async function shellFinds(name: string): Promise<string | undefined> {
+  const { path } = await foundByShell(name);
   try {
-    const r = execaSync(process.env.SHELL || '/bin/sh', ['-c', `command -v ${name}`], { env: childEnv(), extendEnv: false, reject: false });
-    return r.exitCode === 0 ? realpathSync(String(r.stdout).trim()) : undefined;
+    return path && realpathSync(path);
   } catch {
     return undefined;
   }
 }
 
 /** How ssh's `$SHELL -c` should start cscs-sa: by name when that finds this very program, else by absolute paths. */
-function helperCommand(): string[] {
+async function helperCommand(): Promise<string[]> {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
   if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
-  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
+  if (!ephemeral && (await shellFinds('cscs-sa')) === script && (await shellFinds('node'))) return ['cscs-sa'];
   return [process.execPath, script];
 }
 
@@ -170,7 +169,7 @@ export async function run(args: string[]): Promise<number> {
   const tooLong = sockets && controlDirProblem(sockets);
   if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
-  const command = helperCommand();
+  const command = await helperCommand();
   const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
   const render = (user: string) =>
     renderBlock({
