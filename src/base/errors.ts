@@ -98,24 +98,31 @@ export class ConnectError extends CscsSaError {
   override name = 'ConnectError';
 }
 
+/** The system error codes people meet, in words; any other is shown as its code. */
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'network unreachable',
+  ENETUNREACH: 'network unreachable',
+};
+
+/** Why a Node.js system call failed, in words: by its error code, else the error's message. */
+export function errnoReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code) return Object.hasOwn(ERRNO_WORDS, code) ? ERRNO_WORDS[code]! : code;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** One line for people from any Node.js file-system error, naming the path. */
 export function describeFsError(err: unknown, action: string, path: string): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const reason =
-    code === 'EACCES' || code === 'EPERM'
-      ? 'permission denied'
-      : code === 'EROFS'
-        ? 'read-only file system'
-        : code === 'ENOSPC'
-          ? 'no space left on device'
-          : code === 'EDQUOT'
-            ? 'disk quota exceeded'
-            : code === 'ENOENT'
-              ? 'no such file or directory'
-              : code === 'EISDIR'
-                ? 'is a directory'
-                : code === 'ENOTDIR'
-                  ? 'a parent is not a directory'
-                  : code ?? (err instanceof Error ? err.message : String(err));
-  return `cannot ${action} ${path}: ${reason}`;
+  return `cannot ${action} ${path}: ${errnoReason(err)}`;
 }

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import type { ApiKey } from './apikey.js';
 import { Deadline } from '../base/deadline.js';
-import { ApiKeyError, GatewayResponseError, GatewayUnavailableError } from '../base/errors.js';
+import { ApiKeyError, errnoReason, GatewayResponseError, GatewayUnavailableError } from '../base/errors.js';
 import { createLog, registerSecret } from '../base/log.js';
 
 const log = createLog('gateway');
@@ -73,30 +73,21 @@ function errorCode(err: unknown): string | undefined {
   return e?.code ?? e?.cause?.code;
 }
 
+/** What the gateway's failures mean beyond errnoReason's words: DNS, undici's own codes, a reset. */
+const NETWORK_WORDS: Record<string, string> = {
+  ENOTFOUND: 'host name not found (DNS)',
+  EAI_AGAIN: 'DNS lookup failed for now',
+  ECONNRESET: 'connection closed by the gateway or a proxy',
+  UND_ERR_SOCKET: 'connection closed by the gateway or a proxy',
+  UND_ERR_CLOSED: 'connection closed by the gateway or a proxy',
+};
+
 function describeNetworkError(err: unknown, connectTimeoutSeconds: number): string {
   const code = errorCode(err);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ENOTFOUND':
-      return 'host name not found (DNS)';
-    case 'EAI_AGAIN':
-      return 'DNS lookup failed for now';
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return `no connection within ${connectTimeoutSeconds} s`;
-    case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return 'connection closed by the gateway or a proxy';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'network unreachable';
-    default:
-      if (code && /CERT|SSL|TLS|SELF_SIGNED|VERIFY/.test(code)) {
-        return `TLS failed (${code}): behind an inspecting proxy, point NODE_EXTRA_CA_CERTS at its CA`;
-      }
-      return code ?? (err as Error)?.message ?? String(err);
-  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${connectTimeoutSeconds} s`;
+  if (code && Object.hasOwn(NETWORK_WORDS, code)) return NETWORK_WORDS[code]!;
+  if (code && /CERT|SSL|TLS|SELF_SIGNED|VERIFY/.test(code)) return `TLS failed (${code}): behind an inspecting proxy, point NODE_EXTRA_CA_CERTS at its CA`;
+  return errnoReason(code ? { code } : err);
 }
 
 /** What the server said, safe for one line: its JSON `message`, or what kind of body it was. */
