@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { type FileConfig, settingsFrom } from '../../src/core/config.ts';
+import { type FileConfig, flagSeconds, settingsFrom } from '../../src/core/config.ts';
 import { ConfigError, UsageError } from '../../src/base/errors.ts';
 
 const home = (path: string) => join(homedir(), path);
@@ -105,6 +105,19 @@ test('a duration from the environment outside its limits is a configuration erro
       name: 'ConfigError',
       line: `${name}=${value} is not a number of seconds ${want}: set ${name} to a number of seconds ${want}, or unset it`,
       exitCode: 3,
+    });
+  }
+});
+
+test('a duration flag has the limits of the setting it overrides, and a wrong one is a usage error', () => {
+  assert.is(flagSeconds(undefined, 'connectTimeout', '--connect-timeout'), undefined);
+  assert.is(flagSeconds('120', 'connectTimeout', '--connect-timeout'), 120);
+  assert.is(flagSeconds('0.5', 'connectTimeout', '--connect-timeout'), 0.5);
+  for (const value of ['0', '121', '', 'x']) {
+    assert.equal(refusal(() => flagSeconds(value, 'connectTimeout', '--connect-timeout')), {
+      name: 'UsageError',
+      line: `--connect-timeout takes a number of seconds above 0 to 120, not "${value}"`,
+      exitCode: 2,
     });
   }
 });
