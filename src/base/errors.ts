@@ -30,7 +30,8 @@ export class CscsSaError extends Error {
   readonly exitCode: number = ExitCode.failure;
   readonly code: string = 'CSCS_SA_ERR';
   override name = 'CscsSaError';
-  readonly fix?: string;
+  /** Not read-only: a caller that knows a way around the failure adds it (setup: --user). */
+  fix?: string;
 
   constructor(message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });

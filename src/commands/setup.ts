@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
 import { foundByShell } from '../base/child.js';
 import { expandHome, loadSettings, type Settings } from '../core/config.js';
-import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
+import { CscsSaError, describeFsError, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths } from '../core/store.js';
@@ -122,10 +122,10 @@ const PLACEHOLDER_USER = 'svc_account_name';
 async function userFromCertificate(settings: Settings): Promise<string> {
   const { state } = await refreshCertificate(settings).catch((err: unknown) => {
     if (!(err instanceof CscsSaError)) throw err;
-    const Same = err.constructor as new (message: string, details: ErrorDetails) => CscsSaError;
-    // What failed leads, with its own fix; --user is the way around it, not the fix.
+    // What failed leads, with its own fix, exit code and cause; --user is the way around it, not the fix.
     const around = 'or pass --user NAME (setup needs a certificate only to learn the login name)';
-    throw new Same(err.message, { fix: err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`, cause: err });
+    err.fix = err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`;
+    throw err;
   });
   const user = state.certificate?.principals[0];
   if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
