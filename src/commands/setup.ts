@@ -7,7 +7,7 @@ import { expandHome, loadSettings, type Settings } from '../core/config.js';
 import { CscsSaError, describeFsError, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
-import { inspect, keyPaths } from '../core/store.js';
+import { inspect, keyPaths, readText } from '../core/store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
 import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
@@ -76,10 +76,9 @@ async function helperCommand(): Promise<string[]> {
 
 function readIfExists(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    return readText(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
+    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
 }
 

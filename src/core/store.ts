@@ -80,7 +80,8 @@ function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date 
   return { clockOffsetMs: Number(m[1]), refreshedAt: Number.isNaN(refreshedAt.getTime()) ? undefined : refreshedAt };
 }
 
-function readText(path: string): string | undefined {
+/** A file's text, or undefined when there is no file: any other failure is thrown as it is. */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
