@@ -326,7 +326,7 @@ function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshC
     try {
       rmSync(conf);
     } catch (err) {
-      throw new LocalFileError(describeFsError(err, 'remove', conf));
+      throw new LocalFileError(describeFsError(err, 'remove', conf), { cause: err });
     }
     process.stdout.write(`removed ${conf}\n`);
   }
@@ -340,6 +340,6 @@ function write(path: string, text: string, mode: number): void {
     makeFolders(dirname(path), 0o700);
     writeFileAtomic(path, text, mode);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'write', path));
+    throw new LocalFileError(describeFsError(err, 'write', path), { cause: err });
   }
 }

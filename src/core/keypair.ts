@@ -24,7 +24,7 @@ function statOrUndefined(path: string): Stats | undefined {
     return lstatSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
+    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
 }
 
@@ -110,7 +110,7 @@ function readPublicKey(path: string): PublicKey {
     return parsePublicKey(readFileSync(path, 'utf8'));
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ? describeFsError(err, 'read', path) : `${path}: ${(err as Error).message}`;
-    throw new LocalFileError(reason);
+    throw new LocalFileError(reason, { cause: err });
   }
 }
 
@@ -152,7 +152,7 @@ function writePublicKey(path: string, line: string): void {
   try {
     writeFileAtomic(path, line, 0o644);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'write', path));
+    throw new LocalFileError(describeFsError(err, 'write', path), { cause: err });
   }
 }
 
@@ -169,12 +169,12 @@ async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<Key
         // Another process (not holding our lock: an older version, a user) created it: keep theirs.
         return ensureKeyPair(paths, undefined, signal);
       }
-      throw new LocalFileError(describeFsError(err, 'create', paths.key));
+      throw new LocalFileError(describeFsError(err, 'create', paths.key), { cause: err });
     }
     try {
       renameSync(tmp.publicKey, paths.publicKey);
     } catch (err) {
-      throw new LocalFileError(describeFsError(err, 'create', paths.publicKey));
+      throw new LocalFileError(describeFsError(err, 'create', paths.publicKey), { cause: err });
     }
     log('created key pair %s', paths.key);
     return { publicKey: readPublicKey(paths.publicKey), created: true };

@@ -192,7 +192,7 @@ class Exchange {
         const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
         log('POST %s failed: %s', path, why);
         if (code && RETRYABLE_CODES.has(code) && (await this.backoff(attempt))) continue;
-        throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`);
+        throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`, { cause: err });
       }
       log('POST %s -> %d', path, reply.status);
       if (reply.status === 429 || reply.status >= 500) {
@@ -216,7 +216,7 @@ class Exchange {
       return await this.once('GET', '/', {});
     } catch (err) {
       if (this.signal.aborted) throw this.timedOut();
-      throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`);
+      throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
     }
   }
 

@@ -50,7 +50,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
   try {
     makeFolders(dir, 0o700);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'create folder', dir));
+    throw new LocalFileError(describeFsError(err, 'create folder', dir), { cause: err });
   }
   try {
     // A holder heartbeats while it works, so a lock from another host whose heartbeat is older
@@ -61,7 +61,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
     if (err instanceof LockBusyError) {
       throw new GatewayUnavailableError(`${err.holder} is still refreshing ${paths.certificate} after ${deadline}`, { fix: 'try again later, or raise "timeout"', cause: err });
     }
-    throw new LocalFileError(describeFsError(err, 'lock', paths.lock));
+    throw new LocalFileError(describeFsError(err, 'lock', paths.lock), { cause: err });
   }
 }
 
@@ -142,7 +142,7 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
   try {
     writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt), 0o644);
   } catch (err) {
-    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
+    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`, { cause: err });
   }
   log('wrote %s (clock offset %d ms)', paths.certificate, clockOffsetMs);
   return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt }, refreshed: true, createdKey: created };
@@ -184,13 +184,13 @@ function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number):
     certificate = parseCertificate(line);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`, { cause: err });
   }
   try {
     verifySignature(certificate);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`, { cause: err });
   }
   const verdict = judge(certificate, publicKey, 0, clockOffsetMs);
   if (verdict.status !== 'fresh') {

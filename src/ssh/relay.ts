@@ -44,7 +44,7 @@ async function connectTo(host: string, port: number, timeoutMs: number, onread: 
     addresses = await lookup(host, { all: true, verbatim: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : errnoReason(err)}`);
+    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : errnoReason(err)}`, { cause: err });
   }
   const failures: string[] = [];
   for (const { address } of addresses) {
@@ -103,7 +103,7 @@ export async function proxy(host: string, port: number, timeoutMs: number, outpu
     // ssh has gone away (EPIPE on its pipes): nothing left to relay.
     input.on('error', () => resolve());
     output.on('error', () => resolve());
-    server.on('error', (err) => reject(new ConnectError(`connection to the server failed: ${errnoReason(err)}`)));
+    server.on('error', (err) => reject(new ConnectError(`connection to the server failed: ${errnoReason(err)}`, { cause: err })));
     server.on('end', () => {
       log('server side ended after %d bytes', down.bytes);
       // Resolve once what was already handed to `output` is flushed, not when the client side ends.
