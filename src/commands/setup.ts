@@ -127,7 +127,7 @@ async function userFromCertificate(settings: Settings): Promise<string> {
     throw err;
   });
   const user = state.certificate?.principals[0];
-  if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
+  if (!user) throw new UsageError('setup: the certificate names no principal', { fix: 'pass --user NAME' });
   return user;
 }
 

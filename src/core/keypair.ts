@@ -143,7 +143,7 @@ export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof, signal?:
     return { publicKey: parsePublicKey(line), created: false };
   }
   if (statOrUndefined(paths.publicKey)) {
-    throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not: restore the key or move the .pub away`);
+    throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not`, { fix: 'restore the key or move the .pub away' });
   }
   return createKeyPair(paths, signal);
 }

@@ -24,7 +24,7 @@ function accept(raw: string, source: string): ApiKey {
   if (value === '') throw new ApiKeyError(`API key from ${source} is empty`);
   registerSecret(value);
   // A key with inner white space or control characters would be mangled or refused in a header.
-  if (/[\s\x00-\x1f\x7f]/.test(value)) throw new ApiKeyError(`API key from ${source} contains spaces or control characters: check it`);
+  if (/[\s\x00-\x1f\x7f]/.test(value)) throw new ApiKeyError(`API key from ${source} contains spaces or control characters`, { fix: 'check it' });
   // HTTP header values are bytes: undici refuses anything beyond Latin-1 (as a network error, exit 5),
   // and an API key is plain ASCII anyway.
   if (/[^\x21-\x7e]/.test(value)) {

@@ -275,8 +275,8 @@ function clockOffset(reply: Reply): number | undefined {
 async function token(exchange: Exchange, apiKey: ApiKey): Promise<string> {
   const reply = await exchange.post(TOKEN_PATH, { 'x-api-key': apiKey.value });
   const detail = describeBody(reply.text, header(reply, 'content-type'));
-  if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}: check ${apiKey.source}`);
-  if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}: ask your project's PI to enable it in the CSCS portal`);
+  if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}`, { fix: `check ${apiKey.source}` });
+  if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}`, { fix: "ask your project's PI to enable it in the CSCS portal" });
   if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`token request failed (${reply.status})${detail}`, { status: reply.status });
   const accessToken = (parseJson(reply.text) as { access_token?: unknown } | undefined)?.access_token;
   if (typeof accessToken !== 'string' || accessToken === '') {

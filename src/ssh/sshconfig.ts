@@ -196,7 +196,7 @@ export function planInclude(existing: string, confs: string[]): IncludePlan {
   let end: number;
   if (begins.length > 0 || ends.length > 0) {
     if (begins.length !== 1 || ends.length !== 1 || ends[0]! < begins[0]!) {
-      throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END): fix or remove them by hand, then run setup again`);
+      throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END)`, { fix: 'fix or remove them by hand, then run setup again' });
     }
     [start, end] = [begins[0]!, ends[0]! + 1];
     // Taking the block out takes the blank line that kept it apart too.
@@ -209,7 +209,7 @@ export function planInclude(existing: string, confs: string[]): IncludePlan {
     const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
     const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
     if (elsewhere !== -1) {
-      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers`, { fix: 'remove that line, or manage the Include yourself (setup --print)' });
     }
   }
   const before = lines.slice(0, start);
