@@ -3,7 +3,7 @@
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
 import { BEGIN, END } from '../core/account.js';
-import { CscsSaError, ExitCode, UsageError } from '../base/errors.js';
+import { errorKind, ExitCode, UsageError } from '../base/errors.js';
 import { masterCheck, multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './lex.js';
 import { keyPaths } from '../core/store.js';
@@ -15,11 +15,7 @@ export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
 export const CLUSTERS = ['clariden', 'daint', 'santis', 'eiger', 'bristen'];
 
 /** A config that setup will not edit, with what to do instead. */
-export class SetupRefusedError extends CscsSaError {
-  override readonly exitCode = ExitCode.config;
-  override readonly code = 'CSCS_SA_ERR_SETUP_REFUSED';
-  override name = 'SetupRefusedError';
-}
+export class SetupRefusedError extends errorKind('SetupRefusedError', ExitCode.config, 'CSCS_SA_ERR_SETUP_REFUSED') {}
 
 /** --hosts LIST: cluster names behind the jump host, without the prefix. */
 export function parseHosts(command: string, list: string | undefined, prefix: string): string[] {
