@@ -34,7 +34,7 @@ if (processIdentity(process.pid)) {
     assert.match(staleReason({ owner: here(process.pid, 'another-boot/123'), ageMs: 0 }, 10_000) ?? '', 'is gone');
   });
 } else {
-  skipTest(test, REUSED, 'no /proc here: the pid alone decides');
+  skipTest(REUSED, 'no /proc here: the pid alone decides');
 }
 
 test('a lock from another host stands until its heartbeat is older than staleMs, by the lock own age', () => {

@@ -19,7 +19,7 @@ if (procStat(process.pid)) {
     assert.equal(ancestors(1), all.slice(0, 1));
   });
 } else {
-  skipTest(test, LINEAGE, 'no /proc here');
+  skipTest(LINEAGE, 'no /proc here');
 }
 
 test.run();
