@@ -1,3 +1,8 @@
+/**
+ * The one place that starts processes: OpenSSH's tools (runOpenSshTool, runTool), the API key
+ * command (runGroup) and the shell lookup (foundByShell), each without our secrets in its
+ * environment (childEnv) and bounded in time.
+ */
 import { LocalFileError } from './errors.js';
 
 /**
