@@ -28,8 +28,9 @@ function edits(a: string[], b: string[]): Op[] {
   let [i, j] = [0, 0];
   while (i < x.length || j < y.length) {
     if (i < x.length && j < y.length && x[i] === y[j]) middle.push({ kind: ' ', line: x[i++]! }), j++;
-    else if (j < y.length && (i === x.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) middle.push({ kind: '+', line: y[j++]! });
-    else middle.push({ kind: '-', line: x[i++]! });
+    // Removed lines before added ones, as diff -u shows a replaced line.
+    else if (i < x.length && (j === y.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) middle.push({ kind: '-', line: x[i++]! });
+    else middle.push({ kind: '+', line: y[j++]! });
   }
   const same = (l: string[]): Op[] => l.map((line) => ({ kind: ' ', line }));
   return [...same(a.slice(0, head)), ...middle, ...same(a.slice(a.length - tail))];

@@ -32,7 +32,7 @@ export async function closeMasters(dir: string): Promise<{ closed: number; remov
   try {
     names = readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalFileError(describeFsError(err, 'read', dir));
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalFileError(describeFsError(err, 'read', dir), { cause: err });
     names = [];
   }
   const live: string[] = [];

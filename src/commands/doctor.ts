@@ -1,11 +1,11 @@
 import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
-import { runTool } from '../base/child.js';
+import { foundByShell, runTool } from '../base/child.js';
 import { accountName, loadSettings, type Settings } from '../core/config.js';
 import { DEFAULT_ACCOUNT, hostPrefix } from '../core/account.js';
 import { blockFile, readIfExists } from '../ssh/choices.js';
-import { CRON_PATH, foundByShell } from '../ssh/helper.js';
+import { CRON_PATH } from '../ssh/helper.js';
 import { ApiKeyError, CscsSaError } from '../base/errors.js';
 import { openPrivateKey } from '../core/keypair.js';
 import { JUMP_HOST } from '../ssh/sshconfig.js';
@@ -56,11 +56,10 @@ async function checkOpenSsh(): Promise<Result> {
 }
 
 async function checkShell(): Promise<Result> {
-  const shell = process.env.SHELL || '/bin/sh';
-  const r = await runTool(shell, ['-c', 'command -v cscs-sa']);
-  if (r.missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
-  if (r.code !== 0) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
-  return pass(`$SHELL (${shell}) finds cscs-sa at ${r.stdout.trim()}`);
+  const { shell, missing, path } = await foundByShell('cscs-sa');
+  if (missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
+  if (path === undefined) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
+  return pass(`$SHELL (${shell}) finds cscs-sa at ${path}`);
 }
 
 /** A Match exec or ProxyCommand that starts cscs-sa by name, not by path. */
@@ -70,12 +69,12 @@ const BY_NAME = /(?:^|[\s"|&;(])cscs-sa (?:match|proxy)\b/m;
  * Whether the account's block starts cscs-sa in a way that works under any PATH ssh may be
  * started with: cron's /usr/bin:/bin, a systemd unit's, an IDE's.
  */
-function checkCommandPath(account: string, sshConfigFlag: string | undefined): Result | undefined {
+async function checkCommandPath(account: string, sshConfigFlag: string | undefined): Promise<Result | undefined> {
   const file = blockFile(account, sshConfigFlag);
   const block = readIfExists(file);
   if (block === undefined) return undefined;
   if (!BY_NAME.test(block)) return pass(`${file} starts cscs-sa by absolute path, which works under any PATH (cron's too)`);
-  if (foundByShell('cscs-sa', CRON_PATH)) return pass(`${file} starts cscs-sa by name, which cron's PATH (${CRON_PATH}) finds too`);
+  if ((await foundByShell('cscs-sa', CRON_PATH)).path) return pass(`${file} starts cscs-sa by name, which cron's PATH (${CRON_PATH}) finds too`);
   return fail(
     `${file} starts cscs-sa by name, which ssh under cron's PATH (${CRON_PATH}) or a systemd unit's does not find ("cscs-sa: command not found")`,
     `run cscs-sa setup${account === DEFAULT_ACCOUNT ? '' : ` --account ${account}`} again: it names cscs-sa and node by absolute path when a short PATH would not find them`,
@@ -148,7 +147,7 @@ export async function run(args: string[]): Promise<number> {
   const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
-  const commandPath = checkCommandPath(account, values['ssh-config']);
+  const commandPath = await checkCommandPath(account, values['ssh-config']);
   const results: Result[] = [await checkOpenSsh(), await checkShell(), ...(commandPath ? [commandPath] : [])];
   // Settings that cannot be loaded are one failed check: what ssh does can still be checked.
   let settings: Settings | undefined;

@@ -97,7 +97,7 @@ export async function run(args: string[]): Promise<number> {
     const block = accountBlock(
       settings,
       { clusters, targets, user, multiplex: false, agent: false, trustOnFirstUse: false },
-      { sshDir: dirname(sshConfig), knownHosts: known, command: helperCommand() },
+      { sshDir: dirname(sshConfig), knownHosts: known, command: await helperCommand() },
     );
     const config = join(dir, 'ssh_config');
     writeFileSync(

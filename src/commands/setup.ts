@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
 import { expandHome, loadSettings, type Settings } from '../core/config.js';
 import { recordSettings, writableConfigFile } from '../core/record.js';
-import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
+import { CscsSaError, describeFsError, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { unifiedDiff } from '../base/diff.js';
 import { acceptApiKey } from '../refresh/apikey.js';
@@ -137,13 +137,13 @@ export const PLACEHOLDER_USER = 'svc_account_name';
 async function userFromCertificate(settings: Settings): Promise<string> {
   const { state } = await refreshCertificate(settings).catch((err: unknown) => {
     if (!(err instanceof CscsSaError)) throw err;
-    const Same = err.constructor as new (message: string, details: ErrorDetails) => CscsSaError;
-    // What failed leads, with its own fix; --user is the way around it, not the fix.
+    // What failed leads, with its own fix, exit code and cause; --user is the way around it, not the fix.
     const around = 'or pass --user NAME (setup needs a certificate only to learn the login name)';
-    throw new Same(err.message, { fix: err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`, cause: err });
+    err.fix = err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`;
+    throw err;
   });
   const user = state.certificate?.principals[0];
-  if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
+  if (!user) throw new UsageError('setup: the certificate names no principal', { fix: 'pass --user NAME' });
   return user;
 }
 
@@ -252,7 +252,7 @@ export async function run(args: string[]): Promise<number> {
   const tooLong = sockets && controlDirProblem(sockets);
   if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
-  const command = helperCommand();
+  const command = await helperCommand();
   const render = (settings: Settings, user: string) =>
     accountBlock(settings, { clusters, targets, user, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command, sockets });
   // Everything given is checked before anything (the key pair included) is created.
@@ -398,7 +398,7 @@ function removeFile(path: string): void {
   try {
     rmSync(path, { recursive: true });
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'remove', path));
+    throw new LocalFileError(describeFsError(err, 'remove', path), { cause: err });
   }
   process.stdout.write(`removed ${path}\n`);
 }
@@ -467,6 +467,6 @@ function write(path: string, text: string, mode: number): void {
     makeFolders(dirname(path), 0o700);
     writeFileAtomic(path, text, mode);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'write', path));
+    throw new LocalFileError(describeFsError(err, 'write', path), { cause: err });
   }
 }

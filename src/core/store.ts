@@ -21,15 +21,21 @@ import {
   secondsLeft,
 } from './certificate.js';
 
+/** The files beside a key pair: every module names them through keyPaths, none by hand. */
 export interface KeyPaths {
   key: string;
+  /** Where ssh-keygen puts the public half of KEY, and where ssh looks for it. */
   publicKey: string;
+  /** Where ssh looks for a certificate of KEY (its CertificateFile default). */
   certificate: string;
+  /** The refresh lock (src/refresh/lock.ts). */
   lock: string;
+  /** The failure memo (src/refresh/memo.ts). */
+  failed: string;
 }
 
 export function keyPaths(key: string): KeyPaths {
-  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock` };
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
 }
 
 export type CertStatus =
@@ -58,8 +64,13 @@ export interface CertState {
 
 const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)/;
 
-export function formatComment(clockOffsetMs: number, refreshedAt: Date): string {
-  return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
+/**
+ * The certificate file's content for the gateway's certificate `line`: its type and data, and our
+ * comment in place of the gateway's, which readMeta reads back.
+ */
+export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date): string {
+  const [type, base64] = line.split(/\s+/);
+  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}\n`;
 }
 
 function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
@@ -69,7 +80,8 @@ function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date 
   return { clockOffsetMs: Number(m[1]), refreshedAt: Number.isNaN(refreshedAt.getTime()) ? undefined : refreshedAt };
 }
 
-function readText(path: string): string | undefined {
+/** A file's text, or undefined when there is no file: any other failure is thrown as it is. */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {

@@ -6,9 +6,9 @@
  * pair and the gateway are settings (src/core/config.ts), which setup records in the config file,
  * so that every command, match included, reads them from one place.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { confFile } from '../core/account.js';
+import { readText } from '../core/store.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { sshConfigPath } from './multiplex.js';
 import { JUMP_HOST, type Target } from './sshconfig.js';
@@ -61,10 +61,9 @@ export function blockFile(account: string, sshConfigFlag?: string): string {
 /** The text of a file; undefined when there is none. */
 export function readIfExists(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    return readText(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
+    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
 }
 

@@ -6,32 +6,30 @@
  * very program and node too; otherwise by the absolute paths of node and the script.
  */
 import { realpathSync } from 'node:fs';
-import { execaSync } from 'execa';
-import { childEnv } from '../base/child.js';
+import { foundByShell } from '../base/child.js';
 
 /** The PATH cron gives a job (Debian, RHEL, macOS alike): the shortest one ssh is started under. */
 export const CRON_PATH = '/usr/bin:/bin';
 
-/** Where `$SHELL -c` finds NAME under PATH, resolved through links; undefined when it does not. */
-export function foundByShell(name: string, path: string | undefined = process.env.PATH): string | undefined {
+/** Where `$SHELL -c` finds NAME under PATH (default ours), resolved through links; undefined when it does not. */
+async function resolvedByShell(name: string, path?: string): Promise<string | undefined> {
+  const found = (await foundByShell(name, path)).path;
   try {
-    const env = { ...childEnv(), ...(path === undefined ? {} : { PATH: path }) };
-    const r = execaSync(process.env.SHELL || '/bin/sh', ['-c', `command -v ${name}`], { env, extendEnv: false, reject: false });
-    return r.exitCode === 0 ? realpathSync(String(r.stdout).trim()) : undefined;
+    return found && realpathSync(found);
   } catch {
     return undefined;
   }
 }
 
 /** How ssh's `$SHELL -c` should start cscs-sa: `['cscs-sa']`, or the absolute paths of node and the script. */
-export function helperCommand(): string[] {
+export async function helperCommand(): Promise<string[]> {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean.
   const ephemeral = script.includes('/_npx/');
   if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
   const node = realpathSync(process.execPath);
   // The script starts with `#!/usr/bin/env node`: the node that PATH finds must be this one.
-  const byName = (path: string | undefined) => foundByShell('cscs-sa', path) === script && foundByShell('node', path) === node;
-  if (!ephemeral && byName(undefined) && byName(CRON_PATH)) return ['cscs-sa'];
+  const byName = async (path?: string) => (await resolvedByShell('cscs-sa', path)) === script && (await resolvedByShell('node', path)) === node;
+  if (!ephemeral && (await byName()) && (await byName(CRON_PATH))) return ['cscs-sa'];
   return [process.execPath, script];
 }
