@@ -217,7 +217,7 @@ test('setup --purge removes the block, its Include, key pair, certificate and th
 test('doctor asks the gateway whether it takes the API key: a rejected key fails at that check, not later', async (ctx) => {
   const r = await cscsSa(['doctor', '--ssh-config', ctx.config], { ...ctx.env, CSCS_API_KEY: 'sa-wrong-key-0000000000' });
   assert.is(r.exitCode, 1);
-  assert.match(r.stdout, /^✘ API key rejected \(401\).*: check CSCS_API_KEY\n/m);
+  assert.match(r.stdout, /^✘ API key rejected \(401\).*\n  → check CSCS_API_KEY\n/m);
   assert.is(gw.signCalls, 0, 'a token request only: nothing signed');
   const good = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
   assert.match(good.stdout, /^✔ API key from CSCS_API_KEY: the gateway takes it$/m);
