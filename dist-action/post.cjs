@@ -217,7 +217,6 @@ function forgetApiKey(store, account) {
       (0, import_node_fs2.rmdirSync)(folder);
       removed.push(folder);
     }
-    removed.push(store.dir);
   } catch (err) {
     const code = err.code;
     if (code !== "ENOTEMPTY" && code !== "ENOENT") throw new LocalFileError(describeFsError(err, "remove", store.dir), { cause: err });
@@ -271,7 +270,8 @@ function post(plan) {
   };
   const accountArgs = plan.account === "sa" ? [] : ["--account", plan.account];
   const sshConfig = sshConfigPath(plan.sshConfigFlag || void 0);
-  const show = (r) => process.stdout.write(r.stdout + r.stderr);
+  const keyCreated = plan.created.includes(plan.key);
+  const show = (r) => process.stdout.write((r.stdout + r.stderr).split("\n").filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join("\n"));
   attempt(() => {
     if (!(0, import_node_fs4.lstatSync)(controlDir(sshConfig), { throwIfNoEntry: false })) return;
     const r = cscsSa(plan, ["close", ...sshConfigArgs(plan)]);

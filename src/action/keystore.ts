@@ -114,7 +114,6 @@ export function forgetApiKey(store: KeyStore, account: string): string[] {
       rmdirSync(folder);
       removed.push(folder);
     }
-    removed.push(store.dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Another account's files, or the runner's own cleanup, may still hold the folder.

@@ -23,7 +23,10 @@ function post(plan: Plan): string[] {
   };
   const accountArgs = plan.account === 'sa' ? [] : ['--account', plan.account];
   const sshConfig = sshConfigPath(plan.sshConfigFlag || undefined);
-  const show = (r: { stdout: string; stderr: string }) => process.stdout.write(r.stdout + r.stderr);
+  // setup --remove says that the key pair stays: not so when main created it, as below shows.
+  const keyCreated = plan.created.includes(plan.key);
+  const show = (r: { stdout: string; stderr: string }) =>
+    process.stdout.write((r.stdout + r.stderr).split('\n').filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join('\n'));
   attempt(() => {
     if (!lstatSync(controlDir(sshConfig), { throwIfNoEntry: false })) return;
     const r = cscsSa(plan, ['close', ...sshConfigArgs(plan)]);

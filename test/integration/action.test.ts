@@ -21,8 +21,8 @@ const API_KEY = 'sa-action-key-4d5e6f708192a3b4';
 const user = userInfo().username;
 const why = await unavailable();
 if (why) console.log(`SKIPPED the real CSCS host names (${why}): the action's host input leads sa-ela and sa-clariden to 127.0.0.1`);
-/** Certificates that expire during the test: 9 s, renewed when fewer than 2 s are left. */
-const hosts = new NamedHosts(new GatewayDouble({ apiKey: API_KEY, principals: [user], validity: '-5s:+9s' }), why);
+/** Certificates that expire during the test: 12 s, renewed when fewer than 5 s are left (ssh's login must fit in those). */
+const hosts = new NamedHosts(new GatewayDouble({ apiKey: API_KEY, principals: [user], validity: '-5s:+12s' }), why);
 
 interface Ctx {
   home: Home;
@@ -39,7 +39,7 @@ test.before.each((ctx) => {
   ctx.home = tempHome();
   ctx.sshConfig = join(ctx.home.dir, '.ssh', 'config');
   // The runner machine's environment: no API key; the gateway double's URL stands for the real one.
-  const machine = userEnv(ctx.home, { SHELL: '/bin/sh', CSCS_AUTHX_URL: hosts.gateway.url, CSCS_SA_REFRESH_MARGIN: '2', SSH_CONFIG: ctx.sshConfig });
+  const machine = userEnv(ctx.home, { SHELL: '/bin/sh', CSCS_AUTHX_URL: hosts.gateway.url, CSCS_SA_REFRESH_MARGIN: '5', SSH_CONFIG: ctx.sshConfig });
   // RUNNER_TEMP inside HOME, as on GitHub's runners (/home/runner/work/_temp).
   ctx.runner = new GitHubRunner(join(ctx.home.dir, 'work'), machine);
 });
@@ -128,6 +128,8 @@ test('main, then steps without the key run ssh, scp and rsync across a certifica
   assert.not.ok(existsSync(join(runner.temp, 'cscs-sa')));
   assert.match(post.raw, /^cscs-sa: closed [1-9]\d* connections?$/m);
   assert.match(post.raw, /^took the Include of \S+cscs-sa\.conf out of /m);
+  assert.match(post.raw, new RegExp(`^removed ${home.key}$`, 'm'));
+  assert.not.match(post.raw, /stays/);
 
   // The key: in no process's argv, in no environment but the action's own (the runner gives it
   // the inputs), in no file, and in the log only as ***.

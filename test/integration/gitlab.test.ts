@@ -131,4 +131,13 @@ test('an image without node, or without ssh: one line saying what the image lack
   assert.not.ok(existsSync(join(ctx.home.dir, '.ssh')));
 });
 
+test('examples/gitlab-ci.yml includes the component with inputs it declares, and its job extends .cscs-sa', () => {
+  const path = join(ROOT, 'examples', 'gitlab-ci.yml');
+  const example = defaultLoaders['.yaml'](path, readFileSync(path, 'utf8')) as { include: { remote: string; inputs: Record<string, string> }[] } & Record<string, { extends?: string }>;
+  const [include] = example.include;
+  assert.match(include!.remote, /\/templates\/cscs-sa\.yml$/);
+  component(include!.inputs);
+  assert.is(example.clariden!.extends, '.cscs-sa');
+});
+
 test.run();
