@@ -22,7 +22,7 @@ import { ROOT } from '../helpers/gh-runner.ts';
 const API_KEY = 'sa-gitlab-key-0f1e2d3c4b5a6978';
 const user = userInfo().username;
 const why = await unavailable();
-if (why) console.log(`SKIPPED the real CSCS host names (${why}): the component's host input leads sa-ela and sa-clariden to 127.0.0.1`);
+if (why) console.log(`NOTE: not under the real CSCS host names (${why}): the component's host input leads sa-ela and sa-clariden to 127.0.0.1`);
 const hosts = new NamedHosts(new GatewayDouble({ apiKey: API_KEY, principals: [user] }), why);
 const COMPONENT = join(ROOT, 'templates', 'cscs-sa.yml');
 
