@@ -35,14 +35,22 @@ export interface SeenProcess {
   environ: string;
 }
 
-/** Starts the scanner; stop() ends it and returns every process it saw (each distinct argv once). */
+/**
+ * Starts the scanner; stop() ends it and returns every process it saw (each distinct argv once).
+ * stop() may be called again (from a finally, after a failed assertion): it answers the same.
+ * A scanner left running would keep the test file alive.
+ */
 export async function scanProcesses(): Promise<{ stop(): Promise<{ scans: number; processes: SeenProcess[] }> }> {
   const scanner = execa(process.execPath, ['-e', SCANNER], { reject: false });
   await sleep(300);
+  let seen: Promise<{ scans: number; processes: SeenProcess[] }> | undefined;
   return {
-    async stop() {
-      scanner.kill('SIGTERM');
-      return JSON.parse(String((await scanner).stdout)) as { scans: number; processes: SeenProcess[] };
+    stop() {
+      seen ??= (async () => {
+        scanner.kill('SIGTERM');
+        return JSON.parse(String((await scanner).stdout)) as { scans: number; processes: SeenProcess[] };
+      })();
+      return seen;
     },
   };
 }

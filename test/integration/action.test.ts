@@ -70,56 +70,63 @@ function masters(ctx: Ctx): string[] {
 test('main, then steps without the key run ssh, scp and rsync across a certificate expiry; post leaves nothing; the key is in no argv, file or shown log line', async (ctx) => {
   const { runner, home } = ctx;
   const scanner = await scanProcesses();
-  const main = await runner.action('main', inputs(ctx));
-  assert.is(main.exitCode, 0, main.raw + main.stderr);
-  // The first thing main prints is the mask; the runner then hides the key everywhere.
-  assert.is(main.raw.split('\n')[0], `::add-mask::${API_KEY}`);
-  assert.equal(main.outputs, { host: 'sa-clariden', hosts: 'sa-clariden', user, key: home.key, certificate: home.cert });
-  assert.equal(Object.keys(runner.env), ['CSCS_SA_CONFIG']);
-  assert.equal(runner.path, [join(runner.temp, 'cscs-sa', 'bin')]);
-  // The log: a collapsed group naming hosts, login, certificate validity and the pinned keys' fingerprints.
-  const fingerprints = String((await execa('ssh-keygen', ['-l', '-f', '-'], { input: hosts.pins })).stdout).split('\n').map((l) => l.split(' ')[1]);
-  const group = /^::group::cscs-sa: sa-clariden ready\n([^]*?)^::endgroup::$/m.exec(runner.log)?.[1] ?? '';
-  assert.match(group, new RegExp(`^hosts: +sa-clariden -> ${hosts.targets.clariden!.hostName}.* \\(through sa-ela -> ${hosts.targets.ela!.hostName}`, 'm'));
-  assert.match(group, new RegExp(`^login name: +${user}$`, 'm'));
-  assert.match(group, /^certificate: +\S+cscs-key-sa-cert\.pub, valid \d{4}-\S+ \.\. \d{4}-\S+ /m);
-  for (const fp of fingerprints) assert.ok(group.includes(fp!), `fingerprint ${fp} in the log:\n${group}`);
+  let post;
+  try {
+    const main = await runner.action('main', inputs(ctx));
+    assert.is(main.exitCode, 0, main.raw + main.stderr);
+    // The first thing main prints is the mask; the runner then hides the key everywhere.
+    assert.is(main.raw.split('\n')[0], `::add-mask::${API_KEY}`);
+    assert.equal(main.outputs, { host: 'sa-clariden', hosts: 'sa-clariden', user, key: home.key, certificate: home.cert });
+    assert.equal(Object.keys(runner.env), ['CSCS_SA_CONFIG']);
+    assert.equal(runner.path, [join(runner.temp, 'cscs-sa', 'bin')]);
+    // The log: a collapsed group naming hosts, login, certificate validity and the pinned keys' fingerprints.
+    const fingerprints = String((await execa('ssh-keygen', ['-l', '-f', '-'], { input: hosts.pins })).stdout).split('\n').map((l) => l.split(' ')[1]);
+    const group = /^::group::cscs-sa: sa-clariden ready\n([^]*?)^::endgroup::$/m.exec(runner.log)?.[1] ?? '';
+    assert.match(group, new RegExp(`^hosts: +sa-clariden -> ${hosts.targets.clariden!.hostName}.* \\(through sa-ela -> ${hosts.targets.ela!.hostName}`, 'm'));
+    assert.match(group, new RegExp(`^login name: +${user}$`, 'm'));
+    assert.match(group, /^certificate: +\S+cscs-key-sa-cert\.pub, valid \d{4}-\S+ \.\. \d{4}-\S+ /m);
+    for (const fp of fingerprints) assert.ok(group.includes(fp!), `fingerprint ${fp} in the log:\n${group}`);
 
-  const remote = join(home.dir, 'remote');
-  mkdirSync(join(runner.workDir, 'site'), { recursive: true });
-  writeFileSync(join(runner.workDir, 'site', 'index.html'), 'built by CI\n');
-  const upload = await runner.run(`
-    test -z "\${CSCS_API_KEY:-}"
-    command -v cscs-sa
-    ssh -F "$SSH_CONFIG" sa-clariden mkdir -p ${remote}
-    printf 'results\\n' > results.txt
-    scp -F "$SSH_CONFIG" results.txt sa-clariden:${remote}/results.txt
-    rsync -a -e "ssh -F $SSH_CONFIG" site/ sa-clariden:${remote}/site/
-    ssh -F "$SSH_CONFIG" sa-clariden id -un`);
-  assert.is(upload.exitCode, 0, upload.stderr);
-  assert.is(upload.stdout, `${join(runner.temp, 'cscs-sa', 'bin', 'cscs-sa')}\n${user}`);
-  assert.is(upload.stderr, '');
-  assert.is(readFileSync(join(remote, 'results.txt'), 'utf8'), 'results\n');
-  assert.is(readFileSync(join(remote, 'site', 'index.html'), 'utf8'), 'built by CI\n');
-  assert.ok(masters(ctx).length >= 1, 'burst mode keeps masters open between steps');
+    const remote = join(home.dir, 'remote');
+    mkdirSync(join(runner.workDir, 'site'), { recursive: true });
+    writeFileSync(join(runner.workDir, 'site', 'index.html'), 'built by CI\n');
+    const upload = await runner.run(`
+      test -z "\${CSCS_API_KEY:-}"
+      command -v cscs-sa
+      ssh -F "$SSH_CONFIG" sa-clariden mkdir -p ${remote}
+      printf 'results\\n' > results.txt
+      scp -F "$SSH_CONFIG" results.txt sa-clariden:${remote}/results.txt
+      rsync -a -e "ssh -F $SSH_CONFIG" site/ sa-clariden:${remote}/site/
+      ssh -F "$SSH_CONFIG" sa-clariden id -un`);
+    assert.is(upload.exitCode, 0, upload.stderr);
+    assert.is(upload.stdout, `${join(runner.temp, 'cscs-sa', 'bin', 'cscs-sa')}\n${user}`);
+    assert.is(upload.stderr, '');
+    assert.is(readFileSync(join(remote, 'results.txt'), 'utf8'), 'results\n');
+    assert.is(readFileSync(join(remote, 'site', 'index.html'), 'utf8'), 'built by CI\n');
+    assert.ok(masters(ctx).length >= 1, 'burst mode keeps masters open between steps');
 
-  // With the masters closed and the certificate expired, the next ssh gets a new one from the
-  // API key file alone.
-  const closed = await runner.run('cscs-sa close --ssh-config "$SSH_CONFIG"');
-  assert.is(closed.exitCode, 0, closed.stderr);
-  const validBefore = JSON.parse((await runner.run('cscs-sa status --json || true')).stdout).validBefore as string;
-  await sleep(Math.max(0, Date.parse(validBefore) - Date.now() + 1000));
-  const expired = await runner.run('cscs-sa status >/dev/null || echo "not fresh"');
-  assert.is(expired.stdout, 'not fresh');
-  const signed = hosts.gateway.signCalls;
-  const later = await runner.run('ssh -F "$SSH_CONFIG" sa-clariden cat ' + join(remote, 'results.txt'));
-  assert.is(later.exitCode, 0, later.stderr);
-  assert.is(later.stdout, 'results');
-  assert.is(hosts.gateway.signCalls, signed + 1, 'one new certificate');
-  assert.ok(masters(ctx).length >= 1);
+    // With the masters closed and the certificate expired, the next ssh gets a new one from the
+    // API key file alone.
+    const closed = await runner.run('cscs-sa close --ssh-config "$SSH_CONFIG"');
+    assert.is(closed.exitCode, 0, closed.stderr);
+    const validBefore = JSON.parse((await runner.run('cscs-sa status --json || true')).stdout).validBefore as string;
+    await sleep(Math.max(0, Date.parse(validBefore) - Date.now() + 1000));
+    const expired = await runner.run('cscs-sa status >/dev/null || echo "not fresh"');
+    assert.is(expired.stdout, 'not fresh');
+    const signed = hosts.gateway.signCalls;
+    const later = await runner.run('ssh -F "$SSH_CONFIG" sa-clariden cat ' + join(remote, 'results.txt'));
+    assert.is(later.exitCode, 0, later.stderr);
+    assert.is(later.stdout, 'results');
+    assert.is(hosts.gateway.signCalls, signed + 1, 'one new certificate');
+    assert.ok(masters(ctx).length >= 1);
 
-  const post = await runner.action('post', inputs(ctx));
-  assert.is(post.exitCode, 0, post.raw + post.stderr);
+    post = await runner.action('post', inputs(ctx));
+    assert.is(post.exitCode, 0, post.raw + post.stderr);
+  } finally {
+    // A failure above must not leave the scanner running, nor burst mode's masters open.
+    if (!post) await runner.action('post', inputs(ctx));
+    await scanner.stop();
+  }
   const { processes } = await scanner.stop();
 
   // Nothing left: no key pair, certificate, pins, sockets, ssh config, API key file or config.
