@@ -9,7 +9,7 @@ import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths, readText } from '../core/store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
-import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTargets, planInclude, renderBlock, replaceDiff, SetupRefusedError, unifiedDiff } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { parseCommandArgs } from './args.js';
 
@@ -80,22 +80,6 @@ function readIfExists(path: string): string | undefined {
   } catch (err) {
     throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
-}
-
-/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
-function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
-  const targets: Record<string, Target> = {};
-  for (const raw of specs ?? []) {
-    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
-    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
-    const port = m?.[3] === undefined ? undefined : Number(m[3]);
-    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
-    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
-    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
-    const hostName = m[2]!.toLowerCase();
-    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
-  }
-  return targets;
 }
 
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */

@@ -36,6 +36,22 @@ export interface Target {
   port?: number;
 }
 
+/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
+export function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
+  const targets: Record<string, Target> = {};
+  for (const raw of specs ?? []) {
+    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
+    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
+    const port = m?.[3] === undefined ? undefined : Number(m[3]);
+    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
+    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
+    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
+    const hostName = m[2]!.toLowerCase();
+    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
+  }
+  return targets;
+}
+
 export interface BlockOptions {
   /** Host prefix of the account (src/core/account.ts hostPrefix): `sa-` for the default account. */
   prefix: string;
