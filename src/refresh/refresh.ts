@@ -105,7 +105,13 @@ export async function refreshCertificate(settings: Settings, { force = false, de
   };
   recall();
   // While another process refreshes, its result is ours too (unless told to force), failure included.
-  const lock = await lockKey(paths, settings, deadline, force ? undefined : () => fresh().status === 'fresh' || (recall(), false));
+  const lock = await lockKey(paths, settings, deadline, force ? undefined : () => fresh().status === 'fresh' || (recall(), false)).catch((err: unknown) => {
+    // A holder busy for a whole deadline is the outcome for the next process too (the ProxyJump
+    // hop's match): remembered, it fails at once and quietly instead of waiting a deadline more
+    // and printing the line again. Not on a short budget: that wait ends quietly (refreshForSsh).
+    if (!deadline.short && err instanceof CscsSaError && err.cause instanceof LockBusyError) rememberFailure(memo.path, memo.material, err, false);
+    throw err;
+  });
   if (!lock) return { state: fresh(), refreshed: false };
   const dir = dirname(paths.key);
   try {
