@@ -2,7 +2,7 @@ import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
 import { runTool } from '../base/child.js';
-import { accountName, loadSettings, type Settings } from '../core/config.js';
+import { accountName, checkEnvironment, loadSettings, type Settings } from '../core/config.js';
 import { hostPrefix } from '../core/account.js';
 import { CscsSaError } from '../base/errors.js';
 import { openPrivateKey } from '../core/keypair.js';
@@ -112,6 +112,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   // A name that is no account's is a mistake in the command, not a failed check of a host named after it.
   const account = accountName(values.account);
+  // So is an environment that does not exist: refused as on every command, not shown as a failed check.
+  if (values.env !== undefined) checkEnvironment(values.env, '--env', 'flag');
   const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
