@@ -10,9 +10,10 @@ import { JUMP_HOST } from '../ssh/sshconfig.js';
 import { probeGateway } from '../refresh/gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
-import { explainSshFailure, checkRoute, fail, pass, type Result } from '../doctor/checks.js';
+import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
-import { keyPaths } from '../core/store.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { caFingerprint } from '../core/signature.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
@@ -74,6 +75,13 @@ function checkKeyPair(settings: Settings): Result {
   return pass(`key pair ${paths.key} (0600)`);
 }
 
+/** A change of the certificate's CA, if the last refreshes saw one: worth knowing when sshd starts refusing. */
+function checkCa(settings: Settings): Result[] {
+  const { certificate, caChange } = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (!certificate || !caChange) return [];
+  return [warn(`certificate signed by another CA since ${caChange.at.toISOString()}: ${caFingerprint(certificate)}, was ${caChange.was}`, 'if sshd refuses it, ask CSCS whether their CA changed')];
+}
+
 async function checkApiKey(settings: Settings): Promise<Result> {
   try {
     const key = await readApiKey(settings);
@@ -126,7 +134,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

@@ -40,7 +40,7 @@ export interface AccountSettings {
   /** Which CSCS gateway authxUrl defaults to. */
   env: Environment;
   authxUrl: string;
-  /** The login name, for setup (else the certificate's principal). */
+  /** The login name: what setup writes as User, and what a certificate must name to be used. */
   user?: string;
   /** The environment variable holding this account's API key (never another account's). */
   apiKeyVariable: string;
@@ -65,6 +65,7 @@ const ENV = {
   timeout: 'CSCS_SA_TIMEOUT',
   connectTimeout: 'CSCS_SA_CONNECT_TIMEOUT',
   configFile: 'CSCS_SA_CONFIG',
+  user: 'CSCS_SA_USERNAME',
 } as const;
 
 function configDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -421,7 +422,8 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
     key,
     env: cscsEnv,
     authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : from) : AUTHX_URLS[cscsEnv],
-    user: own.user,
+    // The login name setup writes, also the one certificates must name (CSCS_SA_USERNAME: the default account's).
+    user: (isDefault && env[ENV.user]) || own.user,
     apiKeyVariable: apiKeyVariable(account),
     apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
     apiKeyCommand: own.apiKeyCommand,
