@@ -169,18 +169,37 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
 }
 
 /** How long `match` tries to refresh a certificate that is still valid, waiting for the lock included. */
-const OPPORTUNITY_SECONDS = 1.5;
+export const OPPORTUNITY_SECONDS = 1.5;
 
 /**
- * What `match` does when the certificate is not fresh. A missing or expired certificate is
- * refreshed within the whole deadline, and a failure is an error. One that is still valid, only
- * inside the refresh margin, makes the refresh an opportunity: a short budget, and on failure a
- * line to print (returned) while ssh goes on with the valid certificate. Another process still at
- * work on the refresh is no failure: nothing is printed. A refresh that brought another CA
- * returns its notice as the line.
+ * How long a certificate must stay valid after that short try, by the gateway's clock, to be used
+ * when the try fails: ssh reads it only after match exits, then connects through the jump host
+ * (two key exchanges) before sshd checks it, which takes seconds on a slow link or a busy runner.
+ * A certificate with less left is as good as expired: ssh would offer it and get "Permission
+ * denied (publickey)".
+ */
+export const LOGIN_SECONDS = 5;
+
+/**
+ * The budget for `match`'s refresh of a certificate in `state`. A certificate that is still valid
+ * (only inside the refresh margin) and stays valid for LOGIN_SECONDS beyond a short try makes the
+ * refresh an opportunity: that short budget, and on failure ssh goes on with the certificate.
+ * Anything else (missing, expired, unusable, or about to expire) gets the whole deadline.
+ */
+export function refreshBudget(settings: Pick<Settings, 'timeout'>, state: Pick<CertState, 'status' | 'secondsLeft'>): Deadline {
+  const opportunity = Math.min(OPPORTUNITY_SECONDS, settings.timeout);
+  const usable = state.status === 'expiring' && (state.secondsLeft ?? 0) >= opportunity + LOGIN_SECONDS;
+  return usable ? new Deadline(opportunity, true) : new Deadline(settings.timeout);
+}
+
+/**
+ * What `match` does when the certificate is not fresh: refresh within refreshBudget. On the whole
+ * deadline a failure is an error. On the short one it is a line to print (returned) while ssh goes
+ * on with the valid certificate; another process still at work on the refresh is no failure:
+ * nothing is printed. A refresh that brought another CA returns its notice as the line.
  */
 export async function refreshForSsh(settings: Settings, state: CertState): Promise<{ refreshed: boolean; warning?: string }> {
-  const deadline = state.status === 'expiring' ? new Deadline(Math.min(OPPORTUNITY_SECONDS, settings.timeout), true) : new Deadline(settings.timeout);
+  const deadline = refreshBudget(settings, state);
   try {
     const { refreshed, notice } = await refreshCertificate(settings, { deadline });
     return { refreshed, warning: notice };

@@ -1,6 +1,7 @@
 /**
  * What a certificate must mean before ssh gets it, through real ssh to the loopback sshd that
- * trust the gateway double's CA: for the login name, with the extensions ProxyJump needs, no forced
+ * trust the gateway double's CA: valid long enough to log in (a certificate at its last second is
+ * refreshed, not used), for the login name, with the extensions ProxyJump needs, no forced
  * command, a finite validity. A certificate that fails any of these is refused (exit 6, one line
  * with the fix) and the previous one kept byte for byte; a change of CA is shown, said once.
  */
@@ -17,6 +18,19 @@ function cscsSaLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.startsWith('cscs-sa: '));
 }
 
+/**
+ * A certificate in place with at most 6 s left when the next match judges it (5 s, plus up to a
+ * second that the gateway's Date header rounds off): still valid, inside the refresh margin, but
+ * less than the 1.5 s short try plus the 5 s a login needs.
+ */
+async function lastSeconds(): Promise<string> {
+  world.gateway.faults.sign.push({ validity: '-60s:+5s' });
+  const first = await cscsSa(['match'], world.env);
+  assert.is(first.exitCode, 0, first.stderr);
+  world.gateway.reset();
+  return readFileSync(world.home.cert, 'utf8');
+}
+
 /** A key pair with an expired certificate from the double's CA: the one a refused refresh must keep. */
 async function expiredCertificate(): Promise<string> {
   assert.is((await cscsSa(['match'], world.env)).exitCode, 0);
@@ -24,6 +38,31 @@ async function expiredCertificate(): Promise<string> {
   world.gateway.reset();
   return readFileSync(world.home.cert, 'utf8');
 }
+
+test('a certificate at its last seconds and a gateway slower than the short try: ssh waits for the refresh and logs in', async () => {
+  const home = world.freshHome();
+  const before = await lastSeconds();
+  world.gateway.faults.sign.push({ delayMs: 2500 });
+  const started = Date.now();
+  const r = await world.ssh('sa-clariden', 'echo', 'hello');
+  const ms = Date.now() - started;
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'hello');
+  assert.is(r.stderr, '', 'no "using the current certificate, valid for -1 s more"');
+  assert.is(world.gateway.signCalls, 1);
+  assert.is.not(readFileSync(home.cert, 'utf8'), before);
+  console.log(`    5 s left, sign takes 2.5 s: ssh through ProxyJump logged in after ${ms} ms`);
+});
+
+test('a certificate at its last seconds and a gateway that does not answer: the whole deadline, exit 5, the certificate kept', async () => {
+  const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '3' } });
+  const before = await lastSeconds();
+  world.gateway.faults.sign.push({ hang: true });
+  const r = await cscsSa(['match'], world.env);
+  assert.is(r.exitCode, 5, r.stderr);
+  assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 3 s: check the network or HTTPS_PROXY, or raise "timeout"\n$/);
+  assert.is(readFileSync(home.cert, 'utf8'), before);
+});
 
 const WRONG: [string, string[], string, string][] = [
   ['valid forever', ['-V', 'always:forever'], 'is valid forever, not for a limited time', 'ask CSCS about the certificates its gateway signs'],

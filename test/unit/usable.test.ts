@@ -1,6 +1,6 @@
 /**
  * The rules a certificate must meet to be used, on certificates built in-process (only the one
- * property under test wrong), the CA fingerprint (checked
+ * property under test wrong), the refresh budget at the last seconds, the CA fingerprint (checked
  * once against ssh-keygen -l) and the one check of --env / CSCS_SA_ENV / "env".
  */
 import { test } from 'uvu';
@@ -12,6 +12,7 @@ import { execa } from 'execa';
 import { FOREVER, namesLogin, parseCertificate, parsePublicKey, unusableBecause } from '../../src/core/certificate.ts';
 import { caFingerprint } from '../../src/core/signature.ts';
 import { formatComment, inspect, judge, keyPaths } from '../../src/core/store.ts';
+import { LOGIN_SECONDS, OPPORTUNITY_SECONDS, refreshBudget } from '../../src/refresh/refresh.ts';
 import { checkEnvironment } from '../../src/core/config.ts';
 import { ConfigError, UsageError } from '../../src/base/errors.ts';
 import { type CertBody, certificateLine, options, str, TestCa } from '../helpers/certs.ts';
@@ -64,6 +65,21 @@ test('the login name must be a principal when it is known; unknown, any principa
 
 test('a host certificate is named as such before the rules it also breaks', () => {
   assert.is(judge(cert({ certType: 2, validAfter: 0n, validBefore: FOREVER }), publicKey, 20, 0).status, 'not-user-certificate');
+});
+
+test('refresh budget: the short try only when the certificate outlives it by a login', () => {
+  const settings = { timeout: 10 };
+  const enough = OPPORTUNITY_SECONDS + LOGIN_SECONDS;
+  const short = refreshBudget(settings, { status: 'expiring', secondsLeft: enough + 0.1 });
+  assert.ok(short.short);
+  assert.is(short.seconds, OPPORTUNITY_SECONDS);
+  for (const [status, secondsLeft] of [['expiring', enough - 0.1], ['expiring', 1], ['expiring', -1], ['expired', -3], ['missing', undefined], ['unusable', 1e9], ['other-login', 40]] as const) {
+    const full = refreshBudget(settings, { status, secondsLeft });
+    assert.not.ok(full.short, `${status} ${secondsLeft}`);
+    assert.is(full.seconds, 10, `${status} ${secondsLeft}`);
+  }
+  // A timeout shorter than the short try: the short try is the timeout.
+  assert.is(refreshBudget({ timeout: 1 }, { status: 'expiring', secondsLeft: 60 }).seconds, 1);
 });
 
 test('the CA fingerprint is the one ssh-keygen -l prints for the CA key', async () => {
