@@ -229,12 +229,12 @@ export function secondsLeft(cert: Certificate, nowSeconds: number): number {
  * Extensions a certificate must carry for what the ssh_config block does with it. sshd grants a
  * certificate only the permissions its extensions name. The block reaches every cluster through
  * the jump host with ProxyJump, i.e. `ssh -W`, a direct-tcpip channel that sshd opens only with
- * permit-port-forwarding: without it every cluster fails ("administratively prohibited"), and
- * with it the jump host alone still works, so the failure would look like a cluster's. Commands,
- * scp and sftp (the sftp subsystem), rsync and git all run as exec channels without a terminal,
- * which need no extension: permit-pty only serves an interactive login, which a CI job does not
- * make, so a certificate without it is still usable and is not refused. Agent and X11
- * forwarding and ~/.ssh/rc are nothing the block uses.
+ * permit-port-forwarding: without it every cluster fails ("open failed: administratively
+ * prohibited") while the jump host alone still works, so the failure would look like a cluster's.
+ * Commands, scp and sftp (the sftp subsystem), rsync and git run as exec or subsystem channels
+ * without a terminal, which need no extension: permit-pty only serves an interactive login (or
+ * ssh -t), which a CI job does not make, so a certificate without it is still usable and is not
+ * refused. Agent and X11 forwarding and ~/.ssh/rc are nothing the block uses.
  */
 export const REQUIRED_EXTENSIONS: Record<string, string> = {
   'permit-port-forwarding': 'ProxyJump through the jump host needs it',
