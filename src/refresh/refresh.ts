@@ -104,17 +104,20 @@ export async function refreshCertificate(settings: Settings, { force = false, de
   const fresh = () => inspect(paths, settings.refreshMargin, settings.user);
   const memo = memoOf(paths, settings);
   // Someone failed at this within seconds, with this gateway and this key: so do we, at once.
-  const recall = () => {
-    const failure = force ? undefined : recalledFailure(memo.path, memo.material, deadline.short);
+  const started = Date.now();
+  const recall = (waitingSince?: number) => {
+    const failure = force ? undefined : recalledFailure(memo.path, memo.material, deadline.short, waitingSince);
     if (failure) throw failure;
   };
   recall();
   // While another process refreshes, its result is ours too (unless told to force), failure included.
-  const lock = await lockKey(paths, settings, deadline, force ? undefined : () => fresh().status === 'fresh' || (recall(), false)).catch((err: unknown) => {
-    // A holder busy for a whole deadline is the outcome for the next process too (the ProxyJump
-    // hop's match): remembered, it fails at once and quietly instead of waiting a deadline more
-    // and printing the line again. Not on a short budget: that wait ends quietly (refreshForSsh).
-    if (!deadline.short && err instanceof CscsSaError && err.cause instanceof LockBusyError) rememberFailure(memo.path, memo.material, err, false);
+  const lock = await lockKey(paths, settings, deadline, force ? undefined : () => fresh().status === 'fresh' || (recall(started), false)).catch((err: unknown) => {
+    // A holder busy for a whole deadline is the outcome for a process that comes after and finds
+    // it still at work (the ProxyJump hop's match): remembered, that one fails at its first look
+    // at the lock, quietly, instead of waiting a deadline more and printing the line again; one
+    // that finds the lock free or abandoned goes on, and those already waiting wait out their own
+    // deadlines. Not on a short budget: that wait ends quietly.
+    if (!deadline.short && err instanceof CscsSaError && err.cause instanceof LockBusyError) rememberFailure(memo.path, memo.material, err, false, true);
     throw err;
   });
   if (!lock) return { state: fresh(), refreshed: false };
