@@ -57,7 +57,7 @@ function knownAccounts(file: FileConfig): string[] {
 
 function describe(settings: Settings) {
   const paths = keyPaths(settings.key);
-  const state = inspect(paths, settings.refreshMargin, settings.user);
+  const state = inspect(paths, settings.refreshMargin, Date.now(), settings.user);
   const cert = state.certificate;
   return {
     account: settings.account,

@@ -28,15 +28,21 @@ import {
   unusableBecause,
 } from './certificate.js';
 
+/** The files beside a key pair: every module names them through keyPaths, none by hand. */
 export interface KeyPaths {
   key: string;
+  /** Where ssh-keygen puts the public half of KEY, and where ssh looks for it. */
   publicKey: string;
+  /** Where ssh looks for a certificate of KEY (its CertificateFile default). */
   certificate: string;
+  /** The refresh lock (src/refresh/lock.ts). */
   lock: string;
+  /** The failure memo (src/refresh/memo.ts). */
+  failed: string;
 }
 
 export function keyPaths(key: string): KeyPaths {
-  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock` };
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
 }
 
 export type CertStatus =
@@ -75,9 +81,14 @@ export interface CaChange {
 
 const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
 
-export function formatComment(clockOffsetMs: number, refreshedAt: Date, caChange?: CaChange): string {
+/**
+ * The certificate file's content for the gateway's certificate `line`: its type and data, and our
+ * comment in place of the gateway's, which readMeta reads back.
+ */
+export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, caChange?: CaChange): string {
+  const [type, base64] = line.split(/\s+/);
   const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : '';
-  return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}`;
+  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}\n`;
 }
 
 function date(text: string | undefined): Date | undefined {
@@ -92,7 +103,8 @@ function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date;
   return { clockOffsetMs: Number(m[1]), refreshedAt: date(m[2]), caChange: changedAt && { at: changedAt, was: m[4]! } };
 }
 
-function readText(path: string): string | undefined {
+/** A file's text, or undefined when there is no file: any other failure is thrown as it is. */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
@@ -102,8 +114,8 @@ function readText(path: string): string | undefined {
 }
 
 /** The gateway's "now" in seconds, given the local clock and the learned offset. */
-function gatewayNow(clockOffsetMs: number): number {
-  return (Date.now() + clockOffsetMs) / 1000;
+function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
+  return (localNowMs + clockOffsetMs) / 1000;
 }
 
 /**
@@ -115,9 +127,10 @@ export function judge(
   publicKey: PublicKey,
   marginSeconds: number,
   clockOffsetMs: number,
+  localNowMs = Date.now(),
   login?: string,
 ): { status: CertStatus; detail?: string; secondsLeft: number } {
-  const now = gatewayNow(clockOffsetMs);
+  const now = gatewayNow(clockOffsetMs, localNowMs);
   const left = secondsLeft(certificate, now);
   if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
@@ -138,7 +151,7 @@ export function judge(
  * Reads the key's public half and certificate and says whether the certificate can be used now,
  * for a login as `login` when that is known (the "user" setting).
  */
-export function inspect(paths: KeyPaths, marginSeconds: number, login?: string): CertState {
+export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Date.now(), login?: string): CertState {
   let certText: string | undefined;
   try {
     certText = readText(paths.certificate);
@@ -162,5 +175,5 @@ export function inspect(paths: KeyPaths, marginSeconds: number, login?: string):
   } catch (err) {
     return { ...base, status: 'no-public-key', detail: `${paths.publicKey}: ${(err as Error).message}` };
   }
-  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, login) };
+  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, localNowMs, login) };
 }

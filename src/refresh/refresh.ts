@@ -18,7 +18,7 @@ import { caFingerprint, verifySignature } from '../core/signature.js';
 import { acquireLock, type Lock, LockBusyError } from './lock.js';
 import { createLog } from '../base/log.js';
 import { forgetFailure, isShownAbove, recalledFailure, rememberFailure } from './memo.js';
-import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
+import { type CertState, certificateFileText, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
 import { version } from '../base/version.js';
 
 const log = createLog('refresh');
@@ -55,7 +55,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
   try {
     makeFolders(dir, 0o700);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'create folder', dir));
+    throw new LocalFileError(describeFsError(err, 'create folder', dir), { cause: err });
   }
   try {
     // A holder heartbeats while it works, so a lock from another host whose heartbeat is older
@@ -66,7 +66,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
     if (err instanceof LockBusyError) {
       throw new GatewayUnavailableError(`${err.holder} is still refreshing ${paths.certificate} after ${deadline}`, { fix: 'try again later, or raise "timeout"', cause: err });
     }
-    throw new LocalFileError(describeFsError(err, 'lock', paths.lock));
+    throw new LocalFileError(describeFsError(err, 'lock', paths.lock), { cause: err });
   }
 }
 
@@ -84,7 +84,7 @@ export async function prepareKeyPair(settings: Settings): Promise<KeyPair> {
 
 /** The failure memo beside the key, and what keys it (see memo.ts). */
 function memoOf(paths: KeyPaths, settings: Settings): { path: string; material: string } {
-  return { path: `${paths.key}.failed`, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
+  return { path: paths.failed, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
 }
 
 /** Failures that are the same for whoever tries next within seconds: the key, the gateway. */
@@ -101,7 +101,7 @@ export interface RefreshOptions {
 
 export async function refreshCertificate(settings: Settings, { force = false, deadline = new Deadline(settings.timeout) }: RefreshOptions = {}): Promise<RefreshResult> {
   const paths = keyPaths(settings.key);
-  const fresh = () => inspect(paths, settings.refreshMargin, settings.user);
+  const fresh = () => inspect(paths, settings.refreshMargin, Date.now(), settings.user);
   const memo = memoOf(paths, settings);
   // Someone failed at this within seconds, with this gateway and this key: so do we, at once.
   const started = Date.now();
@@ -156,12 +156,10 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
   const ca = caFingerprint(certificate);
   const was = previous.certificate && caFingerprint(previous.certificate);
   const caChange = was === undefined ? undefined : was === ca ? previous.caChange : { at: refreshedAt, was };
-  const [type, base64] = signed.line.split(/\s+/);
-  const content = `${type} ${base64} ${formatComment(clockOffsetMs, refreshedAt, caChange)}\n`;
   try {
-    writeFileAtomic(paths.certificate, content, 0o644);
+    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, caChange), 0o644);
   } catch (err) {
-    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
+    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`, { cause: err });
   }
   log('wrote %s (clock offset %d ms, CA %s)', paths.certificate, clockOffsetMs, ca);
   const notice =
@@ -234,15 +232,15 @@ function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number, 
     certificate = parseCertificate(line);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`, { cause: err });
   }
   try {
     verifySignature(certificate);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`, { cause: err });
   }
-  const verdict = judge(certificate, publicKey, 0, clockOffsetMs, settings.user);
+  const verdict = judge(certificate, publicKey, 0, clockOffsetMs, Date.now(), settings.user);
   const fix = UNUSABLE_FIX[verdict.status];
   if (fix) throw new GatewayResponseError(`gateway sent a certificate that ${verdict.detail}; the previous certificate was kept`, { fix });
   if (verdict.status !== 'fresh') {

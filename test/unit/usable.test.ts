@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { FOREVER, namesLogin, parseCertificate, parsePublicKey, unusableBecause } from '../../src/core/certificate.ts';
 import { caFingerprint } from '../../src/core/signature.ts';
-import { formatComment, inspect, judge, keyPaths } from '../../src/core/store.ts';
+import { certificateFileText, inspect, judge, keyPaths } from '../../src/core/store.ts';
 import { LOGIN_SECONDS, OPPORTUNITY_SECONDS, refreshBudget } from '../../src/refresh/refresh.ts';
 import { checkEnvironment } from '../../src/core/config.ts';
 import { ConfigError, UsageError } from '../../src/base/errors.ts';
@@ -27,7 +27,7 @@ function cert(extra: Partial<CertBody> = {}) {
 
 test('a certificate as the gateway signs it is usable', () => {
   assert.is(unusableBecause(cert()), undefined);
-  assert.is(judge(cert(), publicKey, 20, 0, 'svc_ci').status, 'fresh');
+  assert.is(judge(cert(), publicKey, 20, 0, Date.now(), 'svc_ci').status, 'fresh');
 });
 
 test('valid forever, a forced command, no permit-port-forwarding: each refused with its reason', () => {
@@ -56,10 +56,10 @@ test('source-address and other critical options sshd enforces are not ours to re
 test('the login name must be a principal when it is known; unknown, any principal passes', () => {
   assert.ok(namesLogin(cert({ principals: ['a', 'svc_ci'] }), 'svc_ci'));
   assert.not.ok(namesLogin(cert({ principals: ['svc_ci2'] }), 'svc_ci'));
-  const other = judge(cert({ principals: ['other', 'x\x1b[2J'] }), publicKey, 20, 0, 'svc_ci');
+  const other = judge(cert({ principals: ['other', 'x\x1b[2J'] }), publicKey, 20, 0, Date.now(), 'svc_ci');
   assert.is(other.status, 'other-login');
   assert.is(other.detail, 'names "other", "x\\x1b[2J", not the login name "svc_ci"');
-  assert.is(judge(cert({ principals: [] }), publicKey, 20, 0, 'svc_ci').detail, 'names no principal, not the login name "svc_ci"');
+  assert.is(judge(cert({ principals: [] }), publicKey, 20, 0, Date.now(), 'svc_ci').detail, 'names no principal, not the login name "svc_ci"');
   assert.is(judge(cert({ principals: ['other'] }), publicKey, 20, 0).status, 'fresh');
 });
 
@@ -101,11 +101,11 @@ test('a CA change written in the comment is read back with the certificate; with
     writeFileSync(paths.publicKey, `ssh-ed25519 ${keyBlob.toString('base64')}\n`);
     const line = certificateLine({ type: 'ssh-ed25519-cert-v01@openssh.com', keyFields: keyBlob.subarray(15) }, ca);
     const at = new Date('2026-12-07T18:00:00.000Z');
-    writeFileSync(paths.certificate, `${line} ${formatComment(-250, at, { at, was: 'SHA256:abc+/def' })}\n`);
+    writeFileSync(paths.certificate, certificateFileText(line, -250, at, { at, was: 'SHA256:abc+/def' }));
     const state = inspect(paths, 20);
     assert.is(state.clockOffsetMs, -250);
     assert.equal(state.caChange, { at, was: 'SHA256:abc+/def' });
-    writeFileSync(paths.certificate, `${line} ${formatComment(0, at)}\n`);
+    writeFileSync(paths.certificate, certificateFileText(line, 0, at));
     assert.is(inspect(paths, 20).caChange, undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
