@@ -176,8 +176,7 @@ export async function run(args: string[]): Promise<number> {
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
-  // CSCS_SA_USERNAME names the default account's login; another account's is its own setting.
-  let user = values.user ?? (account === DEFAULT_ACCOUNT ? process.env.CSCS_SA_USERNAME : undefined) ?? settings.user;
+  let user = values.user ?? settings.user;
   if (user !== undefined) checkUser(user);
   if (!user && !changes) {
     // A dry run creates no key and fetches nothing: only a certificate already there can tell.
