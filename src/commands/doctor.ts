@@ -2,7 +2,7 @@ import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
 import { foundByShell, runTool } from '../base/child.js';
-import { accountName, loadSettings, type Settings } from '../core/config.js';
+import { accountName, checkEnvironment, loadSettings, type Settings } from '../core/config.js';
 import { DEFAULT_ACCOUNT, hostPrefix } from '../core/account.js';
 import { blockFile, readIfExists } from '../ssh/choices.js';
 import { CRON_PATH } from '../ssh/helper.js';
@@ -14,7 +14,8 @@ import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
 import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
-import { keyPaths } from '../core/store.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { caFingerprint } from '../core/signature.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
@@ -94,6 +95,13 @@ function checkKeyPair(settings: Settings): Result {
   return pass(`key pair ${paths.key} (0600)`);
 }
 
+/** A change of the certificate's CA, if the last refreshes saw one: worth knowing when sshd starts refusing. */
+function checkCa(settings: Settings): Result[] {
+  const { certificate, caChange } = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (!certificate || !caChange) return [];
+  return [warn(`certificate signed by another CA since ${caChange.at.toISOString()}: ${caFingerprint(certificate)}, was ${caChange.was}`, 'if sshd refuses it, ask CSCS whether their CA changed')];
+}
+
 /**
  * The API key source, and whether the gateway takes its key: one token request (no certificate
  * signed). A key the gateway rejects is named here, not later as a failed login.
@@ -144,6 +152,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   // A name that is no account's is a mistake in the command, not a failed check of a host named after it.
   const account = accountName(values.account);
+  // So is an environment that does not exist: refused as on every command, not shown as a failed check.
+  if (values.env !== undefined) checkEnvironment(values.env, '--env', 'flag');
   const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
@@ -157,7 +167,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

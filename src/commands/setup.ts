@@ -11,7 +11,7 @@ import { acceptApiKey } from '../refresh/apikey.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths } from '../core/store.js';
 import { dropPins, knownHostsName, mergePins, parseKnownHosts, unpinned } from '../ssh/knownhosts.js';
-import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTarget, planInclude, renderBlock, SetupRefusedError, type Target } from '../ssh/sshconfig.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTargets, planInclude, renderBlock, SetupRefusedError } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices } from '../ssh/choices.js';
 import { CRON_PATH, helperCommand } from '../ssh/helper.js';
@@ -74,17 +74,6 @@ Options:
 
 cscs-sa and node are named by absolute path in the block unless PATH=${CRON_PATH} (cron's) finds
 them too: ssh runs them under the PATH of whatever started it.`;
-
-/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
-function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
-  const targets: Record<string, Target> = {};
-  for (const raw of specs ?? []) {
-    const [name, target] = parseTarget(raw.toLowerCase().startsWith(prefix) ? raw.slice(prefix.length) : raw, 'setup: --host');
-    if (!names.includes(name)) throw new UsageError(`setup: --host names "${name}", which is not a host of the block (${names.join(', ')})`);
-    targets[name] = target;
-  }
-  return targets;
-}
 
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
 function knownHostsSource(flag: string | undefined): { text: string; from: string } | undefined {

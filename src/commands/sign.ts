@@ -25,8 +25,9 @@ export async function run(args: string[]): Promise<number> {
   }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
-  const { state, refreshed, createdKey } = await refreshCertificate(settings, { force: values.force });
+  const { state, refreshed, createdKey, notice } = await refreshCertificate(settings, { force: values.force });
   if (createdKey) process.stderr.write(`cscs-sa: no key pair at ${settings.key}: created a new one (${settings.key}.pub)\n`);
+  if (notice) process.stderr.write(`cscs-sa: ${notice}\n`);
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);
   process.stdout.write(

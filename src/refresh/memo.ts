@@ -37,6 +37,12 @@ interface Stored {
   at: number;
   /** Failed on a shortened budget (the refresh margin's opportunity): binds only such attempts. */
   short: boolean;
+  /**
+   * Failed waiting for a lock that a live holder kept past the deadline: binds only a process
+   * that came later and finds itself waiting on it too, not one that finds the lock free or
+   * abandoned, nor one that was already waiting (it waits out its own deadline).
+   */
+  busy?: boolean;
   /** ssh processes (pid/start) below which the line has been printed. */
   shownTo: string[];
   code: string;
@@ -65,7 +71,7 @@ function hashOf(material: string, salt: Buffer): Buffer {
 }
 
 /** Records `err` as the outcome for `material` (gateway URL and API key source). */
-export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean): void {
+export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean, busy = false): void {
   const salt = randomBytes(16);
   const { ssh } = lineage();
   write(path, {
@@ -73,6 +79,7 @@ export function rememberFailure(path: string, material: string, err: CscsSaError
     hash: hashOf(material, salt).toString('hex'),
     at: Date.now(),
     short,
+    ...(busy ? { busy } : {}),
     shownTo: ssh ? [ssh] : [],
     code: err.code,
     message: err.message,
@@ -95,9 +102,10 @@ export function forgetFailure(path: string): void {
 /**
  * The failure recorded for `material` within the last few seconds, as the error it was; else
  * undefined. A failure on a shortened budget binds only `short` attempts: a full deadline may
- * well succeed where 1.5 s did not.
+ * well succeed where 1.5 s did not. A busy lock binds only a process waiting on the lock since
+ * `waitingSince` (ms), a moment after the failure was recorded.
  */
-export function recalledFailure(path: string, material: string, short: boolean, now = Date.now()): CscsSaError | undefined {
+export function recalledFailure(path: string, material: string, short: boolean, waitingSince?: number, now = Date.now()): CscsSaError | undefined {
   let stored: Stored;
   try {
     stored = JSON.parse(readFileSync(path, 'utf8')) as Stored;
@@ -107,6 +115,7 @@ export function recalledFailure(path: string, material: string, short: boolean, 
   // A memo from the future (a clock stepped back) is not trusted.
   if (typeof stored.at !== 'number' || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1000) return undefined;
   if (stored.short && !short) return undefined;
+  if (stored.busy === true && !(waitingSince !== undefined && stored.at <= waitingSince)) return undefined;
   const Class = CLASSES.find((c) => new c('').code === stored.code);
   if (!Class || typeof stored.message !== 'string' || typeof stored.salt !== 'string' || typeof stored.hash !== 'string') return undefined;
   const expected = Buffer.from(stored.hash, 'hex');

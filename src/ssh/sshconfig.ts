@@ -67,6 +67,17 @@ export interface Target {
   port?: number;
 }
 
+/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
+export function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
+  const targets: Record<string, Target> = {};
+  for (const raw of specs ?? []) {
+    const [name, target] = parseTarget(raw.toLowerCase().startsWith(prefix) ? raw.slice(prefix.length) : raw, 'setup: --host');
+    if (!names.includes(name)) throw new UsageError(`setup: --host names "${name}", which is not a host of the block (${names.join(', ')})`);
+    targets[name] = target;
+  }
+  return targets;
+}
+
 export interface BlockOptions {
   /** Host prefix of the account (src/core/account.ts hostPrefix): `sa-` for the default account. */
   prefix: string;
