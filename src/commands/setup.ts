@@ -1,4 +1,4 @@
-import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execaSync } from 'execa';
@@ -7,6 +7,7 @@ import { childEnv } from '../base/child.js';
 import { expandHome, loadSettings, type Settings } from '../core/config.js';
 import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
+import { type FileRules, readCapped, readTrusted } from '../base/trust.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths } from '../core/store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
@@ -75,13 +76,15 @@ function helperCommand(): string[] {
   return [process.execPath, script];
 }
 
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
-  }
+/**
+ * What setup reads (ssh config files, host key lists) is text of a few KB; a device or FIFO
+ * (--known-hosts /dev/zero) or a huge file would keep setup reading for ever.
+ */
+const TEXT_RULES: FileRules = { what: 'file', error: LocalFileError, maxBytes: 4 * 1024 * 1024, owners: 'anyone', mode: 'any', action: 'read' };
+const KNOWN_HOSTS_RULES: FileRules = { ...TEXT_RULES, error: UsageError, what: 'setup: --known-hosts', typeFix: 'pass a file of host key lines, or - for stdin' };
+
+function readIfExists(path: string, rules = TEXT_RULES): string | undefined {
+  return readTrusted(path, rules)?.text;
 }
 
 /** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
@@ -102,9 +105,9 @@ function parseTargets(specs: string[] | undefined, names: string[], prefix: stri
 
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
 function knownHostsSource(flag: string | undefined): { text: string; from: string } | undefined {
-  if (flag === '-') return { text: readFileSync(0, 'utf8'), from: 'stdin' };
+  if (flag === '-') return { text: readCapped(0, '-', KNOWN_HOSTS_RULES), from: 'stdin' };
   if (flag !== undefined) {
-    const text = readIfExists(expandHome(flag));
+    const text = readIfExists(expandHome(flag), KNOWN_HOSTS_RULES);
     if (text === undefined) throw new UsageError(`setup: --known-hosts ${flag}: no such file`);
     return { text, from: flag };
   }

@@ -79,7 +79,7 @@ export async function prepareKeyPair(settings: Settings): Promise<KeyPair> {
 
 /** The failure memo beside the key, and what keys it (see memo.ts). */
 function memoOf(paths: KeyPaths, settings: Settings): { path: string; material: string } {
-  return { path: `${paths.key}.failed`, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
+  return { path: paths.failed, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
 }
 
 /** Failures that are the same for whoever tries next within seconds: the key, the gateway. */
