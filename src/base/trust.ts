@@ -89,7 +89,7 @@ function aboveHome(): Set<string> {
   const above = new Set<string>();
   let home: string;
   try {
-    home = realpathSync(homedir());
+    home = realpathSync.native(homedir());
   } catch {
     return above; // no home folder: the walk goes up to /
   }
@@ -111,13 +111,15 @@ const MAX_LINKS = 40;
  */
 export function walkPath(path: string, rules: FileRules): string {
   const skip = aboveHome();
-  const checked = new Set<string>();
+  // Folders already judged, and the status of those stepped into (so each is lstat'ed once).
+  const judged = new Set<string>();
+  const seen = new Map<string, Stats>();
   const folder = (dir: string) => {
-    if (skip.has(dir) || checked.has(dir)) return;
-    const stats = lstatSync(dir);
+    if (skip.has(dir) || judged.has(dir)) return;
+    const stats = seen.get(dir) ?? lstatSync(dir);
     if (!ownedBy(stats)) throw refuse(rules, `${rules.what} ${path} is in folder ${dir}, which belongs to another user (uid ${stats.uid})`, `move the ${rules.what} to a folder of your own`);
     if ((stats.mode & 0o022) !== 0) throw refuse(rules, `${rules.what} ${path} is in folder ${dir}, which others can write`, `chmod go-w ${dir}, or move the ${rules.what} to a folder only you can write`);
-    checked.add(dir);
+    judged.add(dir);
   };
   const parts = (p: string) => p.split('/').filter((c) => c !== '' && c !== '.');
   let todo = parts(path);
@@ -133,6 +135,7 @@ export function walkPath(path: string, rules: FileRules): string {
     const next = join(current, name);
     const stats = lstatSync(next);
     if (!stats.isSymbolicLink()) {
+      seen.set(next, stats);
       current = next;
       continue;
     }
@@ -178,9 +181,12 @@ export function openTrusted(path: string, rules: FileRules, flags = constants.O_
   }
 }
 
-/** Reads at most `maxBytes` from `fd`, refusing more: a file may grow after its fstat, and a pipe has no size. */
-export function readCapped(fd: number, path: string, rules: FileRules): string {
-  const buffer = Buffer.alloc(Math.min(rules.maxBytes + 1, 1 << 20));
+/**
+ * Reads at most `maxBytes` from `fd`, refusing more: a file may grow after its fstat, and a pipe
+ * has no size. `size` (fstat's) sizes the buffer, so a small file costs a small read.
+ */
+export function readCapped(fd: number, path: string, rules: FileRules, size = 0): string {
+  const buffer = Buffer.allocUnsafe(Math.min(rules.maxBytes, Math.max(size, 4096)) + 1);
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
@@ -203,7 +209,7 @@ export function readTrusted(path: string, rules: FileRules): { text: string; sta
   const opened = openTrusted(path, rules);
   if (!opened) return undefined;
   try {
-    return { text: readCapped(opened.fd, path, rules), stats: opened.stats };
+    return { text: readCapped(opened.fd, path, rules, opened.stats.size), stats: opened.stats };
   } finally {
     closeSync(opened.fd);
   }

@@ -38,7 +38,8 @@ export function keyPaths(key: string): KeyPaths {
 
 function statOrUndefined(path: string): Stats | undefined {
   try {
-    return statSync(path);
+    // Without an exception for a missing file: this runs for every ssh, several times.
+    return statSync(path, { throwIfNoEntry: false });
   } catch {
     return undefined; // missing, or unreachable: then it is named by its path
   }
