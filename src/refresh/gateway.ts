@@ -309,7 +309,7 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
 function openExchange(options: GatewayOptions, deadline: Deadline): Exchange {
   // undici compiles its HTTP parser (llhttp, WebAssembly) at the first connection. V8's optimising
   // tier then recompiles it in the background and the process waits for that at exit: ~50 ms
-  // for two small responses. The baseline compiler alone is plenty here (bench/ in the README).
+  // for two small responses. The baseline compiler alone is plenty here (bench/, docs/performance.md).
   setFlagsFromString('--liftoff-only');
   return new Exchange(options, deadline);
 }

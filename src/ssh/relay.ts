@@ -7,7 +7,7 @@
  *
  * Each direction reads into one buffer of its own and reuses it (net's onread), instead of a new
  * Buffer for every read that only a later garbage collection frees: at gigabytes per transfer
- * that held the proxy's memory at ~80 MiB and slowed uploads (README, Performance).
+ * that held the proxy's memory at ~80 MiB and slowed uploads (docs/performance.md).
  */
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';

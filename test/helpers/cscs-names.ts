@@ -1,9 +1,9 @@
 /**
  * The real CSCS host names on loopback: ela.cscs.ch and clariden.alps.cscs.ch resolve (through
  * /etc/hosts) to 127.0.0.2 and 127.0.0.3, each with an sshd on port 22, so that the block setup
- * writes is used exactly as written. Needs root and port 22 free on those addresses; otherwise
- * `hosts()` says why, and tests lead the same hosts to 127.0.0.1 with `setup --host`.
- * /etc/hosts is restored byte for byte afterwards, also when the process dies on an error.
+ * writes is used exactly as written. Only inside the private network and mount namespace that
+ * scripts/test.js gives each file as root: /etc there is a copy, and the loopback the file's own.
+ * Elsewhere `unavailable()` says why, and tests lead the same hosts to 127.0.0.1 with `setup --host`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,7 +23,7 @@ async function canListen(address: string, port: number): Promise<boolean> {
 /** Why the real names cannot be used here, or undefined when they can. */
 export async function unavailable(): Promise<string | undefined> {
   if (process.env.CSCS_SA_TEST_LOOPBACK_ONLY) return 'CSCS_SA_TEST_LOOPBACK_ONLY is set';
-  if (process.getuid?.() !== 0) return 'not root (editing /etc/hosts and port 22 need it)';
+  if (!process.env.CSCS_SA_TEST_NAMESPACE) return 'not in the private namespace scripts/test.js makes as root (the machine\'s /etc/hosts is never edited)';
   let text: string;
   try {
     text = readFileSync(HOSTS_FILE, 'utf8');

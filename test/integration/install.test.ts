@@ -6,11 +6,11 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { tempHome, userEnv } from '../helpers/cli.ts';
 
@@ -18,11 +18,21 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const { version, dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
 const API_KEY = 'sa-install-key-0123456789';
 
-// npm, as a user's shell runs it: not with the npm_* variables `npm test` sets for its scripts.
-const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
-
 const test = suite('install');
 const work = mkdtempSync(join(tmpdir(), 'cscs-sa-install-'));
+
+// Offline, from a copy of npm's cache as `npm ci` left it: the suite needs no registry (it runs
+// in a namespace without network) and leaves the user's cache as it was. npm, as a user's shell
+// runs it: not with the npm_* variables `npm test` sets for its scripts.
+const userCache = execaSync('npm', ['config', 'get', 'cache'], { env: { ...process.env, npm_config_cache: undefined } }).stdout.trim();
+cpSync(join(userCache, '_cacache'), join(work, 'npm-cache', '_cacache'), { recursive: true });
+const npmEnv = {
+  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name))),
+  npm_config_cache: join(work, 'npm-cache'),
+  npm_config_offline: 'true',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+};
 const gw = new GatewayDouble({ apiKey: API_KEY, principals: [userInfo().username] });
 test.before(async () => {
   await gw.start();
@@ -78,7 +88,8 @@ let packed = '';
 
 test('npm pack, then npm install -g of the tarball: a working cscs-sa', async () => {
   const out = mkdtempSync(join(work, 'pack-'));
-  await npm(['pack', '--pack-destination', out], ROOT);
+  // --ignore-scripts: the dist/ that npm test built, not a rebuild in place under the files running beside this one.
+  await npm(['pack', '--ignore-scripts', '--pack-destination', out], ROOT);
   const tgz = (packed = tarball(out));
   const { stdout } = await execa('tar', ['-tzf', tgz]);
   assert.ok(stdout.split('\n').includes('package/dist/entry.cjs'), 'the tarball carries the built dist/');
@@ -97,10 +108,10 @@ test('from a git URL pinned to a commit (npm pack git+URL#COMMIT, then install -
 
 test('setup run through npx warns that ssh_config would name npx\'s cache', async () => {
   const key = join(work, 'npx-key');
-  // A cache of its own, so that npx's copy lands in this test's folder, not in the user's ~/.npm.
+  // npx's copy lands in this test's copy of the cache, not in the user's ~/.npm.
   const r = await execa('npx', ['--yes', '--package', packed, '--', 'cscs-sa', 'setup', '--print', '--user', 'svc', '--key', key], {
     cwd: work,
-    env: { ...npmEnv, npm_config_cache: join(work, 'npm-cache') },
+    env: npmEnv,
     extendEnv: false,
     reject: false,
     stdin: 'ignore',

@@ -165,7 +165,7 @@ if (isRoot) {
     assert.not.ok(existsSync(home.cert));
   });
 } else {
-  skipTest(test, 'a lock file of another user', 'needs root to give the file to another user');
+  skipTest('a lock file of another user', 'needs root to give the file to another user');
 }
 
 /** A failure memo for the default account with API key API_KEY, as a refresh writes it. */
@@ -197,7 +197,7 @@ if (isRoot) {
     assert.is(gw.signCalls, 1);
   });
 } else {
-  skipTest(test, 'a failure memo of another user', 'needs root to give the file to another user');
+  skipTest('a failure memo of another user', 'needs root to give the file to another user');
 }
 
 test.run();
