@@ -9,8 +9,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { basename, extname, isAbsolute, join, resolve } from 'node:path';
-import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE, KEY_FILE_PREFIX } from './account.js';
+import { extname, isAbsolute, join, resolve } from 'node:path';
+import { accountOfApiKeyVariable, apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
 import { pairIdentity } from './store.js';
 import { ConfigError, UsageError } from '../base/errors.js';
 import { type FileRules, readTrusted } from '../base/trust.js';
@@ -358,13 +358,12 @@ function accountKey(account: string, env: NodeJS.ProcessEnv, file: FileConfig, c
 }
 
 /**
- * The accounts whose key pair `key` must not be: the default one, those of the config file, and
- * the one its file name names (`cscs-key-NAME...`: an account used without any config).
+ * The accounts whose key pair an account must not use: the default one, those of the config file,
+ * and those in use without one (their API key variable is set: a CI job with CSCS_API_KEY_NAME).
  */
-function otherAccounts(account: string, key: string, file: FileConfig): string[] {
-  const named = new RegExp(`^${KEY_FILE_PREFIX}([a-z][a-z0-9]*)`).exec(basename(key))?.[1];
-  const candidates = [DEFAULT_ACCOUNT, ...configuredAccounts(file), ...(named && isAccountName(named) ? [named] : [])];
-  return [...new Set(candidates)].filter((other) => other !== account);
+function otherAccounts(account: string, env: NodeJS.ProcessEnv, file: FileConfig): string[] {
+  const inUse = Object.keys(env).flatMap((variable) => (env[variable] ? (accountOfApiKeyVariable(variable) ?? []) : []));
+  return [...new Set([DEFAULT_ACCOUNT, ...configuredAccounts(file), ...inUse])].filter((other) => other !== account);
 }
 
 /**
@@ -392,7 +391,7 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
   // An API key signs only its own account's key pair: another account's certificate would be
   // overwritten with this account's login name. Compared by the files themselves, so no
   // spelling of a path (a symlinked folder, a key named `OTHER-cert`) hides a shared one.
-  const others = otherAccounts(account, key, file);
+  const others = otherAccounts(account, env, file);
   const files = others.length > 0 ? pairIdentity(key) : [];
   const owner = others.find((other) => pairIdentity(accountKey(other, env, file, configFile)).some((id) => files.includes(id)));
   if (owner) throw new ConfigError(`account ${account} would use ${key}, the key pair of account ${owner}`, { fix: 'give each account a key pair of its own ("key" in the config file, --key)' });

@@ -12,7 +12,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, scryptSync } from 'node:crypto';
 import { gatewaySuite, skipTest, worldSuite } from '../helpers/suites.ts';
-import { cscsSa, writeConfig } from '../helpers/cli.ts';
+import { cscsSa, type Home, writeConfig } from '../helpers/cli.ts';
 import { ATTACKER_UID } from '../helpers/victim.ts';
 
 const API_KEY = 'sa-paths-key-0123456789';
@@ -79,42 +79,37 @@ async function signedDefault(env: Record<string, string>, key: string): Promise<
   };
 }
 
-const sharedFix = 'give each account a key pair of its own ("key" in the config file, --key)';
+/** Runs match for ACCOUNT with CONFIG and asserts the refusal: ACCOUNT would use KEY, OWNER's pair; nothing sent. */
+async function refusedShare(home: Home, env: Record<string, string>, config: object, account: string, key: string, owner: string): Promise<void> {
+  rmSync(join(home.dir, '.config'), { recursive: true, force: true });
+  writeConfig(home, 'config.json', JSON.stringify(config));
+  const r = await cscsSa(['match', '--account', account], { ...env, [`CSCS_API_KEY_${account.toUpperCase()}`]: `${account}-key` });
+  assert.is(r.exitCode, 3, r.stderr);
+  assert.is(r.stderr, `cscs-sa: account ${account} would use ${key}, the key pair of account ${owner}: give each account a key pair of its own ("key" in the config file, --key)\n`);
+  assert.is(gw.requests.length, 0);
+}
 
 test('another account\'s key pair through a symlinked folder: exit 3, its files unchanged', async ({ home, env }) => {
   const unchanged = await signedDefault(env, home.key);
   symlinkSync(join(home.dir, '.ssh'), join(home.dir, 'keys'));
-  writeConfig(home, 'config.json', JSON.stringify({ accounts: { proj: { key: '~/keys/cscs-key-sa' } } }));
-  const r = await cscsSa(['match', '--account', 'proj'], { ...env, CSCS_API_KEY_PROJ: 'proj-key' });
-  assert.is(r.exitCode, 3, r.stderr);
-  assert.is(r.stderr, `cscs-sa: account proj would use ${join(home.dir, 'keys', 'cscs-key-sa')}, the key pair of account sa: ${sharedFix}\n`);
-  assert.is(gw.requests.length, 0);
+  await refusedShare(home, env, { accounts: { proj: { key: '~/keys/cscs-key-sa' } } }, 'proj', join(home.dir, 'keys', 'cscs-key-sa'), 'sa');
   unchanged();
 });
 
-test('a key named only by CSCS_SA_KEY that is another account\'s (no config file): exit 3', async ({ home, env }) => {
+test('CSCS_SA_KEY naming the key pair of an account used without a config file (its API key variable set, as on CI): exit 3', async ({ home, env }) => {
   const proj = join(home.dir, '.ssh', 'cscs-key-proj');
-  const r = await cscsSa(['match'], { ...env, CSCS_SA_KEY: proj });
+  const r = await cscsSa(['match'], { ...env, CSCS_SA_KEY: proj, CSCS_API_KEY_PROJ: 'proj-key' });
   assert.is(r.exitCode, 3, r.stderr);
-  assert.is(r.stderr, `cscs-sa: account sa would use ${proj}, the key pair of account proj: ${sharedFix}\n`);
+  assert.is(r.stderr, `cscs-sa: account sa would use ${proj}, the key pair of account proj: give each account a key pair of its own ("key" in the config file, --key)\n`);
   assert.not.ok(existsSync(join(home.dir, '.ssh')), 'no key pair made');
   assert.is(gw.requests.length, 0);
 });
 
 test('a key path ending in another account\'s -cert (its .pub would be that certificate): exit 3', async ({ home, env }) => {
   const unchanged = await signedDefault(env, home.key);
-  writeConfig(home, 'config.json', JSON.stringify({ accounts: { proj: { key: '~/.ssh/cscs-key-sa-cert' } } }));
-  const r = await cscsSa(['match', '--account', 'proj'], { ...env, CSCS_API_KEY_PROJ: 'proj-key' });
-  assert.is(r.exitCode, 3, r.stderr);
-  assert.is(r.stderr, `cscs-sa: account proj would use ${home.key}-cert, the key pair of account sa: ${sharedFix}\n`);
-  unchanged();
+  await refusedShare(home, env, { accounts: { proj: { key: '~/.ssh/cscs-key-sa-cert' } } }, 'proj', `${home.key}-cert`, 'sa');
   // The same between two accounts of the config file, in a folder of neither's default.
-  rmSync(join(home.dir, '.config'), { recursive: true, force: true });
-  writeConfig(home, 'config.json', JSON.stringify({ accounts: { aa: { key: '~/k/aa' }, bb: { key: '~/k/aa-cert' } } }));
-  const two = await cscsSa(['match', '--account', 'bb'], { ...env, CSCS_API_KEY_BB: 'bb-key' });
-  assert.is(two.exitCode, 3, two.stderr);
-  assert.is(two.stderr, `cscs-sa: account bb would use ${join(home.dir, 'k', 'aa-cert')}, the key pair of account aa: ${sharedFix}\n`);
-  assert.is(gw.requests.length, 0);
+  await refusedShare(home, env, { accounts: { aa: { key: '~/k/aa' }, bb: { key: '~/k/aa-cert' } } }, 'bb', join(home.dir, 'k', 'aa-cert'), 'aa');
   unchanged();
 });
 
