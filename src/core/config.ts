@@ -257,7 +257,11 @@ function parseFailure(format: 'json' | 'yaml' | 'code', text: string, err: Error
     const at = mark ? ` (${mark.line + 1}:${mark.column + 1})` : '';
     return `${ownWords(reason) ?? 'invalid YAML'}${at}`;
   }
-  if (format === 'code') return `${err.name} in its code`;
+  if (format === 'code') {
+    // An ES module config runs from a data: URL (src/core/configcode.ts), which has no folder to resolve against.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_RESOLVE_REQUEST') return 'it imports a file by a relative path, which an ES module config file cannot: keep the settings in the file itself, or use node: modules only';
+    return `${err.name} in its code`;
+  }
   // V8 says "REASON at position N" (Node 22 adds "(line L column C)"), "Unexpected token 'x',
   // "TEXT" is not valid JSON", or "Unexpected end of JSON input".
   const at = /^(.*?) at position (\d+)/.exec(err.message);

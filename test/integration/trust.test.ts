@@ -272,7 +272,9 @@ for (const format of ['cjs', 'mjs', 'js'] as const) {
     const file = writeConfig(home.dir, format, marker);
     chmodSync(file, 0o600);
     const trace = join(home.dir, 'trace');
-    const r = await execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+    // strace slows every process it follows (ssh-keygen too): a deadline that a loaded machine meets.
+    const traced = { ...env, CSCS_SA_TIMEOUT: '60' };
+    const r = await execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env: traced, extendEnv: false, reject: false, stdin: 'ignore' });
     assert.is(r.exitCode, 0, String(r.stderr));
     assert.ok(existsSync(marker), 'the code ran');
     const opens = readFileSync(trace, 'utf8')
@@ -289,6 +291,8 @@ test('a config file that does not parse: the reason and where, never the text of
     ['config.json', `{"apiKeyCommand": ${secret}}`, 'invalid JSON: a character that cannot start a JSON value'],
     ['config.json', `{"apiKeyCommand": "${secret}`, 'invalid JSON at line 1, column 44: Unterminated string'],
     ['config.yaml', `apiKeyCommand: !${secret} x\n`, 'invalid YAML (1:43)'],
+    ['config.cjs', `module.exports = { apiKeyCommand: ${secret} ${secret} };\n`, 'SyntaxError in its code'],
+    ['config.mjs', `import settings from './${secret}.mjs';\nexport default settings;\n`, 'it imports a file by a relative path, which an ES module config file cannot: keep the settings in the file itself, or use node: modules only'],
   ] as const) {
     const dir = join(home.dir, '.config', 'cscs-sa');
     rmSync(dir, { recursive: true, force: true });
