@@ -1,11 +1,11 @@
 // The test runner: `npm test` runs the unit layer, then the integration layer; `node scripts/test.js
 // WORD...` runs the test files whose path contains one of the words.
 //
-// Each file runs as its own process, with a time limit: a file that hangs is stopped and named,
-// and counts as failed. As root, each integration file runs in a namespace of its own
-// (scripts/namespace.js): the suite never edits the machine, needs no network, and files that run
-// at the same time do not meet. Elsewhere files run as they are, and the tests that need the
-// namespace say SKIPPED.
+// The unit layer runs in one process; each integration file runs as a process of its own, with a
+// time limit: a file that hangs is stopped and named, and counts as failed. As root, each
+// integration file runs in a namespace of its own (scripts/namespace.js): the suite never edits
+// the machine, needs no network, and files that run at the same time do not meet. Elsewhere
+// files run as they are, and the tests that need the namespace say SKIPPED.
 //
 // uvu prints "Total / Passed / Skipped" per file; this ends with the plain line `N passed, N
 // failed, N skipped` that CI records. A test that cannot run registers nothing and prints a line
@@ -26,8 +26,8 @@ function testFiles(words) {
   return words.length ? all.filter((f) => words.some((w) => f.includes(w))) : all;
 }
 
-function runFile(file, namespace) {
-  const node = [process.execPath, '--import', 'tsx', file];
+function runFile(testArgs, namespace) {
+  const node = [process.execPath, '--import', 'tsx', ...testArgs];
   const [cmd, args] = namespace ? inNamespace(node) : [node[0], node.slice(1)];
   const env = { ...process.env, FORCE_COLOR: '0', ...(namespace ? { [NAMESPACE_VARIABLE]: '1' } : {}) };
   return new Promise((resolve) => {
@@ -45,7 +45,7 @@ function runFile(file, namespace) {
     }, FILE_LIMIT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ file, code, out, timedOut, seconds: (Date.now() - started) / 1000 });
+      resolve({ code, out, timedOut, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
@@ -80,21 +80,25 @@ console.log(
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const failedFiles = [];
 const started = Date.now();
-// The unit layer first, all of it, so that a broken rule shows before the slow layer starts.
-for (const layer of LAYERS) {
-  const queue = files.filter((f) => f.startsWith(`${layer}/`));
-  const workers = Array.from({ length: layer === 'test/unit' ? 1 : PARALLEL }, async () => {
-    for (let file; (file = queue.shift()); ) {
-      const result = await runFile(file, namespace && layer !== 'test/unit');
-      const c = count(result);
-      for (const k of Object.keys(totals)) totals[k] += c[k];
-      if (c.failed) failedFiles.push(file);
-      const status = result.timedOut ? `STOPPED after ${FILE_LIMIT_MS / 1000} s (hung)` : c.failed ? 'FAILED' : 'ok';
-      process.stdout.write(`\n== ${file}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s\n${result.out}`);
-    }
-  });
-  await Promise.all(workers);
+/** One result into the totals, printed with a header line. */
+function report(name, result) {
+  const c = count(result);
+  for (const k of Object.keys(totals)) totals[k] += c[k];
+  if (c.failed) failedFiles.push(name);
+  const status = result.timedOut ? `STOPPED after ${FILE_LIMIT_MS / 1000} s (hung)` : c.failed ? 'FAILED' : 'ok';
+  process.stdout.write(`\n== ${name}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s\n${result.out}`);
 }
+
+// The unit layer first, in one process (its files start no process and share nothing), so that a
+// broken rule shows before the slow layer starts; then the integration files side by side.
+const unit = files.filter((f) => f.startsWith('test/unit/'));
+if (unit.length) report(`test/unit (${unit.length} files)`, await runFile(['node_modules/uvu/bin.js', 'test/unit', unit.map((f) => f.slice('test/unit/'.length).replace(/[.]/g, '\\.')).join('|')], false));
+const queue = files.filter((f) => f.startsWith('test/integration/'));
+await Promise.all(
+  Array.from({ length: PARALLEL }, async () => {
+    for (let file; (file = queue.shift()); ) report(file, await runFile([file], namespace));
+  }),
+);
 console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s${failedFiles.length ? `; failed: ${failedFiles.join(' ')}` : ''}`);
 console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed === 0 ? 0 : 1);

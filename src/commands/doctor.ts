@@ -1,8 +1,8 @@
 import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
-import { runTool } from '../base/child.js';
-import { accountName, loadSettings, type Settings } from '../core/config.js';
+import { foundByShell, runTool } from '../base/child.js';
+import { accountName, checkEnvironment, loadSettings, type Settings } from '../core/config.js';
 import { hostPrefix } from '../core/account.js';
 import { CscsSaError } from '../base/errors.js';
 import { openPrivateKey } from '../core/keypair.js';
@@ -10,9 +10,10 @@ import { JUMP_HOST } from '../ssh/sshconfig.js';
 import { probeGateway } from '../refresh/gateway.js';
 import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
-import { explainSshFailure, checkRoute, fail, pass, type Result } from '../doctor/checks.js';
+import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
-import { keyPaths } from '../core/store.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { caFingerprint } from '../core/signature.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
@@ -54,11 +55,10 @@ async function checkOpenSsh(): Promise<Result> {
 }
 
 async function checkShell(): Promise<Result> {
-  const shell = process.env.SHELL || '/bin/sh';
-  const r = await runTool(shell, ['-c', 'command -v cscs-sa']);
-  if (r.missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
-  if (r.code !== 0) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
-  return pass(`$SHELL (${shell}) finds cscs-sa at ${r.stdout.trim()}`);
+  const { shell, missing, path } = await foundByShell('cscs-sa');
+  if (missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
+  if (path === undefined) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
+  return pass(`$SHELL (${shell}) finds cscs-sa at ${path}`);
 }
 
 function checkKeyPair(settings: Settings): Result {
@@ -72,6 +72,13 @@ function checkKeyPair(settings: Settings): Result {
   if (!stats) return fail(`no key pair at ${paths.key}`, 'cscs-sa sign (or the first ssh) creates it; cscs-sa setup too');
   if (!lstatSync(paths.publicKey, { throwIfNoEntry: false })) return fail(`no public key ${paths.publicKey}`, 'cscs-sa sign derives it from the private key');
   return pass(`key pair ${paths.key} (0600)`);
+}
+
+/** A change of the certificate's CA, if the last refreshes saw one: worth knowing when sshd starts refusing. */
+function checkCa(settings: Settings): Result[] {
+  const { certificate, caChange } = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (!certificate || !caChange) return [];
+  return [warn(`certificate signed by another CA since ${caChange.at.toISOString()}: ${caFingerprint(certificate)}, was ${caChange.was}`, 'if sshd refuses it, ask CSCS whether their CA changed')];
 }
 
 async function checkApiKey(settings: Settings): Promise<Result> {
@@ -112,6 +119,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   // A name that is no account's is a mistake in the command, not a failed check of a host named after it.
   const account = accountName(values.account);
+  // So is an environment that does not exist: refused as on every command, not shown as a failed check.
+  if (values.env !== undefined) checkEnvironment(values.env, '--env', 'flag');
   const host = positionals[0] ?? `${hostPrefix(account)}${JUMP_HOST.name}`;
   const ssh = values['ssh-config'] ? ['-F', values['ssh-config']] : [];
 
@@ -124,7 +133,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

@@ -32,7 +32,7 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('match', args, MATCH_OPTIONS, MATCH_POSITIONALS);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
-  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+  const state = inspect(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user);
   if (state.status === 'fresh') return 0;
   // `ssh -G` connects nowhere: no certificate needed.
   if (await (await import('../ssh/parent.js')).startedBySshG()) return (log('host %j: ssh -G, no refresh', positionals[0] ?? ''), 0);

@@ -1,8 +1,8 @@
-import { loadSettings } from '../core/config.js';
+import { flagSeconds, loadSettings } from '../core/config.js';
 import { LocalFileError, UsageError } from '../base/errors.js';
 import { createLog, setLogFile } from '../base/log.js';
 import { proxy } from '../ssh/relay.js';
-import { parseCommandArgs, seconds } from './args.js';
+import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
 
@@ -53,7 +53,7 @@ export async function run(args: string[]): Promise<number> {
     const { loadIntoAgent } = await import('../refresh/agent.js');
     await loadIntoAgent(settings);
   }
-  const timeout = seconds(values['connect-timeout'], '--connect-timeout') ?? settings.connectTimeout;
+  const timeout = flagSeconds(values['connect-timeout'], 'connectTimeout', '--connect-timeout') ?? settings.connectTimeout;
   // The proxy's own cost, for --log: it carries every byte of every scp and rsync.
   process.once('exit', () => {
     const usage = process.resourceUsage();

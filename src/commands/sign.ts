@@ -1,6 +1,7 @@
 import { printable } from '../core/certificate.js';
 import { loadSettings } from '../core/config.js';
 import { refreshCertificate } from '../refresh/refresh.js';
+import { keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa sign [--account NAME] [-f KEY] [--force]
@@ -24,12 +25,13 @@ export async function run(args: string[]): Promise<number> {
   }, []);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
-  const { state, refreshed, createdKey } = await refreshCertificate(settings, { force: values.force });
+  const { state, refreshed, createdKey, notice } = await refreshCertificate(settings, { force: values.force });
   if (createdKey) process.stderr.write(`cscs-sa: no key pair at ${settings.key}: created a new one (${settings.key}.pub)\n`);
+  if (notice) process.stderr.write(`cscs-sa: ${notice}\n`);
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);
   process.stdout.write(
-    `${settings.key}-cert.pub principals=${cert.principals.map(printable).join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
+    `${keyPaths(settings.key).certificate} principals=${cert.principals.map(printable).join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
   );
   return 0;
 }

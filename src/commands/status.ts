@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DEFAULT_ACCOUNT, defaultKey, hostPrefix, isAccountName, KEY_FILE_PREFIX } from '../core/account.js';
 import { configuredAccounts, expandHome, type FileConfig, loadConfig, type Settings, settingsFrom } from '../core/config.js';
 import { FOREVER, printable } from '../core/certificate.js';
+import { caFingerprint } from '../core/signature.js';
 import { inspect, keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
 
@@ -56,7 +57,7 @@ function knownAccounts(file: FileConfig): string[] {
 
 function describe(settings: Settings) {
   const paths = keyPaths(settings.key);
-  const state = inspect(paths, settings.refreshMargin);
+  const state = inspect(paths, settings.refreshMargin, Date.now(), settings.user);
   const cert = state.certificate;
   return {
     account: settings.account,
@@ -68,6 +69,9 @@ function describe(settings: Settings) {
     principals: cert?.principals ?? [],
     serial: cert ? String(cert.serial) : null,
     keyId: cert?.keyId ?? null,
+    ca: cert ? caFingerprint(cert) : null,
+    caChangedAt: state.caChange?.at.toISOString() ?? null,
+    caWas: state.caChange?.was ?? null,
     validAfter: cert ? isoOrForever(cert.validAfter) : null,
     validBefore: cert ? isoOrForever(cert.validBefore) : null,
     secondsLeft: state.secondsLeft === undefined ? null : Number.isFinite(state.secondsLeft) ? Math.floor(state.secondsLeft) : 'forever',
@@ -87,6 +91,7 @@ function detail(report: Report): string {
     ['status', report.detail ? `${report.status} (${report.detail})` : report.status],
     ['principals', report.principals.map(printable).join(', ') || '-'],
     ['serial', report.serial ?? '-'],
+    ['CA', report.ca ? `${report.ca}${report.caChangedAt ? ` (since ${report.caChangedAt}; was ${report.caWas})` : ''}` : '-'],
     ['valid', report.validAfter ? `${report.validAfter} .. ${report.validBefore}` : '-'],
     ['seconds left', report.secondsLeft ?? '-'],
     ['clock offset', `${report.clockOffsetMs} ms (gateway minus local)`],

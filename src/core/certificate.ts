@@ -225,6 +225,41 @@ export function secondsLeft(cert: Certificate, nowSeconds: number): number {
   return Number(cert.validBefore) - nowSeconds;
 }
 
+/**
+ * Extensions a certificate must carry for what the ssh_config block does with it. sshd grants a
+ * certificate only the permissions its extensions name. The block reaches every cluster through
+ * the jump host with ProxyJump, i.e. `ssh -W`, a direct-tcpip channel that sshd opens only with
+ * permit-port-forwarding: without it every cluster fails ("open failed: administratively
+ * prohibited") while the jump host alone still works, so the failure would look like a cluster's.
+ * Commands, scp and sftp (the sftp subsystem), rsync and git run as exec or subsystem channels
+ * without a terminal, which need no extension: permit-pty only serves an interactive login (or
+ * ssh -t), which a CI job does not make, so a certificate without it is still usable and is not
+ * refused. Agent and X11 forwarding and ~/.ssh/rc are nothing the block uses.
+ */
+export const REQUIRED_EXTENSIONS: Record<string, string> = {
+  'permit-port-forwarding': 'ProxyJump through the jump host needs it',
+};
+
+/**
+ * Why a certificate that parses cannot serve a login through the block, or undefined when it can.
+ * A force-command would run its own command in place of every command, scp and rsync (which then
+ * "succeed" doing something else); a certificate valid forever is not what a gateway of
+ * one-minute certificates signs, and would never be replaced.
+ */
+export function unusableBecause(cert: Certificate): string | undefined {
+  if (cert.validBefore === FOREVER) return 'is valid forever, not for a limited time';
+  if (cert.criticalOptions.includes('force-command')) return 'forces a command (critical option force-command) in place of every command';
+  for (const [name, why] of Object.entries(REQUIRED_EXTENSIONS)) {
+    if (!cert.extensions.includes(name)) return `lacks the extension ${name} (${why})`;
+  }
+  return undefined;
+}
+
+/** Whether sshd lets the certificate log in as `login`: it must be among the principals. */
+export function namesLogin(cert: Certificate, login: string): boolean {
+  return cert.principals.includes(login);
+}
+
 /** Whether the certificate's validity window has started at `nowSeconds`. */
 export function hasStarted(cert: Certificate, nowSeconds: number): boolean {
   return Number(cert.validAfter) <= nowSeconds;

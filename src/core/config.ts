@@ -42,7 +42,7 @@ export interface AccountSettings {
   /** Which CSCS gateway authxUrl defaults to. */
   env: Environment;
   authxUrl: string;
-  /** The login name, for setup (else the certificate's principal). */
+  /** The login name: what setup writes as User, and what a certificate must name to be used. */
   user?: string;
   /** The environment variable holding this account's API key (never another account's). */
   apiKeyVariable: string;
@@ -67,6 +67,7 @@ const ENV = {
   timeout: 'CSCS_SA_TIMEOUT',
   connectTimeout: 'CSCS_SA_CONNECT_TIMEOUT',
   configFile: 'CSCS_SA_CONFIG',
+  user: 'CSCS_SA_USERNAME',
 } as const;
 
 function configDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -298,16 +299,27 @@ export function configuredAccounts(file: FileConfig): string[] {
   return Object.keys(file.accounts ?? {});
 }
 
-/** A duration from `from` (an environment variable or a flag), checked against its setting's limits. */
-export function checkSeconds(raw: string | undefined, setting: Duration, from: string): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
+/** RAW as a number of seconds within the limits of `setting`, or undefined when it is none. */
+function parseSeconds(raw: string, setting: Duration): number | undefined {
   const value = raw.trim() === '' ? NaN : Number(raw);
-  if (!validSeconds(value, setting)) throw new ConfigError(`${from}=${raw} is not ${wantSeconds(setting)}`, { fix: `set ${from} to ${wantSeconds(setting)}, or unset it` });
+  return validSeconds(value, setting) ? value : undefined;
+}
+
+/** A duration from its environment variable (empty is unset), checked against its setting's limits. */
+function envSeconds(env: NodeJS.ProcessEnv, setting: Duration): number | undefined {
+  const [from, raw] = [ENV[setting], env[ENV[setting]]];
+  if (raw === undefined || raw === '') return undefined;
+  const value = parseSeconds(raw, setting);
+  if (value === undefined) throw new ConfigError(`${from}=${raw} is not ${wantSeconds(setting)}`, { fix: `set ${from} to ${wantSeconds(setting)}, or unset it` });
   return value;
 }
 
-function envSeconds(env: NodeJS.ProcessEnv, setting: Duration): number | undefined {
-  return checkSeconds(env[ENV[setting]], setting, ENV[setting]);
+/** A duration from a command's flag, with the limits of the setting it overrides: a wrong one is a usage error. */
+export function flagSeconds(raw: string | undefined, setting: Duration, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = parseSeconds(raw, setting);
+  if (value === undefined) throw new UsageError(`${flag} takes ${wantSeconds(setting)}, not "${raw}"`);
+  return value;
 }
 
 /** Whether a URL's host name is this machine, where plain http:// (a test double) exposes nothing. */
@@ -335,9 +347,18 @@ export async function loadSettings(flags: SettingsFlags = {}, env: NodeJS.Proces
   return settingsFrom(flags, env, file, configFile);
 }
 
-function checkEnvironment(value: string, from: string): Environment {
-  if (!Object.hasOwn(AUTHX_URLS, value)) throw new ConfigError(`${from}: "${value}" is not a CSCS environment`, { fix: `use ${Object.keys(AUTHX_URLS).join(' or ')}` });
-  return value as Environment;
+/**
+ * The one check of a CSCS environment's name, for --env on every command (flag: a usage error,
+ * exit 2), CSCS_SA_ENV and "env" in the config file (a configuration error, exit 3). Names are
+ * exact and lower case, as setup writes them on the Match line: "PROD" is refused with the name
+ * meant rather than accepted, so that one environment has one spelling everywhere.
+ */
+export function checkEnvironment(value: string, from: string, source: 'flag' | 'setting' = 'setting'): Environment {
+  if (Object.hasOwn(AUTHX_URLS, value)) return value as Environment;
+  const names = Object.keys(AUTHX_URLS);
+  const meant = names.find((name) => name === value.trim().toLowerCase());
+  const Err = source === 'flag' ? UsageError : ConfigError;
+  throw new Err(`${from}: "${value}" is not a CSCS environment`, { fix: meant ? `did you mean "${meant}"?` : `use ${names.join(' or ')}` });
 }
 
 /** The account a --account flag names: the default without one. */
@@ -382,15 +403,15 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
   const isDefault = account === DEFAULT_ACCOUNT;
   const own = ownSettings(account, file);
   const from = `config file ${configFile}${isDefault ? '' : ` (accounts.${account})`}`;
-  const cscsEnv = flags.env
-    ? checkEnvironment(flags.env, '--env')
+  const cscsEnv = flags.env !== undefined
+    ? checkEnvironment(flags.env, '--env', 'flag')
     : env[ENV.env]
       ? checkEnvironment(env[ENV.env]!, ENV.env)
       : own.env
         ? checkEnvironment(own.env, from)
         : 'prod';
   // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
-  const authxUrl = flags.env ? undefined : env[ENV.authxUrl] || own.authxUrl;
+  const authxUrl = flags.env !== undefined ? undefined : env[ENV.authxUrl] || own.authxUrl;
   const key = flags.key ? settingPath(flags.key, `-f ${flags.key}`) : accountKey(account, env, file, configFile);
   // An API key signs only its own account's key pair: another account's certificate would be
   // overwritten with this account's login name. Compared by the files themselves, so no
@@ -404,7 +425,8 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
     key,
     env: cscsEnv,
     authxUrl: authxUrl ? checkUrl(authxUrl, env[ENV.authxUrl] ? ENV.authxUrl : from) : AUTHX_URLS[cscsEnv],
-    user: own.user,
+    // The login name setup writes, also the one certificates must name (CSCS_SA_USERNAME: the default account's).
+    user: (isDefault && env[ENV.user]) || own.user,
     apiKeyVariable: apiKeyVariable(account),
     apiKeyFile: own.apiKeyFile && settingPath(own.apiKeyFile, `${from}: "apiKeyFile" ${own.apiKeyFile}`),
     apiKeyCommand: own.apiKeyCommand,

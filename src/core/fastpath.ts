@@ -25,7 +25,7 @@ export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.en
     // Trusted like the full path trusts it (owner, mode, folders), read from the checked descriptor.
     const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content!), configFile) : {};
     const settings = settingsFrom({ key: values.key, account: values.account }, env, file, configFile);
-    return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';
+    return inspect(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user).status === 'fresh';
   } catch {
     return false;
   }

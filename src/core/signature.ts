@@ -7,7 +7,7 @@
  * ones (a CA on a FIDO token is not what a gateway signs with): ssh-rsa with SHA-1 is refused,
  * as sshd refuses it since OpenSSH 8.2, because the certificate would be useless there.
  */
-import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { type Certificate, CertificateParseError, Reader } from './certificate.js';
 
 /** OpenSSH's SSH_RSA_MINIMUM_MODULUS_SIZE. */
@@ -97,4 +97,9 @@ export function verifySignature(certificate: Certificate): void {
   if (!sig.done) fail('trailing data after the signature');
   const ok = verify(v.hash, certificate.signed, v.dsaEncoding ? { key: v.key, dsaEncoding: v.dsaEncoding } : v.key, v.signature);
   if (!ok) fail('the CA signature does not verify');
+}
+
+/** The fingerprint of the CA that signed the certificate, as ssh-keygen -l prints a key's: SHA256, base64 without padding. */
+export function caFingerprint(certificate: Certificate): string {
+  return `SHA256:${createHash('sha256').update(certificate.signatureKey).digest('base64').replace(/=+$/, '')}`;
 }

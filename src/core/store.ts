@@ -6,6 +6,10 @@
  *
  * The clock offset to the gateway is kept in the certificate line's comment (ssh ignores it):
  * one file, replaced atomically, so the certificate and the clock it was judged by never disagree.
+ * So is a change of the signing CA: the certificate itself carries its CA's key (whose
+ * fingerprint is therefore kept with it), and when a refresh brings a certificate from another CA
+ * than the one it replaces, the comment records when and which CA it was before, carried on by
+ * later refreshes from the same CA, for status and doctor to show.
  */
 import { type Stats, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -20,13 +24,20 @@ import {
   hasStarted,
   parseCertificate,
   parsePublicKey,
+  printable,
   secondsLeft,
+  namesLogin,
+  unusableBecause,
 } from './certificate.js';
 
+/** The files beside a key pair: every module names them through keyPaths, none by hand. */
 export interface KeyPaths {
   key: string;
+  /** Where ssh-keygen puts the public half of KEY, and where ssh looks for it. */
   publicKey: string;
+  /** Where ssh looks for a certificate of KEY (its CertificateFile default). */
   certificate: string;
+  /** The refresh lock (src/refresh/lock.ts). */
   lock: string;
   /** The failure memo (src/refresh/memo.ts). */
   failed: string;
@@ -76,6 +87,8 @@ export type CertStatus =
   | 'no-public-key'
   | 'other-key'
   | 'not-user-certificate'
+  | 'unusable'
+  | 'other-login'
   | 'not-yet-valid'
   | 'expiring'
   | 'expired';
@@ -91,19 +104,38 @@ export interface CertState {
   /** Gateway clock minus local clock, in ms, learned at the last refresh. */
   clockOffsetMs: number;
   refreshedAt?: Date;
+  /** The last change of the signing CA: when, and the fingerprint of the CA before. */
+  caChange?: CaChange;
 }
 
-const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)/;
-
-export function formatComment(clockOffsetMs: number, refreshedAt: Date): string {
-  return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
+export interface CaChange {
+  at: Date;
+  /** `SHA256:...`, as ssh-keygen -l prints a key's fingerprint. */
+  was: string;
 }
 
-function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
+const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
+
+/**
+ * The certificate file's content for the gateway's certificate `line`: its type and data, and our
+ * comment in place of the gateway's, which readMeta reads back.
+ */
+export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, caChange?: CaChange): string {
+  const [type, base64] = line.split(/\s+/);
+  const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : '';
+  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}\n`;
+}
+
+function date(text: string | undefined): Date | undefined {
+  const d = text === undefined ? undefined : new Date(text);
+  return d && !Number.isNaN(d.getTime()) ? d : undefined;
+}
+
+function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date; caChange?: CaChange } {
   const m = META.exec(comment);
   if (!m) return { clockOffsetMs: 0 };
-  const refreshedAt = new Date(m[2]!);
-  return { clockOffsetMs: Number(m[1]), refreshedAt: Number.isNaN(refreshedAt.getTime()) ? undefined : refreshedAt };
+  const changedAt = date(m[3]);
+  return { clockOffsetMs: Number(m[1]), refreshedAt: date(m[2]), caChange: changedAt && { at: changedAt, was: m[4]! } };
 }
 
 /**
@@ -126,7 +158,7 @@ function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
 
 /**
  * Judges a certificate for `publicKey` at the gateway's clock. `marginSeconds` is how much
- * validity must be left for it to count as fresh.
+ * validity must be left for it to count as fresh; `login`, when known, the name ssh logs in as.
  */
 export function judge(
   certificate: Certificate,
@@ -134,11 +166,18 @@ export function judge(
   marginSeconds: number,
   clockOffsetMs: number,
   localNowMs = Date.now(),
+  login?: string,
 ): { status: CertStatus; detail?: string; secondsLeft: number } {
   const now = gatewayNow(clockOffsetMs, localNowMs);
   const left = secondsLeft(certificate, now);
   if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
+  const unusable = unusableBecause(certificate);
+  if (unusable) return { status: 'unusable', detail: unusable, secondsLeft: left };
+  if (login !== undefined && !namesLogin(certificate, login)) {
+    const names = certificate.principals.map((p) => `"${printable(p)}"`).join(', ') || 'no principal';
+    return { status: 'other-login', detail: `names ${names}, not the login name "${printable(login)}"`, secondsLeft: left };
+  }
   // The gateway's Date header has one-second resolution, so allow one second before valid_after.
   if (!hasStarted(certificate, now + 1)) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
   if (left <= 0) return { status: 'expired', detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
@@ -146,8 +185,11 @@ export function judge(
   return { status: 'fresh', secondsLeft: left };
 }
 
-/** Reads the key's public half and certificate and says whether the certificate can be used now. */
-export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Date.now()): CertState {
+/**
+ * Reads the key's public half and certificate and says whether the certificate can be used now,
+ * for a login as `login` when that is known (the "user" setting).
+ */
+export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Date.now(), login?: string): CertState {
   let certText: string | undefined;
   try {
     certText = readText(paths.certificate, 'certificate');
@@ -162,8 +204,7 @@ export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Dat
     if (!(err instanceof CertificateParseError)) throw err;
     return { status: 'unreadable', detail: `${paths.certificate}: ${err.message}`, clockOffsetMs: 0 };
   }
-  const { clockOffsetMs, refreshedAt } = readMeta(certificate.comment);
-  const base = { certificate, clockOffsetMs, refreshedAt };
+  const base = { certificate, ...readMeta(certificate.comment) };
   let publicKey: PublicKey;
   try {
     const pubText = readText(paths.publicKey, 'public key');
@@ -172,5 +213,5 @@ export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Dat
   } catch (err) {
     return { ...base, status: 'no-public-key', detail: `${paths.publicKey}: ${(err as Error).message}` };
   }
-  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs) };
+  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, localNowMs, login) };
 }

@@ -25,7 +25,7 @@ export interface Result {
 
 export const pass = (line: string): Result => ({ ok: true, line });
 export const fail = (line: string, fix: string): Result => ({ ok: false, line, fix });
-const warn = (line: string, fix: string): Result => ({ ok: true, warn: true, line, fix });
+export const warn = (line: string, fix: string): Result => ({ ok: true, warn: true, line, fix });
 
 /** The line setup writes, for fixes that show what the Match line should look like. */
 const MATCH_LINE = 'Match originalhost sa-* exec "cscs-sa match %n"';

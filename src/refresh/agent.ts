@@ -4,8 +4,8 @@
  * ssh read the certificate file before it was refreshed (OpenSSH up to 10.4 reads it right after
  * starting the ProxyCommand, without waiting for it). Each certificate is
  * added with a lifetime equal to its validity left, so the agent drops it when it expires; a
- * certificate without an end ("forever") or with more left than MAX_AGENT_SECONDS is added for
- * MAX_AGENT_SECONDS: the agent must drop it some day, and the next proxy adds it again.
+ * certificate with more left than MAX_AGENT_SECONDS is added for MAX_AGENT_SECONDS: the agent
+ * must drop it some day, and the next proxy adds it again. (One valid forever is never used.)
  */
 import type { Settings } from '../core/config.js';
 import { runOpenSshTool } from '../base/child.js';
@@ -20,10 +20,10 @@ export const MAX_AGENT_SECONDS = 3600;
 
 export async function loadIntoAgent(settings: Settings): Promise<void> {
   if (!process.env.SSH_AUTH_SOCK) {
-    throw new LocalFileError('agent mode needs a running ssh-agent, and SSH_AUTH_SOCK is not set: start one with eval "$(ssh-agent)"');
+    throw new LocalFileError('agent mode needs a running ssh-agent, and SSH_AUTH_SOCK is not set', { fix: 'start one with eval "$(ssh-agent)"' });
   }
   const paths = keyPaths(settings.key);
-  let state = inspect(paths, settings.refreshMargin);
+  let state = inspect(paths, settings.refreshMargin, Date.now(), settings.user);
   if (state.status !== 'fresh') {
     const { refreshCertificate } = await import('./refresh.js');
     state = (await refreshCertificate(settings)).state;

@@ -22,7 +22,7 @@ import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ApiKeyError, ConfigError, type CscsSaError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from '../base/errors.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { procStat } from '../base/proc.js';
+import { type Ancestor, ancestors } from '../base/proc.js';
 import { type FileRules, readTrusted } from '../base/trust.js';
 import { printable } from '../core/certificate.js';
 
@@ -42,6 +42,12 @@ interface Stored {
   at: number;
   /** Failed on a shortened budget (the refresh margin's opportunity): binds only such attempts. */
   short: boolean;
+  /**
+   * Failed waiting for a lock that a live holder kept past the deadline: binds only a process
+   * that came later and finds itself waiting on it too, not one that finds the lock free or
+   * abandoned, nor one that was already waiting (it waits out its own deadline).
+   */
+  busy?: boolean;
   /** ssh processes (pid/start) below which the line has been printed. */
   shownTo: string[];
   code: string;
@@ -57,19 +63,11 @@ export function isShownAbove(err: unknown): boolean {
 }
 
 /** This process's ancestors as pid/start (Linux), nearest first, and the nearest one named ssh. */
-function ancestors(): { ids: string[]; ssh?: string } {
-  const ids: string[] = [];
-  let ssh: string | undefined;
-  let pid = process.ppid;
-  for (let depth = 0; depth < 12 && pid > 1; depth++) {
-    const stat = procStat(pid);
-    if (!stat) break;
-    const id = `${pid}/${stat.start}`;
-    ids.push(id);
-    if (!ssh && stat.comm === 'ssh') ssh = id;
-    pid = stat.ppid;
-  }
-  return { ids, ssh };
+function lineage(): { ids: string[]; ssh?: string } {
+  const list = ancestors(12);
+  const id = (a: Ancestor) => `${a.pid}/${a.start}`;
+  const ssh = list.find((a) => a.comm === 'ssh');
+  return { ids: list.map(id), ssh: ssh && id(ssh) };
 }
 
 function hashOf(material: string, salt: Buffer): Buffer {
@@ -78,14 +76,15 @@ function hashOf(material: string, salt: Buffer): Buffer {
 }
 
 /** Records `err` as the outcome for `material` (gateway URL and API key source). */
-export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean): void {
+export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean, busy = false): void {
   const salt = randomBytes(16);
-  const { ssh } = ancestors();
+  const { ssh } = lineage();
   write(path, {
     salt: salt.toString('hex'),
     hash: hashOf(material, salt).toString('hex'),
     at: Date.now(),
     short,
+    ...(busy ? { busy } : {}),
     shownTo: ssh ? [ssh] : [],
     code: err.code,
     message: err.message,
@@ -108,9 +107,10 @@ export function forgetFailure(path: string): void {
 /**
  * The failure recorded for `material` within the last few seconds, as the error it was; else
  * undefined. A failure on a shortened budget binds only `short` attempts: a full deadline may
- * well succeed where 1.5 s did not.
+ * well succeed where 1.5 s did not. A busy lock binds only a process waiting on the lock since
+ * `waitingSince` (ms), a moment after the failure was recorded.
  */
-export function recalledFailure(path: string, material: string, short: boolean, now = Date.now()): CscsSaError | undefined {
+export function recalledFailure(path: string, material: string, short: boolean, waitingSince?: number, now = Date.now()): CscsSaError | undefined {
   let stored: Stored;
   try {
     const read = readTrusted(path, MEMO_RULES);
@@ -125,6 +125,7 @@ export function recalledFailure(path: string, material: string, short: boolean, 
   // A memo from the future (a clock stepped back) is not trusted.
   if (typeof stored.at !== 'number' || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1000) return undefined;
   if (stored.short && !short) return undefined;
+  if (stored.busy === true && !(waitingSince !== undefined && stored.at <= waitingSince)) return undefined;
   const Class = CLASSES.find((c) => new c('').code === stored.code);
   if (!Class || typeof stored.message !== 'string' || typeof stored.salt !== 'string' || typeof stored.hash !== 'string') return undefined;
   const expected = Buffer.from(stored.hash, 'hex');
@@ -134,7 +135,7 @@ export function recalledFailure(path: string, material: string, short: boolean, 
   // The memo's text reaches the terminal: no escape sequence of it does.
   const err = new Class(printable(stored.message), typeof stored.fix === 'string' ? { fix: printable(stored.fix) } : {});
   const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
-  const { ids, ssh } = ancestors();
+  const { ids, ssh } = lineage();
   if (ids.some((id) => shownTo.includes(id))) {
     shownAbove.add(err);
   } else if (ssh) {

@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { runTool } from '../base/child.js';
-import { procArgs, procStat } from '../base/proc.js';
+import { ancestors, procArgs } from '../base/proc.js';
 
 /** ssh's getopt string (OpenSSH 9.x ssh.c): a letter followed by ':' takes an argument. */
 const SSH_OPTIONS = '1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy';
@@ -42,27 +42,27 @@ export function sshArgsHaveG(args: string[]): boolean {
   return false;
 }
 
-interface Proc {
-  parent: number;
-  name: string;
-  args: string[];
+/**
+ * macOS and the BSDs, which have no /proc: the nearest ssh's argv from ps, whose args are joined
+ * by spaces (an argument with a space splits; -G still shows).
+ */
+async function nearestSshByPs(): Promise<string[] | undefined> {
+  let pid = process.ppid;
+  for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
+    const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
+    if (r.code !== 0) return undefined;
+    const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
+    if (basename(comm ?? '') === 'ssh') return args;
+    pid = Number(parent);
+  }
+  return undefined;
 }
 
-/** Linux: /proc. */
-function procLinux(pid: number): Proc {
-  const stat = procStat(pid);
-  const args = procArgs(pid);
-  if (!stat || !args) throw new Error(`cannot read /proc/${pid}`);
-  return { parent: stat.ppid, name: stat.comm, args };
-}
-
-/** macOS and the BSDs: ps, whose args are joined by spaces (an argument with a space splits; -G still shows). */
-async function procPs(pid: number): Promise<Proc> {
-  const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
-  if (r.code !== 0) throw new Error(`ps: ${r.stderr.trim()}`);
-  const line = r.stdout.trim();
-  const [parent, comm, ...args] = line.split(/\s+/);
-  return { parent: Number(parent), name: basename(comm ?? ''), args };
+/** The argv of the nearest ssh above us, or undefined when there is none or it cannot be read. */
+async function nearestSshArgs(): Promise<string[] | undefined> {
+  if (process.platform !== 'linux') return nearestSshByPs();
+  const ssh = ancestors(MAX_DEPTH).find((a) => a.comm === 'ssh');
+  return ssh && procArgs(ssh.pid);
 }
 
 /**
@@ -70,15 +70,6 @@ async function procPs(pid: number): Promise<Proc> {
  * ancestry cannot be read (then we refresh, as without this check).
  */
 export async function startedBySshG(): Promise<boolean> {
-  try {
-    let pid = process.ppid;
-    for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
-      const proc = process.platform === 'linux' ? procLinux(pid) : await procPs(pid);
-      if (proc.name === 'ssh') return sshArgsHaveG(proc.args.slice(1));
-      pid = proc.parent;
-    }
-  } catch {
-    // Fall through: refresh.
-  }
-  return false;
+  const args = await nearestSshArgs().catch(() => undefined);
+  return args !== undefined && sshArgsHaveG(args.slice(1));
 }

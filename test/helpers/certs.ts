@@ -112,7 +112,8 @@ export function certificateBody(body: CertBody, ca: TestCa): Buffer {
     u64(body.validAfter ?? now - 5n),
     u64(body.validBefore ?? now + 60n),
     str(body.critical ?? Buffer.alloc(0)),
-    str(body.extensions ?? options([['permit-pty', '']])),
+    // What ssh-keygen and the gateway put in, less what no login through the block needs.
+    str(body.extensions ?? options([['permit-port-forwarding', ''], ['permit-pty', '']])),
     str(Buffer.alloc(0)), // reserved
     str(ca.blob),
   ]);

@@ -8,6 +8,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Target } from '../../src/ssh/sshconfig.ts';
+import { knownHostsName } from '../../src/ssh/knownhosts.ts';
+import type { GatewayDouble } from './gateway-double.ts';
+import { Sshd } from './sshd.ts';
 
 export const HOSTS_FILE = '/etc/hosts';
 export const ADDRESSES = { ela: { address: '127.0.0.2', hostName: 'ela.cscs.ch' }, clariden: { address: '127.0.0.3', hostName: 'clariden.alps.cscs.ch' } };
@@ -58,4 +61,48 @@ export function addNames(): () => void {
 /** Where setup leads a host when the real names are not available: `--host` arguments. */
 export function hostFlags(targets: Record<string, Target>): string[] {
   return Object.entries(targets).flatMap(([name, t]) => ['--host', `${name}=${t.hostName}:${t.port ?? 22}`]);
+}
+
+/**
+ * The gateway double and sshd "ela" and "clariden" under the real CSCS names when `unavailable()`
+ * allows it, else on 127.0.0.1 with free ports; `hostLines` are the NAME=HOSTNAME:PORT overrides
+ * that lead the hosts there in the second case (none in the first), `pins` the known_hosts lines
+ * under the names ssh looks the keys up by.
+ */
+export class NamedHosts {
+  ela!: Sshd;
+  clariden!: Sshd;
+  targets: Record<string, Target> = {};
+  private restore?: () => void;
+
+  constructor(
+    readonly gateway: GatewayDouble,
+    readonly why: string | undefined,
+  ) {}
+
+  async start(): Promise<this> {
+    await this.gateway.start();
+    if (!this.why) this.restore = addNames();
+    const at = (name: keyof typeof ADDRESSES) => (this.why ? {} : { address: ADDRESSES[name].address, port: 22 });
+    this.ela = await new Sshd('ela', this.gateway.caPublicKey, at('ela')).start();
+    this.clariden = await new Sshd('clariden', this.gateway.caPublicKey, at('clariden')).start();
+    this.targets = this.why
+      ? { ela: { hostName: '127.0.0.1', port: this.ela.port }, clariden: { hostName: '127.0.0.1', port: this.clariden.port } }
+      : { ela: { hostName: ADDRESSES.ela.hostName }, clariden: { hostName: ADDRESSES.clariden.hostName } };
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.ela?.stop(), this.clariden?.stop()]);
+    await this.gateway.stop();
+    this.restore?.();
+  }
+
+  get hostLines(): string[] {
+    return this.why ? hostFlags(this.targets).filter((_, i) => i % 2 === 1) : [];
+  }
+
+  get pins(): string {
+    return `${knownHostsName(this.targets.ela!)} ${this.ela.hostPublicKey}\n${knownHostsName(this.targets.clariden!)} ${this.clariden.hostPublicKey}\n`;
+  }
 }

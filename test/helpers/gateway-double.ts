@@ -21,6 +21,10 @@ export type Fault =
   | { delayMs: number }
   /** sign only: a certificate that is wrong in one way ('forged': one bit of its CA signature flipped). */
   | { certificate: 'other-key' | 'expired' | 'host' | 'garbage' | 'forged' }
+  /** sign only: a certificate valid for this ssh-keygen -V interval instead of the usual one (e.g. '-60s:+2s'). */
+  | { validity: string }
+  /** sign only: more ssh-keygen -s arguments, which win over the usual ones (-O force-command=CMD, -O no-port-forwarding, -V always:forever, -n NAME). */
+  | { keygen: string[] }
   /** sign only: the certificate the double signed, replaced by what this returns. */
   | { rewrite: (line: string) => string }
   /** sign only: answer 422 unless the body uses the docs' public_key field. */
@@ -113,13 +117,13 @@ export class GatewayDouble {
   }
 
   /** Signs `publicKeyLine` with the double's CA, as the gateway would. */
-  async sign(publicKeyLine: string, { validity = this.options.validity ?? '-5s:+60s', host = false, principals = this.options.principals } = {}): Promise<string> {
+  async sign(publicKeyLine: string, { validity = this.options.validity ?? '-5s:+60s', host = false, principals = this.options.principals, extra = [] as string[] } = {}): Promise<string> {
     const file = join(this.dir, `key-${randomBytes(6).toString('hex')}.pub`);
     writeFileSync(file, `${publicKeyLine.trim()}\n`);
     try {
       const serial = String(this.serial++);
       const args = ['-q', '-s', this.caKey, '-I', `sa-${serial}`, '-n', principals.join(','), '-V', validity, '-z', serial];
-      await execa('ssh-keygen', [...args, ...(host ? ['-h'] : []), file]);
+      await execa('ssh-keygen', [...args, ...(host ? ['-h'] : []), ...extra, file]);
       return readFileSync(file.replace(/\.pub$/, '-cert.pub'), 'utf8').trim();
     } finally {
       rmSync(file, { force: true });
@@ -181,7 +185,7 @@ export class GatewayDouble {
     if (wrong === 'garbage') certificate = 'this is not a certificate';
     else if (wrong === 'other-key') certificate = await this.sign(await otherPublicKey(this.dir));
     else if (wrong === 'expired') certificate = await this.sign(publicKey, { validity: '-10m:-5m', principals });
-    else certificate = await this.sign(publicKey, { host: wrong === 'host', principals });
+    else certificate = await this.sign(publicKey, { host: wrong === 'host', principals, ...(fault && 'validity' in fault ? { validity: fault.validity } : {}), ...(fault && 'keygen' in fault ? { extra: fault.keygen } : {}) });
     if (wrong === 'forged') certificate = flipSignatureBit(certificate);
     if (fault && 'rewrite' in fault) certificate = fault.rewrite(certificate);
     const validBefore = validBeforeOf(certificate);

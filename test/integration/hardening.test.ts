@@ -144,13 +144,14 @@ function proxyWithLog(file: string, env: Record<string, string>) {
   return proxyTo(['--log', file], env);
 }
 
-test('agent mode with a certificate that never expires: loaded for one hour, not "-t Infinity"', async ({ home, env }) => {
+test('agent mode with a certificate valid for a day: loaded for one hour, the agent drops it some day', async ({ home, env }) => {
   const socket = join(home.dir, 'agent.sock');
   const agent = await execa('ssh-agent', ['-s', '-a', socket]);
   const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(String(agent.stdout))![1]);
   try {
     const agentEnv = { ...env, SSH_AUTH_SOCK: socket, DEBUG: 'cscs-sa:agent' };
-    gw.faults.sign.push({ rewrite: resigned({ validAfter: 0n, validBefore: 2n ** 64n - 1n }) });
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    gw.faults.sign.push({ rewrite: resigned({ validAfter: now - 5n, validBefore: now + 86_400n }) });
     const r = await proxyTo(['--agent'], agentEnv);
     assert.is(r.exitCode, 0, r.stderr);
     assert.is(r.stdout, 'hello\n');

@@ -60,6 +60,23 @@ test('an --account that is not an account name: one line, exit 2, for every comm
   }
 });
 
+test('an --env that is no CSCS environment (case included): one line with the name meant, exit 2, for every command that takes it', async () => {
+  for (const command of ['match', 'sign', 'doctor', 'setup']) {
+    for (const [value, fix] of [['PROD', 'did you mean "prod"?'], ['Tds', 'did you mean "tds"?'], ['bogus', 'use prod or tds']] as const) {
+      const args = [command, '--env', value, ...(command === 'setup' ? ['--ssh-config', join(home.dir, 'ssh_config')] : [])];
+      const r = await cscsSa(args, env);
+      assert.is(r.exitCode, 2, `${command} ${value}: ${r.stdout}${r.stderr}`);
+      assert.is(r.stdout, '', command);
+      assert.is(r.stderr, `cscs-sa: --env: "${value}" is not a CSCS environment: ${fix}\n`, command);
+    }
+  }
+  assert.not.ok(existsSync(join(home.dir, 'ssh_config')), 'setup wrote nothing');
+  // The same name in the environment is a configuration error (exit 3), with the same help.
+  const r = await cscsSa(['match'], { ...env, CSCS_SA_ENV: 'PROD' });
+  assert.is(r.exitCode, 3);
+  assert.is(r.stderr, 'cscs-sa: CSCS_SA_ENV: "PROD" is not a CSCS environment: did you mean "prod"?\n');
+});
+
 test('a HOST with shell metacharacters is data, never run', async () => {
   const marker = join(home.dir, 'pwned');
   for (const host of [`$(touch ${marker})`, `\`touch ${marker}\``, `x; touch ${marker}`, `x' && touch ${marker} '`]) {

@@ -4,7 +4,10 @@
  * still valid inside the refresh margin, ssh goes on with it, quickly, told once.
  */
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { execa } from 'execa';
 import { worldSuite } from '../helpers/suites.ts';
 
 const { world, test } = worldSuite('jump');
@@ -48,6 +51,29 @@ test('an outage while the certificate is valid but inside the margin: ssh throug
   assert.is(readFileSync(home.cert, 'utf8'), cert);
   assert.ok(ms < 10_000, `${ms} ms: far from the 10 s deadline`);
   console.log(`    outage inside the margin, ProxyJump: ssh exit 0 after ${ms} ms, ${lines.length} line, ${world.gateway.tokenCalls} token request(s)`);
+});
+
+test('ProxyJump while another process holds the lock past the deadline: the line once, the hop recalls it instead of waiting again', async () => {
+  const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '3' } });
+  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
+  // A live holder that never finishes (as a refresh stuck on a hung API key command would be).
+  const holder = execa('sleep', ['60']);
+  writeFileSync(home.lock, `${holder.pid}\n${hostname()}\nfeedface\n`);
+  try {
+    const started = Date.now();
+    const r = await world.ssh('sa-clariden', 'true');
+    const ms = Date.now() - started;
+    assert.is(r.exitCode, 255);
+    // Without the memo, the hop's match waited a second deadline and printed the line again.
+    assert.equal(cscsSaLines(r.stderr), [`cscs-sa: cscs-sa pid ${holder.pid} is still refreshing ${home.cert} after 3 s: try again later, or raise "timeout"`], r.stderr);
+    assert.ok(existsSync(`${home.key}.failed`), 'the outcome is remembered for the hop');
+    assert.is(readFileSync(home.lock, 'utf8'), `${holder.pid}\n${hostname()}\nfeedface\n`, "the live holder's lock is untouched");
+    assert.is(world.gateway.tokenCalls, 0);
+    console.log(`    ProxyJump, lock held past the 3 s deadline: ssh exit 255 after ${ms} ms, 1 line`);
+  } finally {
+    holder.kill();
+    await holder.catch(() => {});
+  }
 });
 
 test.run();
