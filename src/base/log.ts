@@ -4,10 +4,11 @@
  * ControlPersist). Every line passes through redact(): secrets are registered the moment they
  * are read, so no code path can log them by mistake.
  */
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { format } from 'node:util';
-import { describeFsError, LocalFileError } from './errors.js';
+import { LocalFileError } from './errors.js';
+import { openTrusted } from './trust.js';
 
 export type Log = (formatter: string, ...args: unknown[]) => void;
 
@@ -33,25 +34,22 @@ export function redact(text: string): string {
  */
 export function setLogFile(path: string): void {
   const fix = 'point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log';
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO planted there fails or is refused below instead of blocking the proxy.
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') throw new LocalFileError(`cannot log to ${path}: it is a symbolic link`, { fix });
-    // A FIFO without a reader (with one, fstat below refuses it).
-    if (code === 'ENXIO') throw new LocalFileError(`cannot log to ${path}: it is not a regular file`, { fix });
-    throw new LocalFileError(describeFsError(err, 'log to', path), { fix });
-  }
-  const stats = fstatSync(fd);
-  const uid = process.getuid?.();
-  if (!stats.isFile() || (uid !== undefined && stats.uid !== uid)) {
-    closeSync(fd);
-    const what = stats.isFile() ? `belongs to another user (uid ${stats.uid})` : 'is not a regular file';
-    throw new LocalFileError(`cannot log to ${path}: it ${what}`, { fix });
-  }
-  logFd = fd;
+  const opened = openTrusted(
+    path,
+    {
+      what: 'log file',
+      error: LocalFileError,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      owners: 'us',
+      mode: 'any',
+      noFollow: true,
+      action: 'log to',
+      fix,
+    },
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+  );
+  if (!opened) throw new LocalFileError(`cannot log to ${path}: its folder does not exist`, { fix });
+  logFd = opened.fd;
 }
 
 function loadDebug(): (namespace: string) => Log {

@@ -12,8 +12,9 @@ import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
 import { inspect, keyPaths } from '../core/store.js';
 import { dropPins, knownHostsName, mergePins, parseKnownHosts, unpinned } from '../ssh/knownhosts.js';
 import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTargets, planInclude, renderBlock, SetupRefusedError } from '../ssh/sshconfig.js';
+import { type FileRules, readCapped } from '../base/trust.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
-import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices } from '../ssh/choices.js';
+import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices, TEXT_RULES } from '../ssh/choices.js';
 import { CRON_PATH, helperCommand } from '../ssh/helper.js';
 import { parseCommandArgs } from './args.js';
 import { closeMasters } from './close.js';
@@ -75,11 +76,13 @@ Options:
 cscs-sa and node are named by absolute path in the block unless PATH=${CRON_PATH} (cron's) finds
 them too: ssh runs them under the PATH of whatever started it.`;
 
+const KNOWN_HOSTS_RULES: FileRules = { ...TEXT_RULES, error: UsageError, what: 'setup: --known-hosts', typeFix: 'pass a file of host key lines, or - for stdin' };
+
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
 function knownHostsSource(flag: string | undefined): { text: string; from: string } | undefined {
-  if (flag === '-') return { text: readFileSync(0, 'utf8'), from: 'stdin' };
+  if (flag === '-') return { text: readCapped(0, '-', KNOWN_HOSTS_RULES), from: 'stdin' };
   if (flag !== undefined) {
-    const text = readIfExists(expandHome(flag));
+    const text = readIfExists(expandHome(flag), KNOWN_HOSTS_RULES);
     if (text === undefined) {
       throw new UsageError(`setup: --known-hosts ${flag}: no such file`, { fix: `write it first: cscs-sa known-hosts --hosts HOSTS > ${flag} (on a machine and network you trust)` });
     }

@@ -42,6 +42,13 @@ export function apiKeyVariable(account: string): string {
   return account === DEFAULT_ACCOUNT ? API_KEY_VARIABLE_PREFIX : `${API_KEY_VARIABLE_PREFIX}_${account.toUpperCase()}`;
 }
 
+/** The account whose API key variable `variable` is (`CSCS_API_KEY_NAME`), or undefined; not the default account's. */
+export function accountOfApiKeyVariable(variable: string): string | undefined {
+  if (!variable.startsWith(`${API_KEY_VARIABLE_PREFIX}_`)) return undefined;
+  const name = variable.slice(API_KEY_VARIABLE_PREFIX.length + 1).toLowerCase();
+  return isAccountName(name) && apiKeyVariable(name) === variable && name !== DEFAULT_ACCOUNT ? name : undefined;
+}
+
 /** The ssh_config file setup writes for the account, beside the user's ssh config. */
 export function confFile(account: string): string {
   return account === DEFAULT_ACCOUNT ? 'cscs-sa.conf' : `cscs-sa-${account}.conf`;

@@ -3,15 +3,17 @@
  * of one account (src/core/account.ts: key pair, gateway, login name, API key source).
  *
  * The config file is searched only in the user's config folder. Listing that folder is one
- * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there and
- * the fast path (src/core/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
- * runs for every ssh invocation.
+ * syscall; cosmiconfig's YAML loader (and src/core/configcode.ts for a .js file) is imported only
+ * when such a file is there and the fast path (src/core/fastpath.ts, which reads a JSON file
+ * itself) cannot answer, because `match` runs for every ssh invocation.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
-import { apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
-import { ConfigError, describeFsError, UsageError } from '../base/errors.js';
+import { readdirSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { extname, isAbsolute, join, resolve } from 'node:path';
+import { accountOfApiKeyVariable, apiKeyVariable, DEFAULT_ACCOUNT, defaultKey, isAccountName, ACCOUNT_NAME_RULE } from './account.js';
+import { pairIdentity } from './store.js';
+import { ConfigError, UsageError } from '../base/errors.js';
+import { type FileRules, readTrusted } from '../base/trust.js';
 
 /** The CSCS gateways: production, and the test and development system (TDS). */
 export const AUTHX_URLS = { prod: 'https://authx-gateway.svc.cscs.ch', tds: 'https://authx-gateway.tds.cscs.ch' } as const;
@@ -73,22 +75,39 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), NAME);
 }
 
-export function expandHome(path: string): string {
-  if (path === '~') return homedir();
-  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
-  return resolve(path);
+/**
+ * `~` and `~/...` under the home folder; `~NAME/...` only for our own login name: Node cannot ask
+ * the password database about another user, and taken literally it would make a folder named
+ * `~NAME` wherever cscs-sa runs. Anything else relative to the current folder (for flags typed
+ * at a shell). `from` names where the path came from, for the error.
+ */
+export function expandHome(path: string, from = path): string {
+  const tilde = /^~([^/]*)(\/.*)?$/.exec(path);
+  if (!tilde) return resolve(path);
+  const [, name, rest] = tilde;
+  if (name !== '' && name !== userInfo().username) {
+    throw new ConfigError(`${from} names the home folder of user ${name}, which cscs-sa does not look up`, { fix: 'write the absolute path (~/ is your own home folder)' });
+  }
+  const home = name === '' ? homedir() : userInfo().homedir;
+  return rest ? join(home, rest) : home;
+}
+
+/**
+ * A path from a setting (`from` names it, e.g. `CSCS_SA_KEY=keys/sa`): absolute, or under ~/.
+ * ssh runs match in whatever folder the user is in, so a relative path would name another file in
+ * each (a key pair created in a repository checkout while ssh offers another).
+ */
+export function settingPath(path: string, from: string): string {
+  if (!isAbsolute(path) && !path.startsWith('~')) {
+    throw new ConfigError(`${from} is a relative path, which would name another file in each folder ssh runs in`, { fix: 'make it absolute (or start it with ~/)' });
+  }
+  return expandHome(path, from);
 }
 
 /** The config file to load, without loading anything: CSCS_SA_CONFIG, else the first search place present. */
 export function findConfigFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const explicit = env[ENV.configFile];
-  if (explicit) {
-    // ssh runs match in whatever folder the user is in: a relative path would name another file there.
-    if (!isAbsolute(explicit) && explicit !== '~' && !explicit.startsWith('~/')) {
-      throw new ConfigError(`${ENV.configFile}=${explicit} is a relative path`, { fix: 'set it to an absolute path (or one under ~/)' });
-    }
-    return expandHome(explicit);
-  }
+  if (explicit) return settingPath(explicit, `${ENV.configFile}=${explicit}`);
   const dir = configDir(env);
   let entries: string[];
   try {
@@ -193,121 +212,78 @@ export function checkFileConfig(config: unknown, path: string): FileConfig {
 }
 
 
-/**
- * Why a config file did not load, in one line. cosmiconfig puts a header ("YAML Error in FILE:")
- * and a code frame of the file around the parser's reason; for JSON the reason also echoes the
- * file's text, which may name a secret command. So: YAML's reason (it has line:column), and
- * for JSON the reason and position from parsing it again, without the text.
- */
-export function loadFailure(path: string, err: Error): string {
-  const reason = err.message.split('\n').find((line) => line.trim() !== '' && !/^\w+ Error in .*:\s*$/.test(line)) ?? err.message;
-  if (!path.endsWith('.json')) return reason;
-  let text;
-  try {
-    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
-  } catch {
-    return reason; // unreadable: cosmiconfig's reason says why
-  }
-  try {
-    JSON.parse(text);
-    return reason;
-  } catch (parseErr) {
-    // V8 says "REASON at position N" (Node 22 adds "(line L column C)"), "Unexpected token 'x',
-    // "TEXT" is not valid JSON", or "Unexpected end of JSON input".
-    const message = (parseErr as Error).message;
-    const at = /^(.*?) at position (\d+)/.exec(message);
-    if (!at) return `invalid JSON: ${message.replace(/, ".*" is not valid JSON$/s, '')}`;
-    const before = text.slice(0, Number(at[2]));
-    const line = before.split('\n').length;
-    const column = before.length - before.lastIndexOf('\n');
-    return `invalid JSON at line ${line}, column ${column}: ${at[1]!.replace(/ in JSON$/, '')}`;
-  }
-}
-
-/** Whether a file or folder's owner is one OpenSSH trusts for our files: us, or root. */
-export function trustedOwner(stats: Pick<Stats, 'uid'>): boolean {
-  const uid = process.getuid?.();
-  return uid === undefined || stats.uid === uid || stats.uid === 0;
-}
-
-/** The home folder with symlinks resolved, as the folders above a file are; undefined if it does not exist (the walk then goes up to /). */
-function resolvedHome(): string | undefined {
-  try {
-    return realpathSync(homedir());
-  } catch {
-    return undefined;
-  }
-}
+/** What a config file may hold: settings are a few hundred bytes; the fast path reads it for every ssh. */
+const MAX_CONFIG_BYTES = 256 * 1024;
 
 /**
- * Refuses a config file that someone else wrote or could write, as OpenSSH's StrictModes does
- * (safe_path() in misc.c): the file itself (`stats` of the open file) and each folder above it,
- * up to the home folder (or /), must belong to us or root and be writable by no one else. The
- * settings name commands to run (apiKeyCommand) and a .js config is code: whoever can write them
- * runs code as us, with our API key in the environment.
+ * A config file names commands to run (apiKeyCommand), and a .js one is code: whoever can write
+ * it, or any folder or symbolic link on its path, runs code as us with our API key in the
+ * environment. So it is trusted as OpenSSH's StrictModes trusts a file (safe_path()), on the path
+ * as given: see src/base/trust.ts.
  */
-function checkTrustedFile(path: string, stats: Stats): void {
-  const real = realpathSync(path);
-  if (!stats.isFile()) throw new ConfigError(`config file ${path} is not a regular file`, { fix: 'point CSCS_SA_CONFIG at a file, or remove what is there' });
-  if (!trustedOwner(stats)) {
-    throw new ConfigError(`config file ${path} belongs to another user (uid ${stats.uid}), so nothing in it is used`, { fix: 'remove it, or replace it with a file of your own' });
-  }
-  if ((stats.mode & 0o022) !== 0) {
-    throw new ConfigError(`config file ${path} is writable by others, so nothing in it is used`, { fix: `chmod go-w ${path}` });
-  }
-  const realHome = resolvedHome();
-  for (let dir = dirname(real); ; dir = dirname(dir)) {
-    const folder = statSync(dir);
-    if (!trustedOwner(folder)) {
-      throw new ConfigError(`config file ${path} is in folder ${dir}, which belongs to another user (uid ${folder.uid}), so nothing in it is used`, { fix: 'move the config file to a folder of your own' });
-    }
-    if ((folder.mode & 0o022) !== 0) {
-      throw new ConfigError(`config file ${path} is in folder ${dir}, which others can write, so nothing in it is used`, { fix: `chmod go-w ${dir}, or move the config file to a folder only you can write` });
-    }
-    if (dir === realHome || dir === dirname(dir)) break;
-  }
+const CONFIG_RULES: FileRules = {
+  what: 'config file',
+  error: ConfigError,
+  maxBytes: MAX_CONFIG_BYTES,
+  consequence: ', so nothing in it is used',
+  typeFix: 'point CSCS_SA_CONFIG at a file, or remove what is there',
+  walk: true,
+};
+
+/**
+ * Opens the config file once, judges the open file and the path to it, and returns the text read
+ * from that same descriptor: what was checked is what is parsed or run, whatever its format.
+ */
+export function openTrustedConfig(path: string): { content: string } {
+  const read = readTrusted(path, CONFIG_RULES);
+  if (!read) throw new ConfigError(`cannot read config file ${path}: no such file or directory`);
+  return { content: read.text.replace(/^\uFEFF/, '') };
 }
 
-/** Data formats, parsed from the checked descriptor; anything else (code) is loaded by path. */
+/** Formats that are data; the others (.js, .cjs, .mjs) are code. */
 const DATA_FORMATS: Record<string, 'json' | 'yaml'> = { '.json': 'json', '.yaml': 'yaml', '.yml': 'yaml', '': 'yaml' };
 
+/** A parser's reason only when it is its own words: a quoted token or snippet would be the file's text (a secret, maybe). */
+function ownWords(reason: unknown): string | undefined {
+  return typeof reason === 'string' && /^[A-Za-z ,-]+$/.test(reason) ? reason : undefined;
+}
+
 /**
- * Opens the config file once and judges the open file: a data file (JSON, YAML) comes back as the
- * text read from that same descriptor, so what was checked is what is parsed (the fast path of
- * match parses a JSON one itself); a code file is imported by path after the checks (no loader
- * takes a descriptor), so its folders must be ours too.
+ * Why a config file did not parse, in one line, with no text of the file: V8's JSON messages
+ * quote it ("Unexpected token 'x', "TEXT" is not valid JSON"), js-yaml's show a snippet.
  */
-export function openTrustedConfig(path: string): { content?: string } {
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO at the path is refused (not a regular file) instead of blocking us.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ConfigError(describeFsError(err, 'read config file', path), { cause: err });
+export function parseFailure(format: 'json' | 'yaml' | 'code', text: string, err: Error): string {
+  if (format === 'yaml') {
+    const { reason, mark } = err as Error & { reason?: unknown; mark?: { line: number; column: number } };
+    const at = mark ? ` (${mark.line + 1}:${mark.column + 1})` : '';
+    return `${ownWords(reason) ?? 'invalid YAML'}${at}`;
   }
-  try {
-    checkTrustedFile(path, fstatSync(fd));
-    return Object.hasOwn(DATA_FORMATS, extname(path)) ? { content: readFileSync(fd, 'utf8') } : {};
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(describeFsError(err, 'read config file', path), { cause: err });
-  } finally {
-    closeSync(fd);
+  if (format === 'code') {
+    // An ES module config runs from a data: URL (src/core/configcode.ts), which has no folder to resolve against.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_RESOLVE_REQUEST') return 'it imports a file by a relative path, which an ES module config file cannot: keep the settings in the file itself, or use node: modules only';
+    return `${err.name} in its code`;
   }
+  // V8 says "REASON at position N" (Node 22 adds "(line L column C)"), "Unexpected token 'x',
+  // "TEXT" is not valid JSON", or "Unexpected end of JSON input".
+  const at = /^(.*?) at position (\d+)/.exec(err.message);
+  if (!at) return `invalid JSON: ${ownWords(err.message) ?? 'a character that cannot start a JSON value'}`;
+  const before = text.slice(0, Number(at[2]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  const reason = at[1]!.replace(/ in JSON$/, '');
+  return `invalid JSON at line ${line}, column ${column}${ownWords(reason) ? `: ${reason}` : ''}`;
 }
 
 async function loadConfigFile(path: string): Promise<FileConfig> {
   const { content } = openTrustedConfig(path);
-  const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
+  const format = Object.hasOwn(DATA_FORMATS, extname(path)) ? DATA_FORMATS[extname(path)]! : 'code';
   let config: unknown;
   try {
-    if (content === undefined) {
-      config = (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path))?.config;
-    } else {
-      config = DATA_FORMATS[extname(path)] === 'json' ? defaultLoaders['.json'](path, content) : defaultLoaders.noExt(path, content);
-    }
+    if (format === 'json') config = JSON.parse(content);
+    else if (format === 'yaml') config = (await import('cosmiconfig')).defaultLoaders['.yaml'](path, content);
+    else config = await (await import('./configcode.js')).runConfigCode(path, content);
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct or remove the file', cause: err });
+    throw new ConfigError(`cannot read config file ${path}: ${parseFailure(format, content, err as Error)}`, { fix: 'correct or remove the file', cause: err });
   }
   return checkFileConfig(config ?? {}, path);
 }
@@ -398,8 +374,21 @@ function ownSettings(account: string, file: FileConfig): AccountFileConfig {
 }
 
 /** An account's key pair without a --key flag: CSCS_SA_KEY (the default account's), its "key" setting, else its default. */
-function accountKey(account: string, env: NodeJS.ProcessEnv, file: FileConfig): string {
-  return expandHome((account === DEFAULT_ACCOUNT && env[ENV.key]) || ownSettings(account, file).key || defaultKey(account));
+function accountKey(account: string, env: NodeJS.ProcessEnv, file: FileConfig, configFile?: string): string {
+  const variable = account === DEFAULT_ACCOUNT ? env[ENV.key] : undefined;
+  if (variable) return settingPath(variable, `${ENV.key}=${variable}`);
+  const own = ownSettings(account, file).key;
+  if (own) return settingPath(own, `config file ${configFile}${account === DEFAULT_ACCOUNT ? '' : ` (accounts.${account})`}: "key" ${own}`);
+  return expandHome(defaultKey(account));
+}
+
+/**
+ * The accounts whose key pair an account must not use: the default one, those of the config file,
+ * and those in use without one (their API key variable is set: a CI job with CSCS_API_KEY_NAME).
+ */
+function otherAccounts(account: string, env: NodeJS.ProcessEnv, file: FileConfig): string[] {
+  const inUse = Object.keys(env).flatMap((variable) => (env[variable] ? (accountOfApiKeyVariable(variable) ?? []) : []));
+  return [...new Set([DEFAULT_ACCOUNT, ...configuredAccounts(file), ...inUse])].filter((other) => other !== account);
 }
 
 /**
@@ -423,10 +412,13 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
         : 'prod';
   // An explicit --env picks its gateway; otherwise an explicit URL (a proxy, a double) wins.
   const authxUrl = flags.env !== undefined ? undefined : env[ENV.authxUrl] || own.authxUrl;
-  const key = flags.key ? expandHome(flags.key) : accountKey(account, env, file);
+  const key = flags.key ? settingPath(flags.key, `-f ${flags.key}`) : accountKey(account, env, file, configFile);
   // An API key signs only its own account's key pair: another account's certificate would be
-  // overwritten with this account's login name.
-  const owner = [DEFAULT_ACCOUNT, ...configuredAccounts(file)].find((other) => other !== account && accountKey(other, env, file) === key);
+  // overwritten with this account's login name. Compared by the files themselves, so no
+  // spelling of a path (a symlinked folder, a key named `OTHER-cert`) hides a shared one.
+  const others = otherAccounts(account, env, file);
+  const files = others.length > 0 ? pairIdentity(key) : [];
+  const owner = others.find((other) => pairIdentity(accountKey(other, env, file, configFile)).some((id) => files.includes(id)));
   if (owner) throw new ConfigError(`account ${account} would use ${key}, the key pair of account ${owner}`, { fix: 'give each account a key pair of its own ("key" in the config file, --key)' });
   return {
     account,
@@ -436,7 +428,7 @@ export function settingsFrom(flags: SettingsFlags, env: NodeJS.ProcessEnv, file:
     // The login name setup writes, also the one certificates must name (CSCS_SA_USERNAME: the default account's).
     user: (isDefault && env[ENV.user]) || own.user,
     apiKeyVariable: apiKeyVariable(account),
-    apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
+    apiKeyFile: own.apiKeyFile && settingPath(own.apiKeyFile, `${from}: "apiKeyFile" ${own.apiKeyFile}`),
     apiKeyCommand: own.apiKeyCommand,
     refreshMargin: envSeconds(env, 'refreshMargin') ?? file.refreshMargin ?? 20,
     timeout: envSeconds(env, 'timeout') ?? file.timeout ?? 10,

@@ -7,15 +7,15 @@
  * ssh does) and the open file's owner and mode judged, and the `.pub` must be the private key's
  * public half, else the gateway would certify a key ssh cannot use.
  */
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, linkSync, lstatSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Certificate, certifies, type PublicKey, parsePublicKey } from './certificate.js';
-import { trustedOwner } from './config.js';
 import { runOpenSshTool } from '../base/child.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { tempPath, writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { type KeyPaths, keyPaths } from './store.js';
+import { type KeyPaths, keyPaths, pairFileRules } from './store.js';
+import { type FileRules, openTrusted, readTrusted } from '../base/trust.js';
 
 const log = createLog('keypair');
 
@@ -34,45 +34,31 @@ function statOrUndefined(path: string): Stats | undefined {
  * another user owns; we refuse such a key, since its owner can read it (root excepted: root can
  * read it anyway, and may provision it).
  */
-function checkPrivateKey(path: string, stats: Stats): void {
-  if (stats.isDirectory()) throw new LocalFileError(`key ${path} is a directory`, { fix: 'point -f (or "key") at a private key file' });
-  if (!stats.isFile()) throw new LocalFileError(`key ${path} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
-  if (!trustedOwner(stats)) {
-    throw new LocalFileError(`key ${path} belongs to another user (uid ${stats.uid})`, { fix: 'use a key of your own (cscs-sa creates one at a path where none exists)' });
-  }
-  if ((stats.mode & 0o077) !== 0) {
-    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
-    throw new LocalFileError(`key ${path} has permissions ${mode}, which ssh refuses`, { fix: `run chmod 600 ${path}` });
-  }
-}
+const PRIVATE_KEY_RULES: FileRules = {
+  what: 'key',
+  error: LocalFileError,
+  maxBytes: 1024 * 1024,
+  mode: 'secret',
+  secretWhy: 'which ssh refuses',
+  ownerFix: 'use a key of your own (cscs-sa creates one at a path where none exists)',
+  typeFix: 'point -f (or "key") at a private key file',
+  action: 'read',
+};
 
 /**
- * Opens the private key as ssh will and judges the open file (checkPrivateKey): its status when it
- * may be used, undefined when there is none, a LocalFileError with the fix otherwise. The refresh
- * and doctor both ask here, so doctor's verdict is the refresh's.
+ * Opens the private key as ssh will and judges the open file: its status when it may be used,
+ * undefined when there is none, a LocalFileError with the fix otherwise. The refresh and doctor
+ * both ask here, so doctor's verdict is the refresh's.
  */
 export function openPrivateKey(path: string): Stats | undefined {
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO at the path is refused below (not a regular file) instead of blocking us.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      // A dangling symlink is a key that is not there, but not one to create: linkSync would fail on it.
-      if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path} is a symbolic link to nothing`, { fix: 'restore its target or remove the link' });
-      return undefined;
-    }
-    throw new LocalFileError(describeFsError(err, 'read', path));
+  const opened = openTrusted(path, PRIVATE_KEY_RULES);
+  if (opened) {
+    closeSync(opened.fd);
+    return opened.stats;
   }
-  let stats: Stats;
-  try {
-    stats = fstatSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  checkPrivateKey(path, stats);
-  return stats;
+  // A dangling symlink is a key that is not there, but not one to create: linkSync would fail on it.
+  if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path} is a symbolic link to nothing`, { fix: 'restore its target or remove the link' });
+  return undefined;
 }
 
 /**
@@ -106,11 +92,12 @@ function sshKeygen(args: string[], signal?: AbortSignal): Promise<string> {
 }
 
 function readPublicKey(path: string): PublicKey {
+  const text = readTrusted(path, pairFileRules('public key'))?.text;
+  if (text === undefined) throw new LocalFileError(`cannot read ${path}: no such file or directory`);
   try {
-    return parsePublicKey(readFileSync(path, 'utf8'));
+    return parsePublicKey(text);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ? describeFsError(err, 'read', path) : `${path}: ${(err as Error).message}`;
-    throw new LocalFileError(reason, { cause: err });
+    throw new LocalFileError(`${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

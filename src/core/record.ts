@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { DEFAULT_ACCOUNT } from './account.js';
-import { type AccountFileConfig, checkFileConfig, configDir, type FileConfig, findConfigFile, loadFailure, openTrustedConfig } from './config.js';
+import { type AccountFileConfig, checkFileConfig, configDir, type FileConfig, findConfigFile, openTrustedConfig, parseFailure } from './config.js';
 import { ConfigError, describeFsError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 
@@ -32,10 +32,10 @@ export function recordSettings(account: string, values: AccountFileConfig, env: 
   if (found) {
     const { content } = openTrustedConfig(path);
     try {
-      config = checkFileConfig(JSON.parse(content!.replace(/^\uFEFF/, '')), path);
+      config = checkFileConfig(JSON.parse(content), path);
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct it, then run setup again' });
+      throw new ConfigError(`cannot read config file ${path}: ${parseFailure('json', content, err as Error)}`, { fix: 'correct it, then run setup again', cause: err });
     }
     mode = statSync(path).mode & 0o777;
   }

@@ -11,8 +11,10 @@
  * than the one it replaces, the comment records when and which CA it was before, carried on by
  * later refreshes from the same CA, for status and doctor to show.
  */
-import { readFileSync } from 'node:fs';
-import { describeFsError } from '../base/errors.js';
+import { type Stats, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { CscsSaError, describeFsError, LocalFileError } from '../base/errors.js';
+import { type FileRules, readTrusted } from '../base/trust.js';
 import {
   type Certificate,
   CertType,
@@ -43,6 +45,39 @@ export interface KeyPaths {
 
 export function keyPaths(key: string): KeyPaths {
   return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    // Without an exception for a missing file: this runs for every ssh, several times.
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // missing, or unreachable: then it is named by its path
+  }
+}
+
+/** A folder as what it is: the device and inode of its nearest existing ancestor, then the names below that. */
+function folderIdentity(dir: string): string {
+  const below: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    const stats = statOrUndefined(d);
+    if (stats) return [`${stats.dev}:${stats.ino}`, ...below].join('/');
+    if (d === dirname(d)) return dir;
+    below.unshift(basename(d));
+  }
+}
+
+/**
+ * What the files of the key pair at `key` are, whatever the spelling of the path: each file by
+ * its folder's identity and its name, and each existing one by its own device and inode (a hard
+ * link). Two key pairs share a file when their lists meet.
+ */
+export function pairIdentity(key: string): string[] {
+  const folder = folderIdentity(dirname(key));
+  return Object.values(keyPaths(key)).flatMap((path) => {
+    const stats = statOrUndefined(path);
+    return [`${folder}/${basename(path)}`, ...(stats ? [`file ${stats.dev}:${stats.ino}`] : [])];
+  });
 }
 
 export type CertStatus =
@@ -103,14 +138,17 @@ function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date;
   return { clockOffsetMs: Number(m[1]), refreshedAt: date(m[2]), caChange: changedAt && { at: changedAt, was: m[4]! } };
 }
 
-/** A file's text, or undefined when there is no file: any other failure is thrown as it is. */
-export function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+/**
+ * What may be read of a file beside the key (public key, certificate): a regular file of a few
+ * KB. ssh asks nothing more of them; anything else there (a FIFO, a device, a huge file) is not
+ * one and must not block or slow the hot path.
+ */
+export function pairFileRules(what: string): FileRules {
+  return { what, error: LocalFileError, maxBytes: 64 * 1024, owners: 'anyone', mode: 'any', action: 'read' };
+}
+
+function readText(path: string, what: string): string | undefined {
+  return readTrusted(path, pairFileRules(what))?.text;
 }
 
 /** The gateway's "now" in seconds, given the local clock and the learned offset. */
@@ -154,9 +192,9 @@ export function judge(
 export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Date.now(), login?: string): CertState {
   let certText: string | undefined;
   try {
-    certText = readText(paths.certificate);
+    certText = readText(paths.certificate, 'certificate');
   } catch (err) {
-    return { status: 'unreadable', detail: describeFsError(err, 'read', paths.certificate), clockOffsetMs: 0 };
+    return { status: 'unreadable', detail: err instanceof CscsSaError ? err.message : describeFsError(err, 'read', paths.certificate), clockOffsetMs: 0 };
   }
   if (certText === undefined) return { status: 'missing', detail: `no certificate at ${paths.certificate}`, clockOffsetMs: 0 };
   let certificate: Certificate;
@@ -169,7 +207,7 @@ export function inspect(paths: KeyPaths, marginSeconds: number, localNowMs = Dat
   const base = { certificate, ...readMeta(certificate.comment) };
   let publicKey: PublicKey;
   try {
-    const pubText = readText(paths.publicKey);
+    const pubText = readText(paths.publicKey, 'public key');
     if (pubText === undefined) return { ...base, status: 'no-public-key', detail: `no public key at ${paths.publicKey}` };
     publicKey = parsePublicKey(pubText);
   } catch (err) {

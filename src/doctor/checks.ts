@@ -4,14 +4,15 @@
  * will use line up with it; and which line of a failed `ssh -v` explains the failure.
  */
 import { printable } from '../core/certificate.js';
-import { lstatSync, readFileSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { childEnv, runTool } from '../base/child.js';
 import { loadSettings } from '../core/config.js';
 import { MATCH_OPTIONS } from '../core/fastpath.js';
-import { inspect, keyPaths } from '../core/store.js';
+import { inspect, keyPaths, pairFileRules } from '../core/store.js';
+import { modeText, ownedBy, readTrusted } from '../base/trust.js';
 import { type Hop, option } from './route.js';
 
 export interface Result {
@@ -169,14 +170,14 @@ async function checkAgentKeys(hop: Hop, key: string): Promise<Result | undefined
   if (!sock) return undefined;
   const r = await runTool('ssh-add', ['-L'], { ...childEnv(), SSH_AUTH_SOCK: sock }, 5_000);
   if (r.code !== 0) return undefined;
-  const blob = (path: string) => {
+  const blob = (path: string, what: string) => {
     try {
-      return readFileSync(path, 'utf8').split(/\s+/)[1];
+      return readTrusted(path, pairFileRules(what))?.text.split(/\s+/)[1];
     } catch {
       return undefined;
     }
   };
-  const ours = [blob(keyPaths(key).publicKey), blob(keyPaths(key).certificate)];
+  const ours = [blob(keyPaths(key).publicKey, 'public key'), blob(keyPaths(key).certificate, 'certificate')];
   const others = r.stdout.split('\n').filter((l) => l.trim() !== '' && !ours.includes(l.split(/\s+/)[1]));
   if (others.length < MAX_AUTH_TRIES) return undefined;
   return fail(
@@ -193,9 +194,8 @@ function checkControlPath(hop: Hop): Result | undefined {
   const stats = lstatSync(dir, { throwIfNoEntry: false });
   if (!stats) return fail(`ControlPath folder ${dir} of ${hop.name} does not exist: ssh cannot start a master`, `mkdir -m 700 ${dir}`);
   if (!stats.isDirectory()) return fail(`ControlPath folder ${dir} of ${hop.name} is not a folder`, `remove it, then mkdir -m 700 ${dir}`);
-  if (stats.uid !== process.getuid?.()) return fail(`ControlPath folder ${dir} of ${hop.name} belongs to another user, who can reach its sockets`, 'point ControlPath into a folder of your own (cscs-sa setup)');
-  const mode = stats.mode & 0o777;
-  if (mode !== 0o700) return fail(`ControlPath folder ${dir} of ${hop.name} has mode ${mode.toString(8).padStart(4, '0')}: its sockets log in without a key`, `chmod 700 ${dir}`);
+  if (!ownedBy(stats, 'us')) return fail(`ControlPath folder ${dir} of ${hop.name} belongs to another user, who can reach its sockets`, 'point ControlPath into a folder of your own (cscs-sa setup)');
+  if ((stats.mode & 0o777) !== 0o700) return fail(`ControlPath folder ${dir} of ${hop.name} has mode ${modeText(stats)}: its sockets log in without a key`, `chmod 700 ${dir}`);
   return pass(`ControlPath folder ${dir} (0700)`);
 }
 

@@ -5,10 +5,11 @@
  * Asking ssh is what makes the answer true whatever the config holds (Includes, a HostName above a
  * `Match host`, a `!` pattern, an older OpenSSH), where reading the config ourselves would guess.
  */
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { ExitCode } from '../base/errors.js';
+import { ExitCode, LocalFileError } from '../base/errors.js';
+import { type FileRules, openTrusted, type TrustedFd } from '../base/trust.js';
 
 export const PROBE_ENV = 'CSCS_SA_PROBE';
 const PREFIX = 'cscs-sa-probe-';
@@ -23,23 +24,20 @@ const PREFIX = 'cscs-sa-probe-';
  * is JSON, so an argument (the host name typed) cannot start a line of its own.
  */
 export function recordProbe(path: string, args: string[]): number {
-  let fd: number | undefined;
+  const fix = `unset ${PROBE_ENV} (it names no probe file of cscs-sa doctor)`;
+  let opened: TrustedFd | undefined;
   try {
-    if (!basename(path).startsWith(PREFIX)) throw new Error(`not named ${PREFIX}*`);
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) throw new Error('not a regular file');
-    if (stats.uid !== process.getuid?.()) throw new Error('owned by another user');
-    if ((stats.mode & 0o777) !== 0o600) throw new Error(`mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}, not 0600`);
-    writeSync(fd, `${JSON.stringify({ args })}\n`);
+    if (!basename(path).startsWith(PREFIX)) throw new LocalFileError(`probe file ${path} is not named ${PREFIX}*`, { fix });
+    const rules: FileRules = { what: 'probe file', error: LocalFileError, maxBytes: 1024 * 1024, owners: 'us', mode: 'private', noFollow: true, action: 'append to', fix };
+    opened = openTrusted(path, rules, constants.O_WRONLY | constants.O_APPEND);
+    if (!opened) throw new LocalFileError(`probe file ${path} does not exist`, { fix });
+    writeSync(opened.fd, `${JSON.stringify({ args })}\n`);
     return ExitCode.ok;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ELOOP' ? 'a symbolic link' : code ?? (err as Error).message;
-    process.stderr.write(`cscs-sa: ${PROBE_ENV}=${path} is not a probe file of cscs-sa doctor (${reason}): unset ${PROBE_ENV}\n`);
+    process.stderr.write(`cscs-sa: ${err instanceof LocalFileError ? err.line : (err as Error).message}\n`);
     return ExitCode.localFiles;
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    if (opened) closeSync(opened.fd);
   }
 }
 

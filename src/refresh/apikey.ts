@@ -5,12 +5,12 @@
  * is only ever sent for its own account's key pair. There is deliberately no flag: argv is
  * visible to every user of the machine.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { DEFAULT_ACCOUNT } from '../core/account.js';
 import { runGroup } from '../base/child.js';
 import { Deadline } from '../base/deadline.js';
-import { type Settings, trustedOwner } from '../core/config.js';
-import { ApiKeyError, describeFsError } from '../base/errors.js';
+import type { Settings } from '../core/config.js';
+import { ApiKeyError } from '../base/errors.js';
+import { type FileRules, readTrusted } from '../base/trust.js';
 import { registerSecret } from '../base/log.js';
 
 export interface ApiKey {
@@ -39,31 +39,19 @@ export function acceptApiKey(raw: string, source: string): ApiKey {
  * regular file of ours (or root's) that no one else can read. Another user's file could hand us
  * a key of their choosing; a FIFO would block the refresh (O_NONBLOCK refuses it instead).
  */
+const API_KEY_FILE_RULES: FileRules = {
+  what: 'API key file',
+  error: ApiKeyError,
+  maxBytes: 64 * 1024,
+  mode: 'secret',
+  ownerFix: 'keep the API key in a file of your own, mode 0600',
+  typeFix: 'point apiKeyFile at a file holding the key',
+};
+
 function fromFile(path: string): ApiKey {
-  const source = `apiKeyFile ${path}`;
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ApiKeyError(describeFsError(err, 'read API key file', path), { cause: err });
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) throw new ApiKeyError(`API key file ${path} is not a regular file`, { fix: 'point apiKeyFile at a file holding the key' });
-    if (!trustedOwner(stats)) {
-      throw new ApiKeyError(`API key file ${path} belongs to another user (uid ${stats.uid})`, { fix: 'keep the API key in a file of your own, mode 0600' });
-    }
-    if ((stats.mode & 0o077) !== 0) {
-      const shown = (stats.mode & 0o777).toString(8).padStart(4, '0');
-      throw new ApiKeyError(`API key file ${path} has permissions ${shown}, readable by others`, { fix: `run chmod 600 ${path}` });
-    }
-    return acceptApiKey(readFileSync(fd, 'utf8'), source);
-  } catch (err) {
-    if (err instanceof ApiKeyError) throw err;
-    throw new ApiKeyError(describeFsError(err, 'read API key file', path), { cause: err });
-  } finally {
-    closeSync(fd);
-  }
+  const read = readTrusted(path, API_KEY_FILE_RULES);
+  if (!read) throw new ApiKeyError(`cannot read API key file ${path}: no such file or directory`);
+  return acceptApiKey(read.text, `apiKeyFile ${path}`);
 }
 
 /** What the key command may print: an API key is a line; anything much longer is not one. */
@@ -91,14 +79,12 @@ export function apiKeyIdentity(settings: Settings, env: NodeJS.ProcessEnv = proc
   const variable = settings.apiKeyVariable;
   if (env[variable]) return `env\n${variable}\n${env[variable]}`;
   if (settings.apiKeyFile) {
-    // Its mode, owner and kind too: a chmod 600 or chown fixes a refused file. Only a regular
-    // file is read here: a FIFO would block (reading the key refuses it at once).
+    // Or why it is refused (its mode, owner, kind): a chmod 600 or chown then changes the memo's key.
     let content = '';
     try {
-      const stats = statSync(settings.apiKeyFile);
-      content = `${stats.mode} ${stats.uid}\n${stats.isFile() ? readFileSync(settings.apiKeyFile, 'utf8') : ''}`;
-    } catch {
-      // Unreadable: reading the key will say so; the path alone keys the memo.
+      content = readTrusted(settings.apiKeyFile, API_KEY_FILE_RULES)?.text ?? '';
+    } catch (err) {
+      content = (err as Error).message;
     }
     return `file\n${settings.apiKeyFile}\n${content}`;
   }

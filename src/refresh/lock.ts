@@ -12,7 +12,8 @@
  * its heartbeat is older than `staleMs`, judged by the lock's own mtime, never by how long the
  * waiter has waited. A lock file that nobody finished writing (empty, garbage) is taken over
  * after a second. Something at the lock path that cscs-sa never creates (a symlink, dangling or
- * not, a directory, a FIFO, a file it may not read) is reported at once, never followed or waited on.
+ * not, a directory, a FIFO, a file it may not read, another user's file) is reported at once,
+ * never followed or waited on.
  */
 import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -23,6 +24,7 @@ import { LocalFileError } from '../base/errors.js';
 import { tempPath } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
 import { pidAlive, processIdentity } from '../base/proc.js';
+import { ownedBy } from '../base/trust.js';
 
 const log = createLog('lock');
 
@@ -105,6 +107,8 @@ function look(path: string): Seen {
     const stats = fstatSync(fd, { bigint: true });
     if (stats.isDirectory()) return { kind: 'strange', what: 'is a directory' };
     if (!stats.isFile()) return { kind: 'strange', what: 'is not a regular file' };
+    // Another user's lock could hold us off for ever with the pid of any live process.
+    if (!ownedBy({ uid: Number(stats.uid) }, 'us')) return { kind: 'strange', what: `belongs to another user (uid ${stats.uid})` };
     const buffer = Buffer.alloc(512);
     const n = readSync(fd, buffer, 0, buffer.length, 0);
     const text = buffer.subarray(0, n).toString('utf8');

@@ -17,12 +17,14 @@
  * below one of them stays quiet and only exits with the same code (Linux /proc; elsewhere the
  * line shows twice).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ApiKeyError, ConfigError, type CscsSaError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from '../base/errors.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
 import { type Ancestor, ancestors } from '../base/proc.js';
+import { type FileRules, readTrusted } from '../base/trust.js';
+import { printable } from '../core/certificate.js';
 
 const log = createLog('memo');
 
@@ -30,6 +32,9 @@ const log = createLog('memo');
 export const MEMO_TTL_MS = 5000;
 
 const CLASSES = [ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConfigError];
+
+/** A memo is a line of JSON that only cscs-sa writes, 0600, beside the key. */
+const MEMO_RULES: FileRules = { what: 'failure memo', error: LocalFileError, maxBytes: 64 * 1024, owners: 'us', mode: 'secret', noFollow: true };
 
 interface Stored {
   salt: string;
@@ -108,9 +113,14 @@ export function forgetFailure(path: string): void {
 export function recalledFailure(path: string, material: string, short: boolean, waitingSince?: number, now = Date.now()): CscsSaError | undefined {
   let stored: Stored;
   try {
-    stored = JSON.parse(readFileSync(path, 'utf8')) as Stored;
-  } catch {
-    return undefined; // none, or unreadable: a memo is only ever a shortcut
+    const read = readTrusted(path, MEMO_RULES);
+    if (!read) return undefined;
+    stored = JSON.parse(read.text) as Stored;
+  } catch (err) {
+    // Unreadable, or not ours (whoever wrote it could make every refresh fail with a line of
+    // theirs): a memo is only ever a shortcut, so it is ignored.
+    log('ignoring %s: %s', path, (err as Error).message);
+    return undefined;
   }
   // A memo from the future (a clock stepped back) is not trusted.
   if (typeof stored.at !== 'number' || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1000) return undefined;
@@ -122,7 +132,8 @@ export function recalledFailure(path: string, material: string, short: boolean, 
   const actual = hashOf(material, Buffer.from(stored.salt, 'hex'));
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
   log('failure recorded %d ms ago: %s', now - stored.at, stored.message);
-  const err = new Class(stored.message, stored.fix === undefined ? {} : { fix: stored.fix });
+  // The memo's text reaches the terminal: no escape sequence of it does.
+  const err = new Class(printable(stored.message), typeof stored.fix === 'string' ? { fix: printable(stored.fix) } : {});
   const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
   const { ids, ssh } = lineage();
   if (ids.some((id) => shownTo.includes(id))) {

@@ -8,8 +8,8 @@
  */
 import { dirname, join } from 'node:path';
 import { confFile } from '../core/account.js';
-import { readText } from '../core/store.js';
-import { describeFsError, LocalFileError } from '../base/errors.js';
+import { LocalFileError } from '../base/errors.js';
+import { type FileRules, readTrusted } from '../base/trust.js';
 import { sshConfigPath } from './multiplex.js';
 import { JUMP_HOST, type Target } from './sshconfig.js';
 
@@ -58,13 +58,15 @@ export function blockFile(account: string, sshConfigFlag?: string): string {
   return join(dirname(sshConfigPath(sshConfigFlag)), confFile(account));
 }
 
+/**
+ * What setup reads (ssh config files, host key lists) is text of a few KB; a device or FIFO
+ * (--known-hosts /dev/zero) or a huge file would keep setup reading for ever.
+ */
+export const TEXT_RULES: FileRules = { what: 'file', error: LocalFileError, maxBytes: 4 * 1024 * 1024, owners: 'anyone', mode: 'any', action: 'read' };
+
 /** The text of a file; undefined when there is none. */
-export function readIfExists(path: string): string | undefined {
-  try {
-    return readText(path);
-  } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
-  }
+export function readIfExists(path: string, rules = TEXT_RULES): string | undefined {
+  return readTrusted(path, rules)?.text;
 }
 
 /** What setup recorded in ACCOUNT's block; undefined before the first setup. */

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { expandHome } from '../core/config.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { makeFolders } from '../base/fsutil.js';
+import { ownedBy } from '../base/trust.js';
 import { configWord, shellWord, tokenLiteral } from './lex.js';
 
 /**
@@ -50,7 +51,7 @@ export function prepareControlDir(dir: string): void {
     makeFolders(dir, 0o700);
     const st = lstatSync(dir);
     if (!st.isDirectory()) throw new LocalFileError(`${dir} is not a folder`, { fix: 'remove it and run setup --multiplex again' });
-    if (st.uid !== process.getuid?.()) throw new LocalFileError(`${dir} belongs to another user`, { fix: 'remove it and run setup --multiplex again' });
+    if (!ownedBy(st, 'us')) throw new LocalFileError(`${dir} belongs to another user`, { fix: 'remove it and run setup --multiplex again' });
     chmodSync(dir, 0o700);
   } catch (err) {
     if (err instanceof LocalFileError) throw err;

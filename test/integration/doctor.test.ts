@@ -295,7 +295,7 @@ test('the probe: match appends its arguments to a 0600 file of ours and refreshe
   chmodSync(probe, 0o644);
   const loose = await cscsSa(['match', 'sa-ela'], { ...world.env, CSCS_SA_PROBE: probe });
   assert.is(loose.exitCode, 7);
-  assert.is(loose.stderr, `cscs-sa: CSCS_SA_PROBE=${probe} is not a probe file of cscs-sa doctor (mode 0644, not 0600): unset CSCS_SA_PROBE\n`);
+  assert.is(loose.stderr, `cscs-sa: probe file ${probe} has permissions 0644, not 0600: unset CSCS_SA_PROBE (it names no probe file of cscs-sa doctor)\n`);
   const link = join(world.home.dir, 'cscs-sa-probe-link');
   chmodSync(probe, 0o600);
   symlinkSync(probe, link);

@@ -171,7 +171,7 @@ test('--log through a planted symlink: refused in one line, the target untouched
   const r = await proxyWithLog(log, env);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(r.stdout, 'hello\n');
-  assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it is a symbolic link: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+  assert.is(r.stderr, `cscs-sa: log file ${log} is a symbolic link: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
   assert.is(readFileSync(victim, 'utf8'), 'precious\n');
 });
 
@@ -181,7 +181,7 @@ test('--log at a FIFO planted there: refused at once, not waited on; the connect
   const r = await proxyWithLog(log, env);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(r.stdout, 'hello\n');
-  assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it is not a regular file: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+  assert.is(r.stderr, `cscs-sa: log file ${log} is not a regular file: point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
 });
 
 test('--log to a file of our own: created 0600, appended to', async ({ home, env }) => {
@@ -204,7 +204,7 @@ if (process.getuid?.() === 0) {
     const r = await proxyWithLog(log, env);
     assert.is(r.exitCode, 0, r.stderr);
     assert.is(r.stdout, 'hello\n');
-    assert.is(r.stderr, `cscs-sa: cannot log to ${log}: it belongs to another user (uid 65534): point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
+    assert.is(r.stderr, `cscs-sa: log file ${log} belongs to another user (uid 65534): point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log; relaying without a log\n`);
     assert.is(readFileSync(log, 'utf8'), 'theirs\n');
   });
 } else {

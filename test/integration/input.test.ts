@@ -104,7 +104,7 @@ test('a relative CSCS_SA_CONFIG: one line naming the variable, exit 3, for the f
   for (const command of ['match', 'status']) {
     const r = await cscsSa([command], { ...env, CSCS_SA_CONFIG: 'cscs.json' });
     assert.is(r.exitCode, 3, command);
-    assert.is(r.stderr, 'cscs-sa: CSCS_SA_CONFIG=cscs.json is a relative path: set it to an absolute path (or one under ~/)\n');
+    assert.is(r.stderr, 'cscs-sa: CSCS_SA_CONFIG=cscs.json is a relative path, which would name another file in each folder ssh runs in: make it absolute (or start it with ~/)\n');
   }
 });
 

@@ -6,13 +6,14 @@
  */
 import * as assert from 'uvu/assert';
 import { execa, execaSync } from 'execa';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewaySuite, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, userEnv } from '../helpers/cli.ts';
+import { ATTACKER_UID, asAttacker, asVictim, VICTIM_UID, victimHome, victimUnavailable } from '../helpers/victim.ts';
 
 const API_KEY = 'sa-trust-key-0123456789';
 const { gw, test } = gatewaySuite('trust', API_KEY);
@@ -223,5 +224,85 @@ if (nobodyProbe && nobodyProbe.exitCode !== 0) {
 } else {
   skipTest('config files of other users, as nobody', 'needs root (chown, setpriv)');
 }
+
+const noVictim = victimUnavailable();
+if (noVictim) {
+  skipTest("as an unprivileged user, a config file reached through a symlink in another user's folder", noVictim);
+} else {
+  test("as an unprivileged user: a config file reached through a symlink in a folder another user owns is refused, nothing in it runs", async () => {
+    const victim = victimHome();
+    const attacker = mkdtempSync(join(tmpdir(), 'cscs-sa-attacker-'));
+    try {
+      chownSync(attacker, ATTACKER_UID, ATTACKER_UID);
+      chmodSync(attacker, 0o755);
+      // The file is the victim's own, in the victim's own folder: only the link is the attacker's,
+      // and they can point it anywhere at any time (another of the victim's files, one of theirs).
+      const marker = join(victim.dir, 'ran');
+      const target = join(victim.dir, 'config.cjs');
+      writeFileSync(target, configText('cjs', marker), { mode: 0o600 });
+      chownSync(target, VICTIM_UID, VICTIM_UID);
+      const link = join(attacker, 'config.cjs');
+      await asAttacker('ln', ['-s', target, link]);
+      const env = userEnv({ dir: victim.dir } as never, { CSCS_AUTHX_URL: gw.url, CSCS_SA_TIMEOUT: '3', CSCS_SA_CONFIG: link });
+      const r = await asVictim(['match'], env);
+      assert.is(r.exitCode, 3, r.stderr);
+      assert.is(r.stderr, `cscs-sa: config file ${link} is in folder ${attacker}, which belongs to another user (uid ${ATTACKER_UID}), so nothing in it is used: move the config file to a folder of your own\n`);
+      assert.not.ok(ran(marker), 'nothing of it ran');
+      assert.is(gw.requests.length, 0);
+      // Named directly, the same file is used: the marker would have shown a run.
+      const direct = await asVictim(['match'], { ...env, CSCS_SA_CONFIG: target });
+      assert.is(direct.exitCode, 0, direct.stderr);
+      assert.ok(ran(marker));
+    } finally {
+      victim.remove();
+      rmSync(attacker, { recursive: true, force: true });
+    }
+  });
+}
+
+const noStrace = execaSync('strace', ['-V'], { reject: false }).exitCode === 0 ? undefined : 'strace is not installed (apt-get install strace)';
+for (const format of ['cjs', 'mjs', 'js'] as const) {
+  const name = `config.${format} is opened once: the code that runs is the text read through the checked descriptor, never imported again by name`;
+  if (noStrace) {
+    skipTest(name, noStrace);
+    continue;
+  }
+  test(name, async ({ home, env }) => {
+    const marker = join(home.dir, 'ran');
+    const file = writeConfig(home.dir, format, marker);
+    chmodSync(file, 0o600);
+    const trace = join(home.dir, 'trace');
+    // strace slows every process it follows (ssh-keygen too): a deadline that a loaded machine meets.
+    const traced = { ...env, CSCS_SA_TIMEOUT: '60' };
+    const r = await execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env: traced, extendEnv: false, reject: false, stdin: 'ignore' });
+    assert.is(r.exitCode, 0, String(r.stderr));
+    assert.ok(existsSync(marker), 'the code ran');
+    const opens = readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(`"${file}"`));
+    assert.is(opens.length, 1, opens.join('\n'));
+  });
+}
+
+test('a config file that does not parse: the reason and where, never the text of the file', async ({ home, env }) => {
+  const secret = 'sk-live-SECRET0123456789';
+  for (const [name, text, reason] of [
+    ['config.json', `${secret}\n`, 'invalid JSON: a character that cannot start a JSON value'],
+    ['config.json', `{"apiKeyCommand": ${secret}}`, 'invalid JSON: a character that cannot start a JSON value'],
+    ['config.json', `{"apiKeyCommand": "${secret}`, 'invalid JSON at line 1, column 44: Unterminated string'],
+    ['config.yaml', `apiKeyCommand: !${secret} x\n`, 'invalid YAML (1:43)'],
+    ['config.cjs', `module.exports = { apiKeyCommand: ${secret} ${secret} };\n`, 'SyntaxError in its code'],
+    ['config.mjs', `import settings from './${secret}.mjs';\nexport default settings;\n`, 'it imports a file by a relative path, which an ES module config file cannot: keep the settings in the file itself, or use node: modules only'],
+  ] as const) {
+    const dir = join(home.dir, '.config', 'cscs-sa');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, name);
+    writeFileSync(file, text, { mode: 0o600 });
+    const r = await cscsSa(['match'], env);
+    assert.is(r.exitCode, 3, r.stderr);
+    assert.is(r.stderr, `cscs-sa: cannot read config file ${file}: ${reason}: correct or remove the file\n`);
+  }
+});
 
 test.run();
