@@ -8484,6 +8484,11 @@ function defaultKey(account) {
 function apiKeyVariable(account) {
   return account === DEFAULT_ACCOUNT ? API_KEY_VARIABLE_PREFIX : `${API_KEY_VARIABLE_PREFIX}_${account.toUpperCase()}`;
 }
+function accountOfApiKeyVariable(variable) {
+  if (!variable.startsWith(`${API_KEY_VARIABLE_PREFIX}_`)) return void 0;
+  const name = variable.slice(API_KEY_VARIABLE_PREFIX.length + 1).toLowerCase();
+  return isAccountName(name) && apiKeyVariable(name) === variable && name !== DEFAULT_ACCOUNT ? name : void 0;
+}
 function confFile(account) {
   return account === DEFAULT_ACCOUNT ? "cscs-sa.conf" : `cscs-sa-${account}.conf`;
 }
@@ -8506,12 +8511,439 @@ var init_account = __esm({
   }
 });
 
+// src/base/trust.ts
+function ownedBy(stats, owners = "us-or-root") {
+  const uid = process.getuid?.();
+  if (owners === "anyone" || uid === void 0) return true;
+  return stats.uid === uid || owners === "us-or-root" && stats.uid === 0;
+}
+function modeText(stats) {
+  return (stats.mode & 511).toString(8).padStart(4, "0");
+}
+function refuse(rules, message, ownFix, cause) {
+  const fix = rules.fix ?? ownFix;
+  return new rules.error(`${message}${rules.consequence ?? ""}`, { ...fix === void 0 ? {} : { fix }, ...cause === void 0 ? {} : { cause } });
+}
+function judgeFile(path6, stats, rules) {
+  const { what } = rules;
+  if (!stats.isFile()) {
+    throw refuse(rules, `${what} ${path6} ${stats.isDirectory() ? "is a directory" : "is not a regular file"}`, rules.typeFix ?? `point it at a file, or remove what is at ${path6}`);
+  }
+  const owners = rules.owners ?? "us-or-root";
+  if (!ownedBy(stats, owners)) {
+    throw refuse(rules, `${what} ${path6} belongs to another user (uid ${stats.uid})`, rules.ownerFix ?? "remove it, or replace it with a file of your own");
+  }
+  const mode = rules.mode ?? "not-writable";
+  if (mode === "not-writable" && (stats.mode & 18) !== 0) throw refuse(rules, `${what} ${path6} is writable by others`, `chmod go-w ${path6}`);
+  if (mode === "secret" && (stats.mode & 63) !== 0) throw refuse(rules, `${what} ${path6} has permissions ${modeText(stats)}, ${rules.secretWhy ?? "readable by others"}`, `run chmod 600 ${path6}`);
+  if (mode === "private" && (stats.mode & 511) !== 384) throw refuse(rules, `${what} ${path6} has permissions ${modeText(stats)}, not 0600`, `run chmod 600 ${path6}`);
+  if (stats.size > rules.maxBytes) throw refuse(rules, `${what} ${path6} is ${stats.size} bytes, more than such a file holds (${rules.maxBytes})`, `check that ${path6} is the right file`);
+}
+function aboveHome() {
+  const above = /* @__PURE__ */ new Set();
+  let home;
+  try {
+    home = import_node_fs6.realpathSync.native((0, import_node_os4.homedir)());
+  } catch {
+    return above;
+  }
+  for (let dir = (0, import_node_path6.dirname)(home); ; dir = (0, import_node_path6.dirname)(dir)) {
+    above.add(dir);
+    if (dir === (0, import_node_path6.dirname)(dir)) return above;
+  }
+}
+function walkPath(path6, rules) {
+  const skip = aboveHome();
+  const judged = /* @__PURE__ */ new Set();
+  const seen = /* @__PURE__ */ new Map();
+  const folder = (dir) => {
+    if (skip.has(dir) || judged.has(dir)) return;
+    const stats = seen.get(dir) ?? (0, import_node_fs6.lstatSync)(dir);
+    if (!ownedBy(stats)) throw refuse(rules, `${rules.what} ${path6} is in folder ${dir}, which belongs to another user (uid ${stats.uid})`, `move the ${rules.what} to a folder of your own`);
+    if ((stats.mode & 18) !== 0) throw refuse(rules, `${rules.what} ${path6} is in folder ${dir}, which others can write`, `chmod go-w ${dir}, or move the ${rules.what} to a folder only you can write`);
+    judged.add(dir);
+  };
+  const parts = (p) => p.split("/").filter((c3) => c3 !== "" && c3 !== ".");
+  let todo = parts(path6);
+  let current = (0, import_node_path6.isAbsolute)(path6) ? "/" : process.cwd();
+  let links = 0;
+  while (todo.length > 0) {
+    const name = todo.shift();
+    if (name === "..") {
+      current = (0, import_node_path6.dirname)(current);
+      continue;
+    }
+    folder(current);
+    const next = (0, import_node_path6.join)(current, name);
+    const stats = (0, import_node_fs6.lstatSync)(next);
+    if (!stats.isSymbolicLink()) {
+      seen.set(next, stats);
+      current = next;
+      continue;
+    }
+    if (++links > MAX_LINKS) throw refuse(rules, `${rules.what} ${path6}: too many symbolic links`, "point it at the file itself");
+    if (!ownedBy(stats)) throw refuse(rules, `${rules.what} ${path6} is reached through symbolic link ${next}, which belongs to another user (uid ${stats.uid})`, `point it at the file itself, or remove ${next}`);
+    const target = (0, import_node_fs6.readlinkSync)(next);
+    if ((0, import_node_path6.isAbsolute)(target)) current = "/";
+    todo = [...parts(target), ...todo];
+  }
+  return current;
+}
+function openTrusted(path6, rules, flags = import_node_fs6.constants.O_RDONLY) {
+  let fd;
+  try {
+    fd = (0, import_node_fs6.openSync)(path6, flags | import_node_fs6.constants.O_NONBLOCK | (rules.noFollow ? import_node_fs6.constants.O_NOFOLLOW : 0), 384);
+  } catch (err) {
+    const code = err.code;
+    if (code === "ENOENT") return void 0;
+    if (code === "ELOOP" && rules.noFollow) throw refuse(rules, `${rules.what} ${path6} is a symbolic link`, `remove it (rm ${path6})`, err);
+    if (code === "ENXIO") throw refuse(rules, `${rules.what} ${path6} is not a regular file`, rules.typeFix ?? `remove what is at ${path6}`, err);
+    throw new rules.error(describeFsError(err, rules.action ?? `read ${rules.what}`, path6), { cause: err, ...rules.fix === void 0 ? {} : { fix: rules.fix } });
+  }
+  try {
+    const stats = (0, import_node_fs6.fstatSync)(fd);
+    judgeFile(path6, stats, rules);
+    if (rules.walk) {
+      const real = (0, import_node_fs6.lstatSync)(walkPath(path6, rules));
+      if (real.dev !== stats.dev || real.ino !== stats.ino) throw refuse(rules, `${rules.what} ${path6} changed while it was checked`, "run the command again");
+    }
+    return { fd, stats };
+  } catch (err) {
+    (0, import_node_fs6.closeSync)(fd);
+    if (err instanceof rules.error) throw err;
+    throw new rules.error(describeFsError(err, rules.action ?? `read ${rules.what}`, path6), { cause: err });
+  }
+}
+function readCapped(fd, path6, rules, size = 0) {
+  const buffer = Buffer.allocUnsafe(Math.min(rules.maxBytes, Math.max(size, 4096)) + 1);
+  const chunks = [];
+  let total = 0;
+  for (; ; ) {
+    let n2;
+    try {
+      n2 = (0, import_node_fs6.readSync)(fd, buffer, 0, buffer.length, null);
+    } catch (err) {
+      throw new rules.error(describeFsError(err, rules.action ?? `read ${rules.what}`, path6), { cause: err });
+    }
+    if (n2 === 0) break;
+    total += n2;
+    if (total > rules.maxBytes) throw refuse(rules, `${rules.what} ${path6} holds more than ${rules.maxBytes} bytes, more than such a file holds`, `check that ${path6} is the right file`);
+    chunks.push(Buffer.from(buffer.subarray(0, n2)));
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+function readTrusted(path6, rules) {
+  const opened = openTrusted(path6, rules);
+  if (!opened) return void 0;
+  try {
+    return { text: readCapped(opened.fd, path6, rules, opened.stats.size), stats: opened.stats };
+  } finally {
+    (0, import_node_fs6.closeSync)(opened.fd);
+  }
+}
+var import_node_fs6, import_node_os4, import_node_path6, MAX_LINKS;
+var init_trust = __esm({
+  "src/base/trust.ts"() {
+    "use strict";
+    import_node_fs6 = require("node:fs");
+    import_node_os4 = require("node:os");
+    import_node_path6 = require("node:path");
+    init_errors();
+    MAX_LINKS = 40;
+  }
+});
+
+// src/core/certificate.ts
+function splitLine(text) {
+  const line = text.trim().split("\n", 1)[0]?.trim() ?? "";
+  const match = /^(\S+)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$/.exec(line);
+  if (!match) throw new CertificateParseError("not an OpenSSH key line");
+  const [, type, b64, comment = ""] = match;
+  const blob = Buffer.from(b64, "base64");
+  const inner = new Reader(blob).string();
+  if (inner !== type) throw new CertificateParseError(`key type ${type} does not match its data (${inner})`);
+  return { type, blob, comment };
+}
+function parsePublicKey(text) {
+  const { type, blob, comment } = splitLine(text);
+  if (CERT_SUFFIX.test(type)) throw new CertificateParseError("a certificate, not a public key");
+  return { type, blob, comment };
+}
+function optionNames(section, what) {
+  const r = new Reader(section, `${what} malformed`);
+  const names = [];
+  let previous;
+  while (!r.done) {
+    const name = r.cbytes(`${what} name`);
+    r.bytes();
+    if (previous !== void 0 && Buffer.compare(previous, name) >= 0) {
+      throw new CertificateParseError(`${what} "${name.toString("utf8")}" out of order or repeated`);
+    }
+    previous = name;
+    names.push(name.toString("utf8"));
+  }
+  return names;
+}
+function parseCertificate(text) {
+  const { type, blob, comment } = splitLine(text);
+  if (!CERT_SUFFIX.test(type)) throw new CertificateParseError(`${type} is not a certificate type`);
+  const known = CERT_TYPES[type];
+  if (known === void 0) throw new CertificateParseError(`unsupported certificate type ${type}`);
+  const r = new Reader(blob);
+  r.string();
+  r.bytes();
+  const fieldsStart = r.offset;
+  for (let i2 = 0; i2 < known.fields; i2++) r.bytes();
+  const keyFields = blob.subarray(fieldsStart, r.offset);
+  const serial = r.uint64();
+  const certType = r.uint32();
+  if (certType !== 1 /* user */ && certType !== 2 /* host */) throw new CertificateParseError(`unknown certificate type ${certType}`);
+  const keyId = r.cstring("key id");
+  const packed = new Reader(r.bytes(), "principals malformed");
+  const principals = [];
+  while (!packed.done) {
+    if (principals.length >= MAX_PRINCIPALS) throw new CertificateParseError(`more than ${MAX_PRINCIPALS} principals`);
+    principals.push(packed.cstring("a principal"));
+  }
+  const validAfter = r.uint64();
+  const validBefore = r.uint64();
+  const criticalOptions = optionNames(r.bytes(), "critical options");
+  const extensions = optionNames(r.bytes(), "extensions");
+  r.bytes();
+  const signatureKey = r.bytes();
+  const signed = blob.subarray(0, r.offset);
+  const signature = r.bytes();
+  if (!r.done) throw new CertificateParseError("trailing data after the signature");
+  return {
+    type,
+    keyType: known.keyType,
+    keyFields,
+    serial,
+    certType,
+    keyId,
+    principals,
+    validAfter,
+    validBefore,
+    criticalOptions,
+    extensions,
+    signatureKey,
+    signed,
+    signature,
+    comment
+  };
+}
+function certifies(cert, key) {
+  if (cert.keyType !== key.type) return false;
+  const keyFields = key.blob.subarray(4 + Buffer.byteLength(key.type));
+  return keyFields.equals(cert.keyFields);
+}
+function secondsLeft(cert, nowSeconds) {
+  if (cert.validBefore === FOREVER) return Infinity;
+  return Number(cert.validBefore) - nowSeconds;
+}
+function unusableBecause(cert) {
+  if (cert.validBefore === FOREVER) return "is valid forever, not for a limited time";
+  if (cert.criticalOptions.includes("force-command")) return "forces a command (critical option force-command) in place of every command";
+  for (const [name, why] of Object.entries(REQUIRED_EXTENSIONS)) {
+    if (!cert.extensions.includes(name)) return `lacks the extension ${name} (${why})`;
+  }
+  return void 0;
+}
+function namesLogin(cert, login2) {
+  return cert.principals.includes(login2);
+}
+function hasStarted(cert, nowSeconds) {
+  return Number(cert.validAfter) <= nowSeconds;
+}
+function printable(text) {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c3) => `\\x${c3.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+var FOREVER, CertificateParseError, CERT_TYPES, CERT_SUFFIX, MAX_PRINCIPALS, Reader, REQUIRED_EXTENSIONS;
+var init_certificate = __esm({
+  "src/core/certificate.ts"() {
+    "use strict";
+    FOREVER = 2n ** 64n - 1n;
+    CertificateParseError = class extends Error {
+      name = "CertificateParseError";
+    };
+    CERT_TYPES = {
+      "ssh-ed25519-cert-v01@openssh.com": { keyType: "ssh-ed25519", fields: 1 },
+      "ssh-rsa-cert-v01@openssh.com": { keyType: "ssh-rsa", fields: 2 },
+      "ssh-dss-cert-v01@openssh.com": { keyType: "ssh-dss", fields: 4 },
+      "ecdsa-sha2-nistp256-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp256", fields: 2 },
+      "ecdsa-sha2-nistp384-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp384", fields: 2 },
+      "ecdsa-sha2-nistp521-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp521", fields: 2 },
+      "sk-ssh-ed25519-cert-v01@openssh.com": { keyType: "sk-ssh-ed25519@openssh.com", fields: 2 },
+      "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": { keyType: "sk-ecdsa-sha2-nistp256@openssh.com", fields: 3 }
+    };
+    CERT_SUFFIX = /-cert-v01@openssh\.com$/;
+    MAX_PRINCIPALS = 256;
+    Reader = class {
+      /** `truncated` names what ran short, for the message. */
+      constructor(buf, truncated = "truncated") {
+        this.buf = buf;
+        this.truncated = truncated;
+      }
+      buf;
+      truncated;
+      offset = 0;
+      need(n2) {
+        if (this.offset + n2 > this.buf.length) throw new CertificateParseError(this.truncated);
+      }
+      uint32() {
+        this.need(4);
+        const v = this.buf.readUInt32BE(this.offset);
+        this.offset += 4;
+        return v;
+      }
+      uint64() {
+        this.need(8);
+        const v = this.buf.readBigUInt64BE(this.offset);
+        this.offset += 8;
+        return v;
+      }
+      bytes() {
+        const n2 = this.uint32();
+        this.need(n2);
+        const v = this.buf.subarray(this.offset, this.offset + n2);
+        this.offset += n2;
+        return v;
+      }
+      string() {
+        return this.bytes().toString("utf8");
+      }
+      /** A string that must not hold a NUL, as OpenSSH's sshbuf_get_cstring requires (C would cut it there). */
+      cstring(what) {
+        return this.cbytes(what).toString("utf8");
+      }
+      cbytes(what) {
+        const bytes = this.bytes();
+        if (bytes.includes(0)) throw new CertificateParseError(`${what} contains a NUL byte`);
+        return bytes;
+      }
+      get done() {
+        return this.offset === this.buf.length;
+      }
+    };
+    REQUIRED_EXTENSIONS = {
+      "permit-port-forwarding": "ProxyJump through the jump host needs it"
+    };
+  }
+});
+
+// src/core/store.ts
+function keyPaths(key) {
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
+}
+function statOrUndefined(path6) {
+  try {
+    return (0, import_node_fs7.statSync)(path6, { throwIfNoEntry: false });
+  } catch {
+    return void 0;
+  }
+}
+function folderIdentity(dir) {
+  const below = [];
+  for (let d = dir; ; d = (0, import_node_path7.dirname)(d)) {
+    const stats = statOrUndefined(d);
+    if (stats) return [`${stats.dev}:${stats.ino}`, ...below].join("/");
+    if (d === (0, import_node_path7.dirname)(d)) return dir;
+    below.unshift((0, import_node_path7.basename)(d));
+  }
+}
+function pairIdentity(key) {
+  const folder = folderIdentity((0, import_node_path7.dirname)(key));
+  return Object.values(keyPaths(key)).flatMap((path6) => {
+    const stats = statOrUndefined(path6);
+    return [`${folder}/${(0, import_node_path7.basename)(path6)}`, ...stats ? [`file ${stats.dev}:${stats.ino}`] : []];
+  });
+}
+function certificateFileText(line, clockOffsetMs, refreshedAt, caChange) {
+  const [type, base64] = line.split(/\s+/);
+  const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : "";
+  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}
+`;
+}
+function date(text) {
+  const d = text === void 0 ? void 0 : new Date(text);
+  return d && !Number.isNaN(d.getTime()) ? d : void 0;
+}
+function readMeta(comment) {
+  const m = META.exec(comment);
+  if (!m) return { clockOffsetMs: 0 };
+  const changedAt = date(m[3]);
+  return { clockOffsetMs: Number(m[1]), refreshedAt: date(m[2]), caChange: changedAt && { at: changedAt, was: m[4] } };
+}
+function pairFileRules(what) {
+  return { what, error: LocalFileError, maxBytes: 64 * 1024, owners: "anyone", mode: "any", action: "read" };
+}
+function readText(path6, what) {
+  return readTrusted(path6, pairFileRules(what))?.text;
+}
+function gatewayNow(clockOffsetMs, localNowMs = Date.now()) {
+  return (localNowMs + clockOffsetMs) / 1e3;
+}
+function judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs = Date.now(), login2) {
+  const now = gatewayNow(clockOffsetMs, localNowMs);
+  const left = secondsLeft(certificate, now);
+  if (certificate.certType !== 1 /* user */) return { status: "not-user-certificate", detail: "a host certificate, not a user certificate", secondsLeft: left };
+  if (!certifies(certificate, publicKey)) return { status: "other-key", detail: "certifies another key", secondsLeft: left };
+  const unusable = unusableBecause(certificate);
+  if (unusable) return { status: "unusable", detail: unusable, secondsLeft: left };
+  if (login2 !== void 0 && !namesLogin(certificate, login2)) {
+    const names = certificate.principals.map((p) => `"${printable(p)}"`).join(", ") || "no principal";
+    return { status: "other-login", detail: `names ${names}, not the login name "${printable(login2)}"`, secondsLeft: left };
+  }
+  if (!hasStarted(certificate, now + 1)) return { status: "not-yet-valid", detail: `valid only from ${new Date(Number(certificate.validAfter) * 1e3).toISOString()}`, secondsLeft: left };
+  if (left <= 0) return { status: "expired", detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
+  if (left <= marginSeconds) return { status: "expiring", detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
+  return { status: "fresh", secondsLeft: left };
+}
+function inspect3(paths, marginSeconds, localNowMs = Date.now(), login2) {
+  let certText;
+  try {
+    certText = readText(paths.certificate, "certificate");
+  } catch (err) {
+    return { status: "unreadable", detail: err instanceof CscsSaError ? err.message : describeFsError(err, "read", paths.certificate), clockOffsetMs: 0 };
+  }
+  if (certText === void 0) return { status: "missing", detail: `no certificate at ${paths.certificate}`, clockOffsetMs: 0 };
+  let certificate;
+  try {
+    certificate = parseCertificate(certText);
+  } catch (err) {
+    if (!(err instanceof CertificateParseError)) throw err;
+    return { status: "unreadable", detail: `${paths.certificate}: ${err.message}`, clockOffsetMs: 0 };
+  }
+  const base = { certificate, ...readMeta(certificate.comment) };
+  let publicKey;
+  try {
+    const pubText = readText(paths.publicKey, "public key");
+    if (pubText === void 0) return { ...base, status: "no-public-key", detail: `no public key at ${paths.publicKey}` };
+    publicKey = parsePublicKey(pubText);
+  } catch (err) {
+    return { ...base, status: "no-public-key", detail: `${paths.publicKey}: ${err.message}` };
+  }
+  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, localNowMs, login2) };
+}
+var import_node_fs7, import_node_path7, META;
+var init_store = __esm({
+  "src/core/store.ts"() {
+    "use strict";
+    import_node_fs7 = require("node:fs");
+    import_node_path7 = require("node:path");
+    init_errors();
+    init_trust();
+    init_certificate();
+    META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
+  }
+});
+
 // node_modules/resolve-from/index.js
 var require_resolve_from = __commonJS({
   "node_modules/resolve-from/index.js"(exports2, module2) {
     "use strict";
     var path6 = require("path");
-    var Module = require("module");
+    var Module2 = require("module");
     var fs = require("fs");
     var resolveFrom = (fromDir, moduleId, silent) => {
       if (typeof fromDir !== "string") {
@@ -8532,10 +8964,10 @@ var require_resolve_from = __commonJS({
         }
       }
       const fromFile2 = path6.join(fromDir, "noop.js");
-      const resolveFileName = () => Module._resolveFilename(moduleId, {
+      const resolveFileName = () => Module2._resolveFilename(moduleId, {
         id: fromFile2,
         filename: fromFile2,
-        paths: Module._nodeModulePaths(fromDir)
+        paths: Module2._nodeModulePaths(fromDir)
       });
       if (silent) {
         try {
@@ -12744,11 +13176,11 @@ var require_env_paths = __commonJS({
     "use strict";
     var path6 = require("path");
     var os = require("os");
-    var homedir3 = os.homedir();
+    var homedir4 = os.homedir();
     var tmpdir3 = os.tmpdir();
     var { env } = process;
     var macos = (name) => {
-      const library = path6.join(homedir3, "Library");
+      const library = path6.join(homedir4, "Library");
       return {
         data: path6.join(library, "Application Support", name),
         config: path6.join(library, "Preferences", name),
@@ -12758,8 +13190,8 @@ var require_env_paths = __commonJS({
       };
     };
     var windows = (name) => {
-      const appData = env.APPDATA || path6.join(homedir3, "AppData", "Roaming");
-      const localAppData = env.LOCALAPPDATA || path6.join(homedir3, "AppData", "Local");
+      const appData = env.APPDATA || path6.join(homedir4, "AppData", "Roaming");
+      const localAppData = env.LOCALAPPDATA || path6.join(homedir4, "AppData", "Local");
       return {
         // Data/config/cache/log are invented by me as Windows isn't opinionated about this
         data: path6.join(localAppData, name, "Data"),
@@ -12770,13 +13202,13 @@ var require_env_paths = __commonJS({
       };
     };
     var linux = (name) => {
-      const username = path6.basename(homedir3);
+      const username = path6.basename(homedir4);
       return {
-        data: path6.join(env.XDG_DATA_HOME || path6.join(homedir3, ".local", "share"), name),
-        config: path6.join(env.XDG_CONFIG_HOME || path6.join(homedir3, ".config"), name),
-        cache: path6.join(env.XDG_CACHE_HOME || path6.join(homedir3, ".cache"), name),
+        data: path6.join(env.XDG_DATA_HOME || path6.join(homedir4, ".local", "share"), name),
+        config: path6.join(env.XDG_CONFIG_HOME || path6.join(homedir4, ".config"), name),
+        cache: path6.join(env.XDG_CACHE_HOME || path6.join(homedir4, ".cache"), name),
         // https://wiki.debian.org/XDGBaseDirectorySpecification#state
-        log: path6.join(env.XDG_STATE_HOME || path6.join(homedir3, ".local", "state"), name),
+        log: path6.join(env.XDG_STATE_HOME || path6.join(homedir4, ".local", "state"), name),
         temp: path6.join(tmpdir3, username, name)
       };
     };
@@ -13556,33 +13988,76 @@ var require_dist = __commonJS({
   }
 });
 
+// src/core/configcode.ts
+var configcode_exports = {};
+__export(configcode_exports, {
+  runConfigCode: () => runConfigCode
+});
+function runCommonJs(path6, text) {
+  const mod = new import_node_module.Module(path6);
+  mod.filename = path6;
+  mod.paths = import_node_module.Module._nodeModulePaths((0, import_node_path8.dirname)(path6));
+  mod._compile(text, path6);
+  return mod.exports;
+}
+async function runEsModule(text) {
+  const url = `data:text/javascript;base64,${Buffer.from(text).toString("base64")}`;
+  return (await import(url)).default;
+}
+async function runConfigCode(path6, text) {
+  const ext = (0, import_node_path8.extname)(path6);
+  if (ext === ".mjs") return runEsModule(text);
+  if (ext === ".cjs") return runCommonJs(path6, text);
+  try {
+    return runCommonJs(path6, text);
+  } catch (err) {
+    if (err instanceof SyntaxError && ES_SYNTAX.test(err.message)) return runEsModule(text);
+    throw err;
+  }
+}
+var import_node_module, import_node_path8, ES_SYNTAX;
+var init_configcode = __esm({
+  "src/core/configcode.ts"() {
+    "use strict";
+    import_node_module = require("node:module");
+    import_node_path8 = require("node:path");
+    ES_SYNTAX = /Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module|await is only valid/;
+  }
+});
+
 // src/core/config.ts
 function configDir(env = process.env) {
   const xdg = env.XDG_CONFIG_HOME;
-  return (0, import_node_path6.join)(xdg && (0, import_node_path6.isAbsolute)(xdg) ? xdg : (0, import_node_path6.join)((0, import_node_os4.homedir)(), ".config"), NAME);
+  return (0, import_node_path9.join)(xdg && (0, import_node_path9.isAbsolute)(xdg) ? xdg : (0, import_node_path9.join)((0, import_node_os5.homedir)(), ".config"), NAME);
 }
-function expandHome(path6) {
-  if (path6 === "~") return (0, import_node_os4.homedir)();
-  if (path6.startsWith("~/")) return (0, import_node_path6.join)((0, import_node_os4.homedir)(), path6.slice(2));
-  return (0, import_node_path6.resolve)(path6);
+function expandHome(path6, from = path6) {
+  const tilde = /^~([^/]*)(\/.*)?$/.exec(path6);
+  if (!tilde) return (0, import_node_path9.resolve)(path6);
+  const [, name, rest] = tilde;
+  if (name !== "" && name !== (0, import_node_os5.userInfo)().username) {
+    throw new ConfigError(`${from} names the home folder of user ${name}, which cscs-sa does not look up`, { fix: "write the absolute path (~/ is your own home folder)" });
+  }
+  const home = name === "" ? (0, import_node_os5.homedir)() : (0, import_node_os5.userInfo)().homedir;
+  return rest ? (0, import_node_path9.join)(home, rest) : home;
+}
+function settingPath(path6, from) {
+  if (!(0, import_node_path9.isAbsolute)(path6) && !path6.startsWith("~")) {
+    throw new ConfigError(`${from} is a relative path, which would name another file in each folder ssh runs in`, { fix: "make it absolute (or start it with ~/)" });
+  }
+  return expandHome(path6, from);
 }
 function findConfigFile(env = process.env) {
   const explicit = env[ENV.configFile];
-  if (explicit) {
-    if (!(0, import_node_path6.isAbsolute)(explicit) && explicit !== "~" && !explicit.startsWith("~/")) {
-      throw new ConfigError(`${ENV.configFile}=${explicit} is a relative path`, { fix: "set it to an absolute path (or one under ~/)" });
-    }
-    return expandHome(explicit);
-  }
+  if (explicit) return settingPath(explicit, `${ENV.configFile}=${explicit}`);
   const dir = configDir(env);
   let entries;
   try {
-    entries = (0, import_node_fs6.readdirSync)(dir);
+    entries = (0, import_node_fs8.readdirSync)(dir);
   } catch {
     return void 0;
   }
   const found = SEARCH_PLACES.find((place) => entries.includes(place));
-  return found && (0, import_node_path6.join)(dir, found);
+  return found && (0, import_node_path9.join)(dir, found);
 }
 function validSeconds(value, name) {
   const { min, minIncluded, max } = DURATIONS[name];
@@ -13617,89 +14092,42 @@ function checkFileConfig(config, path6) {
   }
   return config;
 }
-function loadFailure(path6, err) {
-  const reason = err.message.split("\n").find((line) => line.trim() !== "" && !/^\w+ Error in .*:\s*$/.test(line)) ?? err.message;
-  if (!path6.endsWith(".json")) return reason;
-  let text;
-  try {
-    text = (0, import_node_fs6.readFileSync)(path6, "utf8").replace(/^\uFEFF/, "");
-  } catch {
-    return reason;
-  }
-  try {
-    JSON.parse(text);
-    return reason;
-  } catch (parseErr) {
-    const message = parseErr.message;
-    const at = /^(.*?) at position (\d+)/.exec(message);
-    if (!at) return `invalid JSON: ${message.replace(/, ".*" is not valid JSON$/s, "")}`;
-    const before = text.slice(0, Number(at[2]));
-    const line = before.split("\n").length;
-    const column = before.length - before.lastIndexOf("\n");
-    return `invalid JSON at line ${line}, column ${column}: ${at[1].replace(/ in JSON$/, "")}`;
-  }
-}
-function trustedOwner(stats) {
-  const uid = process.getuid?.();
-  return uid === void 0 || stats.uid === uid || stats.uid === 0;
-}
-function resolvedHome() {
-  try {
-    return (0, import_node_fs6.realpathSync)((0, import_node_os4.homedir)());
-  } catch {
-    return void 0;
-  }
-}
-function checkTrustedFile(path6, stats) {
-  const real = (0, import_node_fs6.realpathSync)(path6);
-  if (!stats.isFile()) throw new ConfigError(`config file ${path6} is not a regular file`, { fix: "point CSCS_SA_CONFIG at a file, or remove what is there" });
-  if (!trustedOwner(stats)) {
-    throw new ConfigError(`config file ${path6} belongs to another user (uid ${stats.uid}), so nothing in it is used`, { fix: "remove it, or replace it with a file of your own" });
-  }
-  if ((stats.mode & 18) !== 0) {
-    throw new ConfigError(`config file ${path6} is writable by others, so nothing in it is used`, { fix: `chmod go-w ${path6}` });
-  }
-  const realHome = resolvedHome();
-  for (let dir = (0, import_node_path6.dirname)(real); ; dir = (0, import_node_path6.dirname)(dir)) {
-    const folder = (0, import_node_fs6.statSync)(dir);
-    if (!trustedOwner(folder)) {
-      throw new ConfigError(`config file ${path6} is in folder ${dir}, which belongs to another user (uid ${folder.uid}), so nothing in it is used`, { fix: "move the config file to a folder of your own" });
-    }
-    if ((folder.mode & 18) !== 0) {
-      throw new ConfigError(`config file ${path6} is in folder ${dir}, which others can write, so nothing in it is used`, { fix: `chmod go-w ${dir}, or move the config file to a folder only you can write` });
-    }
-    if (dir === realHome || dir === (0, import_node_path6.dirname)(dir)) break;
-  }
-}
 function openTrustedConfig(path6) {
-  let fd;
-  try {
-    fd = (0, import_node_fs6.openSync)(path6, import_node_fs6.constants.O_RDONLY | import_node_fs6.constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ConfigError(describeFsError(err, "read config file", path6), { cause: err });
+  const read = readTrusted(path6, CONFIG_RULES);
+  if (!read) throw new ConfigError(`cannot read config file ${path6}: no such file or directory`);
+  return { content: read.text.replace(/^\uFEFF/, "") };
+}
+function ownWords(reason) {
+  return typeof reason === "string" && /^[A-Za-z ,-]+$/.test(reason) ? reason : void 0;
+}
+function parseFailure(format3, text, err) {
+  if (format3 === "yaml") {
+    const { reason: reason2, mark } = err;
+    const at2 = mark ? ` (${mark.line + 1}:${mark.column + 1})` : "";
+    return `${ownWords(reason2) ?? "invalid YAML"}${at2}`;
   }
-  try {
-    checkTrustedFile(path6, (0, import_node_fs6.fstatSync)(fd));
-    return Object.hasOwn(DATA_FORMATS, (0, import_node_path6.extname)(path6)) ? { content: (0, import_node_fs6.readFileSync)(fd, "utf8") } : {};
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(describeFsError(err, "read config file", path6), { cause: err });
-  } finally {
-    (0, import_node_fs6.closeSync)(fd);
+  if (format3 === "code") {
+    if (err.code === "ERR_UNSUPPORTED_RESOLVE_REQUEST") return "it imports a file by a relative path, which an ES module config file cannot: keep the settings in the file itself, or use node: modules only";
+    return `${err.name} in its code`;
   }
+  const at = /^(.*?) at position (\d+)/.exec(err.message);
+  if (!at) return `invalid JSON: ${ownWords(err.message) ?? "a character that cannot start a JSON value"}`;
+  const before = text.slice(0, Number(at[2]));
+  const line = before.split("\n").length;
+  const column = before.length - before.lastIndexOf("\n");
+  const reason = at[1].replace(/ in JSON$/, "");
+  return `invalid JSON at line ${line}, column ${column}${ownWords(reason) ? `: ${reason}` : ""}`;
 }
 async function loadConfigFile(path6) {
   const { content } = openTrustedConfig(path6);
-  const { cosmiconfig, defaultLoaders } = await Promise.resolve().then(() => __toESM(require_dist(), 1));
+  const format3 = Object.hasOwn(DATA_FORMATS, (0, import_node_path9.extname)(path6)) ? DATA_FORMATS[(0, import_node_path9.extname)(path6)] : "code";
   let config;
   try {
-    if (content === void 0) {
-      config = (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: "none", cache: false }).load(path6))?.config;
-    } else {
-      config = DATA_FORMATS[(0, import_node_path6.extname)(path6)] === "json" ? defaultLoaders[".json"](path6, content) : defaultLoaders.noExt(path6, content);
-    }
+    if (format3 === "json") config = JSON.parse(content);
+    else if (format3 === "yaml") config = (await Promise.resolve().then(() => __toESM(require_dist(), 1))).defaultLoaders[".yaml"](path6, content);
+    else config = await (await Promise.resolve().then(() => (init_configcode(), configcode_exports))).runConfigCode(path6, content);
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path6}: ${loadFailure(path6, err)}`, { fix: "correct or remove the file", cause: err });
+    throw new ConfigError(`cannot read config file ${path6}: ${parseFailure(format3, content, err)}`, { fix: "correct or remove the file", cause: err });
   }
   return checkFileConfig(config ?? {}, path6);
 }
@@ -13763,8 +14191,16 @@ function ownSettings(account, file) {
   if (account === DEFAULT_ACCOUNT) return file;
   return file.accounts && Object.hasOwn(file.accounts, account) ? file.accounts[account] : {};
 }
-function accountKey(account, env, file) {
-  return expandHome(account === DEFAULT_ACCOUNT && env[ENV.key] || ownSettings(account, file).key || defaultKey(account));
+function accountKey(account, env, file, configFile) {
+  const variable = account === DEFAULT_ACCOUNT ? env[ENV.key] : void 0;
+  if (variable) return settingPath(variable, `${ENV.key}=${variable}`);
+  const own = ownSettings(account, file).key;
+  if (own) return settingPath(own, `config file ${configFile}${account === DEFAULT_ACCOUNT ? "" : ` (accounts.${account})`}: "key" ${own}`);
+  return expandHome(defaultKey(account));
+}
+function otherAccounts(account, env, file) {
+  const inUse = Object.keys(env).flatMap((variable) => env[variable] ? accountOfApiKeyVariable(variable) ?? [] : []);
+  return [.../* @__PURE__ */ new Set([DEFAULT_ACCOUNT, ...configuredAccounts(file), ...inUse])].filter((other) => other !== account);
 }
 function settingsFrom(flags, env, file, configFile) {
   const account = accountName(flags.account);
@@ -13773,8 +14209,10 @@ function settingsFrom(flags, env, file, configFile) {
   const from = `config file ${configFile}${isDefault ? "" : ` (accounts.${account})`}`;
   const cscsEnv = flags.env !== void 0 ? checkEnvironment(flags.env, "--env", "flag") : env[ENV.env] ? checkEnvironment(env[ENV.env], ENV.env) : own.env ? checkEnvironment(own.env, from) : "prod";
   const authxUrl = flags.env !== void 0 ? void 0 : env[ENV.authxUrl] || own.authxUrl;
-  const key = flags.key ? expandHome(flags.key) : accountKey(account, env, file);
-  const owner = [DEFAULT_ACCOUNT, ...configuredAccounts(file)].find((other) => other !== account && accountKey(other, env, file) === key);
+  const key = flags.key ? settingPath(flags.key, `-f ${flags.key}`) : accountKey(account, env, file, configFile);
+  const others = otherAccounts(account, env, file);
+  const files = others.length > 0 ? pairIdentity(key) : [];
+  const owner = others.find((other) => pairIdentity(accountKey(other, env, file, configFile)).some((id) => files.includes(id)));
   if (owner) throw new ConfigError(`account ${account} would use ${key}, the key pair of account ${owner}`, { fix: 'give each account a key pair of its own ("key" in the config file, --key)' });
   return {
     account,
@@ -13784,7 +14222,7 @@ function settingsFrom(flags, env, file, configFile) {
     // The login name setup writes, also the one certificates must name (CSCS_SA_USERNAME: the default account's).
     user: isDefault && env[ENV.user] || own.user,
     apiKeyVariable: apiKeyVariable(account),
-    apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
+    apiKeyFile: own.apiKeyFile && settingPath(own.apiKeyFile, `${from}: "apiKeyFile" ${own.apiKeyFile}`),
     apiKeyCommand: own.apiKeyCommand,
     refreshMargin: envSeconds(env, "refreshMargin") ?? file.refreshMargin ?? 20,
     timeout: envSeconds(env, "timeout") ?? file.timeout ?? 10,
@@ -13793,15 +14231,17 @@ function settingsFrom(flags, env, file, configFile) {
     configFile
   };
 }
-var import_node_fs6, import_node_os4, import_node_path6, AUTHX_URLS, NAME, SEARCH_PLACES, ENV, DURATIONS, durationKind, KINDS, ACCOUNT_KEYS, FILE_KEYS, DATA_FORMATS;
+var import_node_fs8, import_node_os5, import_node_path9, AUTHX_URLS, NAME, SEARCH_PLACES, ENV, DURATIONS, durationKind, KINDS, ACCOUNT_KEYS, FILE_KEYS, MAX_CONFIG_BYTES, CONFIG_RULES, DATA_FORMATS;
 var init_config = __esm({
   "src/core/config.ts"() {
     "use strict";
-    import_node_fs6 = require("node:fs");
-    import_node_os4 = require("node:os");
-    import_node_path6 = require("node:path");
+    import_node_fs8 = require("node:fs");
+    import_node_os5 = require("node:os");
+    import_node_path9 = require("node:path");
     init_account();
+    init_store();
     init_errors();
+    init_trust();
     AUTHX_URLS = { prod: "https://authx-gateway.svc.cscs.ch", tds: "https://authx-gateway.tds.cscs.ch" };
     NAME = "cscs-sa";
     SEARCH_PLACES = ["config.json", "config.yaml", "config.yml", "config.js", "config.mjs", "config.cjs"];
@@ -13847,269 +14287,16 @@ var init_config = __esm({
       connectTimeout: "connectTimeout",
       agent: "boolean"
     };
+    MAX_CONFIG_BYTES = 256 * 1024;
+    CONFIG_RULES = {
+      what: "config file",
+      error: ConfigError,
+      maxBytes: MAX_CONFIG_BYTES,
+      consequence: ", so nothing in it is used",
+      typeFix: "point CSCS_SA_CONFIG at a file, or remove what is there",
+      walk: true
+    };
     DATA_FORMATS = { ".json": "json", ".yaml": "yaml", ".yml": "yaml", "": "yaml" };
-  }
-});
-
-// src/core/certificate.ts
-function splitLine(text) {
-  const line = text.trim().split("\n", 1)[0]?.trim() ?? "";
-  const match = /^(\S+)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$/.exec(line);
-  if (!match) throw new CertificateParseError("not an OpenSSH key line");
-  const [, type, b64, comment = ""] = match;
-  const blob = Buffer.from(b64, "base64");
-  const inner = new Reader(blob).string();
-  if (inner !== type) throw new CertificateParseError(`key type ${type} does not match its data (${inner})`);
-  return { type, blob, comment };
-}
-function parsePublicKey(text) {
-  const { type, blob, comment } = splitLine(text);
-  if (CERT_SUFFIX.test(type)) throw new CertificateParseError("a certificate, not a public key");
-  return { type, blob, comment };
-}
-function optionNames(section, what) {
-  const r = new Reader(section, `${what} malformed`);
-  const names = [];
-  let previous;
-  while (!r.done) {
-    const name = r.cbytes(`${what} name`);
-    r.bytes();
-    if (previous !== void 0 && Buffer.compare(previous, name) >= 0) {
-      throw new CertificateParseError(`${what} "${name.toString("utf8")}" out of order or repeated`);
-    }
-    previous = name;
-    names.push(name.toString("utf8"));
-  }
-  return names;
-}
-function parseCertificate(text) {
-  const { type, blob, comment } = splitLine(text);
-  if (!CERT_SUFFIX.test(type)) throw new CertificateParseError(`${type} is not a certificate type`);
-  const known = CERT_TYPES[type];
-  if (known === void 0) throw new CertificateParseError(`unsupported certificate type ${type}`);
-  const r = new Reader(blob);
-  r.string();
-  r.bytes();
-  const fieldsStart = r.offset;
-  for (let i2 = 0; i2 < known.fields; i2++) r.bytes();
-  const keyFields = blob.subarray(fieldsStart, r.offset);
-  const serial = r.uint64();
-  const certType = r.uint32();
-  if (certType !== 1 /* user */ && certType !== 2 /* host */) throw new CertificateParseError(`unknown certificate type ${certType}`);
-  const keyId = r.cstring("key id");
-  const packed = new Reader(r.bytes(), "principals malformed");
-  const principals = [];
-  while (!packed.done) {
-    if (principals.length >= MAX_PRINCIPALS) throw new CertificateParseError(`more than ${MAX_PRINCIPALS} principals`);
-    principals.push(packed.cstring("a principal"));
-  }
-  const validAfter = r.uint64();
-  const validBefore = r.uint64();
-  const criticalOptions = optionNames(r.bytes(), "critical options");
-  const extensions = optionNames(r.bytes(), "extensions");
-  r.bytes();
-  const signatureKey = r.bytes();
-  const signed = blob.subarray(0, r.offset);
-  const signature = r.bytes();
-  if (!r.done) throw new CertificateParseError("trailing data after the signature");
-  return {
-    type,
-    keyType: known.keyType,
-    keyFields,
-    serial,
-    certType,
-    keyId,
-    principals,
-    validAfter,
-    validBefore,
-    criticalOptions,
-    extensions,
-    signatureKey,
-    signed,
-    signature,
-    comment
-  };
-}
-function certifies(cert, key) {
-  if (cert.keyType !== key.type) return false;
-  const keyFields = key.blob.subarray(4 + Buffer.byteLength(key.type));
-  return keyFields.equals(cert.keyFields);
-}
-function secondsLeft(cert, nowSeconds) {
-  if (cert.validBefore === FOREVER) return Infinity;
-  return Number(cert.validBefore) - nowSeconds;
-}
-function unusableBecause(cert) {
-  if (cert.validBefore === FOREVER) return "is valid forever, not for a limited time";
-  if (cert.criticalOptions.includes("force-command")) return "forces a command (critical option force-command) in place of every command";
-  for (const [name, why] of Object.entries(REQUIRED_EXTENSIONS)) {
-    if (!cert.extensions.includes(name)) return `lacks the extension ${name} (${why})`;
-  }
-  return void 0;
-}
-function namesLogin(cert, login2) {
-  return cert.principals.includes(login2);
-}
-function hasStarted(cert, nowSeconds) {
-  return Number(cert.validAfter) <= nowSeconds;
-}
-function printable(text) {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c3) => `\\x${c3.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-var FOREVER, CertificateParseError, CERT_TYPES, CERT_SUFFIX, MAX_PRINCIPALS, Reader, REQUIRED_EXTENSIONS;
-var init_certificate = __esm({
-  "src/core/certificate.ts"() {
-    "use strict";
-    FOREVER = 2n ** 64n - 1n;
-    CertificateParseError = class extends Error {
-      name = "CertificateParseError";
-    };
-    CERT_TYPES = {
-      "ssh-ed25519-cert-v01@openssh.com": { keyType: "ssh-ed25519", fields: 1 },
-      "ssh-rsa-cert-v01@openssh.com": { keyType: "ssh-rsa", fields: 2 },
-      "ssh-dss-cert-v01@openssh.com": { keyType: "ssh-dss", fields: 4 },
-      "ecdsa-sha2-nistp256-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp256", fields: 2 },
-      "ecdsa-sha2-nistp384-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp384", fields: 2 },
-      "ecdsa-sha2-nistp521-cert-v01@openssh.com": { keyType: "ecdsa-sha2-nistp521", fields: 2 },
-      "sk-ssh-ed25519-cert-v01@openssh.com": { keyType: "sk-ssh-ed25519@openssh.com", fields: 2 },
-      "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": { keyType: "sk-ecdsa-sha2-nistp256@openssh.com", fields: 3 }
-    };
-    CERT_SUFFIX = /-cert-v01@openssh\.com$/;
-    MAX_PRINCIPALS = 256;
-    Reader = class {
-      /** `truncated` names what ran short, for the message. */
-      constructor(buf, truncated = "truncated") {
-        this.buf = buf;
-        this.truncated = truncated;
-      }
-      buf;
-      truncated;
-      offset = 0;
-      need(n2) {
-        if (this.offset + n2 > this.buf.length) throw new CertificateParseError(this.truncated);
-      }
-      uint32() {
-        this.need(4);
-        const v = this.buf.readUInt32BE(this.offset);
-        this.offset += 4;
-        return v;
-      }
-      uint64() {
-        this.need(8);
-        const v = this.buf.readBigUInt64BE(this.offset);
-        this.offset += 8;
-        return v;
-      }
-      bytes() {
-        const n2 = this.uint32();
-        this.need(n2);
-        const v = this.buf.subarray(this.offset, this.offset + n2);
-        this.offset += n2;
-        return v;
-      }
-      string() {
-        return this.bytes().toString("utf8");
-      }
-      /** A string that must not hold a NUL, as OpenSSH's sshbuf_get_cstring requires (C would cut it there). */
-      cstring(what) {
-        return this.cbytes(what).toString("utf8");
-      }
-      cbytes(what) {
-        const bytes = this.bytes();
-        if (bytes.includes(0)) throw new CertificateParseError(`${what} contains a NUL byte`);
-        return bytes;
-      }
-      get done() {
-        return this.offset === this.buf.length;
-      }
-    };
-    REQUIRED_EXTENSIONS = {
-      "permit-port-forwarding": "ProxyJump through the jump host needs it"
-    };
-  }
-});
-
-// src/core/store.ts
-function keyPaths(key) {
-  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
-}
-function certificateFileText(line, clockOffsetMs, refreshedAt, caChange) {
-  const [type, base64] = line.split(/\s+/);
-  const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : "";
-  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}
-`;
-}
-function date(text) {
-  const d = text === void 0 ? void 0 : new Date(text);
-  return d && !Number.isNaN(d.getTime()) ? d : void 0;
-}
-function readMeta(comment) {
-  const m = META.exec(comment);
-  if (!m) return { clockOffsetMs: 0 };
-  const changedAt = date(m[3]);
-  return { clockOffsetMs: Number(m[1]), refreshedAt: date(m[2]), caChange: changedAt && { at: changedAt, was: m[4] } };
-}
-function readText(path6) {
-  try {
-    return (0, import_node_fs7.readFileSync)(path6, "utf8");
-  } catch (err) {
-    if (err.code === "ENOENT") return void 0;
-    throw err;
-  }
-}
-function gatewayNow(clockOffsetMs, localNowMs = Date.now()) {
-  return (localNowMs + clockOffsetMs) / 1e3;
-}
-function judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs = Date.now(), login2) {
-  const now = gatewayNow(clockOffsetMs, localNowMs);
-  const left = secondsLeft(certificate, now);
-  if (certificate.certType !== 1 /* user */) return { status: "not-user-certificate", detail: "a host certificate, not a user certificate", secondsLeft: left };
-  if (!certifies(certificate, publicKey)) return { status: "other-key", detail: "certifies another key", secondsLeft: left };
-  const unusable = unusableBecause(certificate);
-  if (unusable) return { status: "unusable", detail: unusable, secondsLeft: left };
-  if (login2 !== void 0 && !namesLogin(certificate, login2)) {
-    const names = certificate.principals.map((p) => `"${printable(p)}"`).join(", ") || "no principal";
-    return { status: "other-login", detail: `names ${names}, not the login name "${printable(login2)}"`, secondsLeft: left };
-  }
-  if (!hasStarted(certificate, now + 1)) return { status: "not-yet-valid", detail: `valid only from ${new Date(Number(certificate.validAfter) * 1e3).toISOString()}`, secondsLeft: left };
-  if (left <= 0) return { status: "expired", detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
-  if (left <= marginSeconds) return { status: "expiring", detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
-  return { status: "fresh", secondsLeft: left };
-}
-function inspect3(paths, marginSeconds, localNowMs = Date.now(), login2) {
-  let certText;
-  try {
-    certText = readText(paths.certificate);
-  } catch (err) {
-    return { status: "unreadable", detail: describeFsError(err, "read", paths.certificate), clockOffsetMs: 0 };
-  }
-  if (certText === void 0) return { status: "missing", detail: `no certificate at ${paths.certificate}`, clockOffsetMs: 0 };
-  let certificate;
-  try {
-    certificate = parseCertificate(certText);
-  } catch (err) {
-    if (!(err instanceof CertificateParseError)) throw err;
-    return { status: "unreadable", detail: `${paths.certificate}: ${err.message}`, clockOffsetMs: 0 };
-  }
-  const base = { certificate, ...readMeta(certificate.comment) };
-  let publicKey;
-  try {
-    const pubText = readText(paths.publicKey);
-    if (pubText === void 0) return { ...base, status: "no-public-key", detail: `no public key at ${paths.publicKey}` };
-    publicKey = parsePublicKey(pubText);
-  } catch (err) {
-    return { ...base, status: "no-public-key", detail: `${paths.publicKey}: ${err.message}` };
-  }
-  return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, localNowMs, login2) };
-}
-var import_node_fs7, META;
-var init_store = __esm({
-  "src/core/store.ts"() {
-    "use strict";
-    import_node_fs7 = require("node:fs");
-    init_errors();
-    init_certificate();
-    META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
   }
 });
 
@@ -14141,52 +14328,50 @@ var init_fastpath = __esm({
 
 // src/doctor/probe.ts
 function recordProbe(path6, args) {
-  let fd;
+  const fix = `unset ${PROBE_ENV} (it names no probe file of cscs-sa doctor)`;
+  let opened;
   try {
-    if (!(0, import_node_path7.basename)(path6).startsWith(PREFIX)) throw new Error(`not named ${PREFIX}*`);
-    fd = (0, import_node_fs8.openSync)(path6, import_node_fs8.constants.O_WRONLY | import_node_fs8.constants.O_APPEND | import_node_fs8.constants.O_NOFOLLOW | import_node_fs8.constants.O_NONBLOCK);
-    const stats = (0, import_node_fs8.fstatSync)(fd);
-    if (!stats.isFile()) throw new Error("not a regular file");
-    if (stats.uid !== process.getuid?.()) throw new Error("owned by another user");
-    if ((stats.mode & 511) !== 384) throw new Error(`mode ${(stats.mode & 511).toString(8).padStart(4, "0")}, not 0600`);
-    (0, import_node_fs8.writeSync)(fd, `${JSON.stringify({ args })}
+    if (!(0, import_node_path10.basename)(path6).startsWith(PREFIX)) throw new LocalFileError(`probe file ${path6} is not named ${PREFIX}*`, { fix });
+    const rules = { what: "probe file", error: LocalFileError, maxBytes: 1024 * 1024, owners: "us", mode: "private", noFollow: true, action: "append to", fix };
+    opened = openTrusted(path6, rules, import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_APPEND);
+    if (!opened) throw new LocalFileError(`probe file ${path6} does not exist`, { fix });
+    (0, import_node_fs9.writeSync)(opened.fd, `${JSON.stringify({ args })}
 `);
     return ExitCode.ok;
   } catch (err) {
-    const code = err.code;
-    const reason = code === "ELOOP" ? "a symbolic link" : code ?? err.message;
-    process.stderr.write(`cscs-sa: ${PROBE_ENV}=${path6} is not a probe file of cscs-sa doctor (${reason}): unset ${PROBE_ENV}
+    process.stderr.write(`cscs-sa: ${err instanceof LocalFileError ? err.line : err.message}
 `);
     return ExitCode.localFiles;
   } finally {
-    if (fd !== void 0) (0, import_node_fs8.closeSync)(fd);
+    if (opened) (0, import_node_fs9.closeSync)(opened.fd);
   }
 }
-var import_node_fs8, import_node_os5, import_node_path7, PROBE_ENV, PREFIX, Probe;
+var import_node_fs9, import_node_os6, import_node_path10, PROBE_ENV, PREFIX, Probe;
 var init_probe = __esm({
   "src/doctor/probe.ts"() {
     "use strict";
-    import_node_fs8 = require("node:fs");
-    import_node_os5 = require("node:os");
-    import_node_path7 = require("node:path");
+    import_node_fs9 = require("node:fs");
+    import_node_os6 = require("node:os");
+    import_node_path10 = require("node:path");
     init_errors();
+    init_trust();
     PROBE_ENV = "CSCS_SA_PROBE";
     PREFIX = "cscs-sa-probe-";
     Probe = class {
-      dir = (0, import_node_fs8.mkdtempSync)((0, import_node_path7.join)((0, import_node_os5.tmpdir)(), "cscs-sa-doctor-"));
+      dir = (0, import_node_fs9.mkdtempSync)((0, import_node_path10.join)((0, import_node_os6.tmpdir)(), "cscs-sa-doctor-"));
       count = 0;
       /** A new empty probe file (0600 in a 0700 folder). */
       file() {
-        const path6 = (0, import_node_path7.join)(this.dir, `${PREFIX}${this.count++}`);
-        (0, import_node_fs8.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
+        const path6 = (0, import_node_path10.join)(this.dir, `${PREFIX}${this.count++}`);
+        (0, import_node_fs9.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
         return path6;
       }
       /** The argument lists of every `cscs-sa match` that wrote to `path`. */
       read(path6) {
-        return (0, import_node_fs8.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
+        return (0, import_node_fs9.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
       }
       remove() {
-        (0, import_node_fs8.rmSync)(this.dir, { recursive: true, force: true });
+        (0, import_node_fs9.rmSync)(this.dir, { recursive: true, force: true });
       }
     };
   }
@@ -14851,23 +15036,22 @@ function redact(text) {
 }
 function setLogFile(path6) {
   const fix = "point --log at a file in a folder of your own, e.g. ~/.ssh/cscs-sa-proxy.log";
-  let fd;
-  try {
-    fd = (0, import_node_fs9.openSync)(path6, import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_APPEND | import_node_fs9.constants.O_CREAT | import_node_fs9.constants.O_NOFOLLOW | import_node_fs9.constants.O_NONBLOCK, 384);
-  } catch (err) {
-    const code = err.code;
-    if (code === "ELOOP") throw new LocalFileError(`cannot log to ${path6}: it is a symbolic link`, { fix });
-    if (code === "ENXIO") throw new LocalFileError(`cannot log to ${path6}: it is not a regular file`, { fix });
-    throw new LocalFileError(describeFsError(err, "log to", path6), { fix });
-  }
-  const stats = (0, import_node_fs9.fstatSync)(fd);
-  const uid = process.getuid?.();
-  if (!stats.isFile() || uid !== void 0 && stats.uid !== uid) {
-    (0, import_node_fs9.closeSync)(fd);
-    const what = stats.isFile() ? `belongs to another user (uid ${stats.uid})` : "is not a regular file";
-    throw new LocalFileError(`cannot log to ${path6}: it ${what}`, { fix });
-  }
-  logFd = fd;
+  const opened = openTrusted(
+    path6,
+    {
+      what: "log file",
+      error: LocalFileError,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      owners: "us",
+      mode: "any",
+      noFollow: true,
+      action: "log to",
+      fix
+    },
+    import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_APPEND | import_node_fs10.constants.O_CREAT
+  );
+  if (!opened) throw new LocalFileError(`cannot log to ${path6}: its folder does not exist`, { fix });
+  logFd = opened.fd;
 }
 function loadDebug() {
   const debug = require_src();
@@ -14881,7 +15065,7 @@ function createLog(namespace) {
       const line = `${(/* @__PURE__ */ new Date()).toISOString()} ${process.pid} cscs-sa:${namespace} ${(0, import_node_util13.format)(formatter, ...args)}
 `;
       try {
-        (0, import_node_fs9.writeSync)(logFd, redact(line));
+        (0, import_node_fs10.writeSync)(logFd, redact(line));
       } catch {
       }
     }
@@ -14891,13 +15075,14 @@ function createLog(namespace) {
     log10(formatter, ...args);
   };
 }
-var import_node_fs9, import_node_util13, secrets, logFd, debugFactory;
+var import_node_fs10, import_node_util13, secrets, logFd, debugFactory;
 var init_log2 = __esm({
   "src/base/log.ts"() {
     "use strict";
-    import_node_fs9 = require("node:fs");
+    import_node_fs10 = require("node:fs");
     import_node_util13 = require("node:util");
     init_errors();
+    init_trust();
     secrets = /* @__PURE__ */ new Set();
   }
 });
@@ -14962,7 +15147,7 @@ var init_args = __esm({
 function procStat(pid) {
   let stat;
   try {
-    stat = (0, import_node_fs10.readFileSync)(`/proc/${pid}/stat`, "utf8");
+    stat = (0, import_node_fs11.readFileSync)(`/proc/${pid}/stat`, "utf8");
   } catch {
     return void 0;
   }
@@ -14993,25 +15178,25 @@ function ancestors(maxDepth) {
 }
 function procArgs(pid) {
   try {
-    return (0, import_node_fs10.readFileSync)(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+    return (0, import_node_fs11.readFileSync)(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
   } catch {
     return void 0;
   }
 }
 function processIdentity(pid) {
   try {
-    bootId ??= (0, import_node_fs10.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    bootId ??= (0, import_node_fs11.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
   } catch {
     return void 0;
   }
   const stat = procStat(pid);
   return stat && `${bootId}/${stat.start}`;
 }
-var import_node_fs10, bootId;
+var import_node_fs11, bootId;
 var init_proc = __esm({
   "src/base/proc.ts"() {
     "use strict";
-    import_node_fs10 = require("node:fs");
+    import_node_fs11 = require("node:fs");
   }
 });
 
@@ -15049,7 +15234,7 @@ async function nearestSshByPs() {
     const r = await runTool("ps", ["-o", "ppid=,comm=,args=", "-p", String(pid)]);
     if (r.code !== 0) return void 0;
     const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
-    if ((0, import_node_path8.basename)(comm ?? "") === "ssh") return args;
+    if ((0, import_node_path11.basename)(comm ?? "") === "ssh") return args;
     pid = Number(parent);
   }
   return void 0;
@@ -15063,11 +15248,11 @@ async function startedBySshG() {
   const args = await nearestSshArgs().catch(() => void 0);
   return args !== void 0 && sshArgsHaveG(args.slice(1));
 }
-var import_node_path8, SSH_OPTIONS, MAX_DEPTH;
+var import_node_path11, SSH_OPTIONS, MAX_DEPTH;
 var init_parent = __esm({
   "src/ssh/parent.ts"() {
     "use strict";
-    import_node_path8 = require("node:path");
+    import_node_path11 = require("node:path");
     init_child();
     init_proc();
     SSH_OPTIONS = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
@@ -15124,30 +15309,9 @@ function acceptApiKey(raw, source) {
   return { value, source };
 }
 function fromFile(path6) {
-  const source = `apiKeyFile ${path6}`;
-  let fd;
-  try {
-    fd = (0, import_node_fs11.openSync)(path6, import_node_fs11.constants.O_RDONLY | import_node_fs11.constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ApiKeyError(describeFsError(err, "read API key file", path6), { cause: err });
-  }
-  try {
-    const stats = (0, import_node_fs11.fstatSync)(fd);
-    if (!stats.isFile()) throw new ApiKeyError(`API key file ${path6} is not a regular file`, { fix: "point apiKeyFile at a file holding the key" });
-    if (!trustedOwner(stats)) {
-      throw new ApiKeyError(`API key file ${path6} belongs to another user (uid ${stats.uid})`, { fix: "keep the API key in a file of your own, mode 0600" });
-    }
-    if ((stats.mode & 63) !== 0) {
-      const shown = (stats.mode & 511).toString(8).padStart(4, "0");
-      throw new ApiKeyError(`API key file ${path6} has permissions ${shown}, readable by others`, { fix: `run chmod 600 ${path6}` });
-    }
-    return acceptApiKey((0, import_node_fs11.readFileSync)(fd, "utf8"), source);
-  } catch (err) {
-    if (err instanceof ApiKeyError) throw err;
-    throw new ApiKeyError(describeFsError(err, "read API key file", path6), { cause: err });
-  } finally {
-    (0, import_node_fs11.closeSync)(fd);
-  }
+  const read = readTrusted(path6, API_KEY_FILE_RULES);
+  if (!read) throw new ApiKeyError(`cannot read API key file ${path6}: no such file or directory`);
+  return acceptApiKey(read.text, `apiKeyFile ${path6}`);
 }
 async function fromCommand(command, deadline) {
   const r = await runGroup(command, deadline.signal, MAX_COMMAND_OUTPUT);
@@ -15164,10 +15328,9 @@ ${env[variable]}`;
   if (settings.apiKeyFile) {
     let content = "";
     try {
-      const stats = (0, import_node_fs11.statSync)(settings.apiKeyFile);
-      content = `${stats.mode} ${stats.uid}
-${stats.isFile() ? (0, import_node_fs11.readFileSync)(settings.apiKeyFile, "utf8") : ""}`;
-    } catch {
+      content = readTrusted(settings.apiKeyFile, API_KEY_FILE_RULES)?.text ?? "";
+    } catch (err) {
+      content = err.message;
     }
     return `file
 ${settings.apiKeyFile}
@@ -15186,27 +15349,34 @@ async function readApiKey(settings, env = process.env, deadline = new Deadline(s
   const whose = settings.account === DEFAULT_ACCOUNT ? "" : ` for account ${settings.account}`;
   throw new ApiKeyError(`no API key${whose}`, { fix: `set ${variable}, or apiKeyFile or apiKeyCommand ${where2}` });
 }
-var import_node_fs11, MAX_COMMAND_OUTPUT;
+var API_KEY_FILE_RULES, MAX_COMMAND_OUTPUT;
 var init_apikey = __esm({
   "src/refresh/apikey.ts"() {
     "use strict";
-    import_node_fs11 = require("node:fs");
     init_account();
     init_child();
     init_deadline();
-    init_config();
     init_errors();
+    init_trust();
     init_log2();
+    API_KEY_FILE_RULES = {
+      what: "API key file",
+      error: ApiKeyError,
+      maxBytes: 64 * 1024,
+      mode: "secret",
+      ownerFix: "keep the API key in a file of your own, mode 0600",
+      typeFix: "point apiKeyFile at a file holding the key"
+    };
     MAX_COMMAND_OUTPUT = 64 * 1024;
   }
 });
 
 // src/base/fsutil.ts
 function tempPrefix(path6) {
-  return `${(0, import_node_path9.basename)(path6)}.tmp-`;
+  return `${(0, import_node_path12.basename)(path6)}.tmp-`;
 }
 function tempPath(path6) {
-  return (0, import_node_path9.join)((0, import_node_path9.dirname)(path6), `${tempPrefix(path6)}${HOST_TAG}.${process.pid}.${(0, import_node_crypto.randomBytes)(4).toString("hex")}`);
+  return (0, import_node_path12.join)((0, import_node_path12.dirname)(path6), `${tempPrefix(path6)}${HOST_TAG}.${process.pid}.${(0, import_node_crypto.randomBytes)(4).toString("hex")}`);
 }
 function writeFileAtomic(path6, data, mode) {
   const tmp = tempPath(path6);
@@ -15226,7 +15396,7 @@ function writeFileAtomic(path6, data, mode) {
     }
     throw err;
   }
-  fsyncDir((0, import_node_path9.dirname)(path6));
+  fsyncDir((0, import_node_path12.dirname)(path6));
 }
 function fsyncDir(dir) {
   try {
@@ -15256,7 +15426,7 @@ function sweepLeftovers(dir, paths, maxAgeMs) {
   for (const name of names) {
     const prefix = prefixes.find((p) => name.startsWith(p));
     if (!prefix) continue;
-    const path6 = (0, import_node_path9.join)(dir, name);
+    const path6 = (0, import_node_path12.join)(dir, name);
     try {
       if (now - (0, import_node_fs12.lstatSync)(path6).mtimeMs > maxAgeMs || writerIsGone(name.slice(prefix.length))) {
         (0, import_node_fs12.unlinkSync)(path6);
@@ -15269,7 +15439,7 @@ function sweepLeftovers(dir, paths, maxAgeMs) {
 }
 function makeFolders(dir, mode) {
   const missing = [];
-  for (let d = dir; !(0, import_node_fs12.existsSync)(d) && d !== (0, import_node_path9.dirname)(d); d = (0, import_node_path9.dirname)(d)) missing.unshift(d);
+  for (let d = dir; !(0, import_node_fs12.existsSync)(d) && d !== (0, import_node_path12.dirname)(d); d = (0, import_node_path12.dirname)(d)) missing.unshift(d);
   for (const d of missing) {
     try {
       (0, import_node_fs12.mkdirSync)(d, { mode });
@@ -15278,16 +15448,16 @@ function makeFolders(dir, mode) {
     }
   }
 }
-var import_node_fs12, import_node_path9, import_node_os6, import_node_crypto, HOST_TAG;
+var import_node_fs12, import_node_path12, import_node_os7, import_node_crypto, HOST_TAG;
 var init_fsutil = __esm({
   "src/base/fsutil.ts"() {
     "use strict";
     import_node_fs12 = require("node:fs");
-    import_node_path9 = require("node:path");
-    import_node_os6 = require("node:os");
+    import_node_path12 = require("node:path");
+    import_node_os7 = require("node:os");
     import_node_crypto = require("node:crypto");
     init_proc();
-    HOST_TAG = (0, import_node_crypto.createHash)("sha256").update((0, import_node_os6.hostname)()).digest("hex").slice(0, 8);
+    HOST_TAG = (0, import_node_crypto.createHash)("sha256").update((0, import_node_os7.hostname)()).digest("hex").slice(0, 8);
   }
 });
 
@@ -23373,7 +23543,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants10 = require_constants2();
+    var constants8 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -23509,7 +23679,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports3 }) {
         this.llhttp = exports3;
-        this.ptr = this.llhttp.llhttp_alloc(constants10.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants8.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -23605,11 +23775,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants10.ERROR.OK) {
+          if (ret !== constants8.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants10.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants8.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants10.ERROR.PAUSED) {
+            } else if (ret === constants8.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -23632,10 +23802,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants10.ERROR.OK) {
+        if (ret === constants8.ERROR.OK) {
           return null;
         }
-        if (ret === constants10.ERROR.PAUSED || ret === constants10.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants8.ERROR.PAUSED || ret === constants8.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -23652,7 +23822,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants10.ERROR[ret], data);
+        return new HTTPParserError(message, constants8.ERROR[ret], data);
       }
       destroy() {
         assert(currentParser === null);
@@ -23863,7 +24033,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants10.ERROR.PAUSED : 0;
+        return pause ? constants8.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -23889,7 +24059,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants10.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         }
         return 0;
       }
@@ -23929,13 +24099,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants10.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants10.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants10.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -27498,7 +27668,7 @@ var init_gateway = __esm({
 });
 
 // src/core/keypair.ts
-function statOrUndefined(path6) {
+function statOrUndefined2(path6) {
   try {
     return (0, import_node_fs13.lstatSync)(path6);
   } catch (err) {
@@ -27506,37 +27676,14 @@ function statOrUndefined(path6) {
     throw new LocalFileError(describeFsError(err, "read", path6), { cause: err });
   }
 }
-function checkPrivateKey(path6, stats) {
-  if (stats.isDirectory()) throw new LocalFileError(`key ${path6} is a directory`, { fix: 'point -f (or "key") at a private key file' });
-  if (!stats.isFile()) throw new LocalFileError(`key ${path6} is not a regular file`, { fix: 'point -f (or "key") at a private key file' });
-  if (!trustedOwner(stats)) {
-    throw new LocalFileError(`key ${path6} belongs to another user (uid ${stats.uid})`, { fix: "use a key of your own (cscs-sa creates one at a path where none exists)" });
-  }
-  if ((stats.mode & 63) !== 0) {
-    const mode = (stats.mode & 511).toString(8).padStart(4, "0");
-    throw new LocalFileError(`key ${path6} has permissions ${mode}, which ssh refuses`, { fix: `run chmod 600 ${path6}` });
-  }
-}
 function openPrivateKey(path6) {
-  let fd;
-  try {
-    fd = (0, import_node_fs13.openSync)(path6, import_node_fs13.constants.O_RDONLY | import_node_fs13.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = err.code;
-    if (code === "ENOENT") {
-      if ((0, import_node_fs13.lstatSync)(path6, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path6} is a symbolic link to nothing`, { fix: "restore its target or remove the link" });
-      return void 0;
-    }
-    throw new LocalFileError(describeFsError(err, "read", path6));
+  const opened = openTrusted(path6, PRIVATE_KEY_RULES);
+  if (opened) {
+    (0, import_node_fs13.closeSync)(opened.fd);
+    return opened.stats;
   }
-  let stats;
-  try {
-    stats = (0, import_node_fs13.fstatSync)(fd);
-  } finally {
-    (0, import_node_fs13.closeSync)(fd);
-  }
-  checkPrivateKey(path6, stats);
-  return stats;
+  if ((0, import_node_fs13.lstatSync)(path6, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path6} is a symbolic link to nothing`, { fix: "restore its target or remove the link" });
+  return void 0;
 }
 function provenPair(keyStats, publicKey, proof) {
   if (!proof?.certificate || !proof.refreshedAt) return false;
@@ -27553,17 +27700,18 @@ function sshKeygen(args, signal) {
   return runOpenSshTool("ssh-keygen", args, "ssh-keygen failed", signal);
 }
 function readPublicKey(path6) {
+  const text = readTrusted(path6, pairFileRules("public key"))?.text;
+  if (text === void 0) throw new LocalFileError(`cannot read ${path6}: no such file or directory`);
   try {
-    return parsePublicKey((0, import_node_fs13.readFileSync)(path6, "utf8"));
+    return parsePublicKey(text);
   } catch (err) {
-    const reason = err.code ? describeFsError(err, "read", path6) : `${path6}: ${err.message}`;
-    throw new LocalFileError(reason, { cause: err });
+    throw new LocalFileError(`${path6}: ${err.message}`, { cause: err });
   }
 }
 async function ensureKeyPair(paths, proof, signal) {
   const keyStats = openPrivateKey(paths.key);
   if (keyStats) {
-    if (statOrUndefined(paths.publicKey)) {
+    if (statOrUndefined2(paths.publicKey)) {
       const publicKey = readPublicKey(paths.publicKey);
       if (!provenPair(keyStats, publicKey, proof)) {
         await checkPair(paths, publicKey, signal);
@@ -27577,7 +27725,7 @@ async function ensureKeyPair(paths, proof, signal) {
     log2("derived %s from the private key", paths.publicKey);
     return { publicKey: parsePublicKey(line), created: false };
   }
-  if (statOrUndefined(paths.publicKey)) {
+  if (statOrUndefined2(paths.publicKey)) {
     throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not`, { fix: "restore the key or move the .pub away" });
   }
   return createKeyPair(paths, signal);
@@ -27592,7 +27740,7 @@ function writePublicKey(path6, line) {
 async function createKeyPair(paths, signal) {
   const tmp = keyPaths(tempPath(paths.key));
   try {
-    await sshKeygen(["-q", "-t", "ed25519", "-N", "", "-C", `cscs-sa@${(0, import_node_os7.hostname)()}`, "-f", tmp.key], signal);
+    await sshKeygen(["-q", "-t", "ed25519", "-N", "", "-C", `cscs-sa@${(0, import_node_os8.hostname)()}`, "-f", tmp.key], signal);
     try {
       (0, import_node_fs13.linkSync)(tmp.key, paths.key);
     } catch (err) {
@@ -27613,20 +27761,30 @@ async function createKeyPair(paths, signal) {
     (0, import_node_fs13.rmSync)(tmp.publicKey, { force: true });
   }
 }
-var import_node_fs13, import_node_os7, log2;
+var import_node_fs13, import_node_os8, log2, PRIVATE_KEY_RULES;
 var init_keypair = __esm({
   "src/core/keypair.ts"() {
     "use strict";
     import_node_fs13 = require("node:fs");
-    import_node_os7 = require("node:os");
+    import_node_os8 = require("node:os");
     init_certificate();
-    init_config();
     init_child();
     init_errors();
     init_fsutil();
     init_log2();
     init_store();
+    init_trust();
     log2 = createLog("keypair");
+    PRIVATE_KEY_RULES = {
+      what: "key",
+      error: LocalFileError,
+      maxBytes: 1024 * 1024,
+      mode: "secret",
+      secretWhy: "which ssh refuses",
+      ownerFix: "use a key of your own (cscs-sa creates one at a path where none exists)",
+      typeFix: 'point -f (or "key") at a private key file',
+      action: "read"
+    };
   }
 });
 
@@ -27744,6 +27902,7 @@ function look(path6) {
     const stats = (0, import_node_fs14.fstatSync)(fd, { bigint: true });
     if (stats.isDirectory()) return { kind: "strange", what: "is a directory" };
     if (!stats.isFile()) return { kind: "strange", what: "is not a regular file" };
+    if (!ownedBy({ uid: Number(stats.uid) }, "us")) return { kind: "strange", what: `belongs to another user (uid ${stats.uid})` };
     const buffer = Buffer.alloc(512);
     const n2 = (0, import_node_fs14.readSync)(fd, buffer, 0, buffer.length, 0);
     const text = buffer.subarray(0, n2).toString("utf8");
@@ -27757,7 +27916,7 @@ function look(path6) {
 function staleReason(seen, staleMs) {
   const { owner, ageMs } = seen;
   if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : void 0;
-  if (owner.host === (0, import_node_os8.hostname)()) return isAlive(owner) ? void 0 : `holder pid ${owner.pid} is gone`;
+  if (owner.host === (0, import_node_os9.hostname)()) return isAlive(owner) ? void 0 : `holder pid ${owner.pid} is gone`;
   return ageMs > staleMs ? `no heartbeat from ${owner.host} for ${Math.round(ageMs)} ms` : void 0;
 }
 function breakLock(path6, judgedId) {
@@ -27782,7 +27941,7 @@ function breakLock(path6, judgedId) {
 }
 function ownerText() {
   return `${process.pid}
-${(0, import_node_os8.hostname)()}
+${(0, import_node_os9.hostname)()}
 ${(0, import_node_crypto3.randomBytes)(8).toString("hex")}
 ${processIdentity(process.pid) ?? ""}
 `;
@@ -27806,7 +27965,7 @@ function tryCreate(path6, content) {
 }
 function describeHolder(owner) {
   if (!owner) return "an unfinished lock";
-  return owner.host === (0, import_node_os8.hostname)() ? `cscs-sa pid ${owner.pid}` : `cscs-sa pid ${owner.pid} on ${owner.host}`;
+  return owner.host === (0, import_node_os9.hostname)() ? `cscs-sa pid ${owner.pid}` : `cscs-sa pid ${owner.pid} on ${owner.host}`;
 }
 async function acquireLock(path6, options) {
   const content = ownerText();
@@ -27874,18 +28033,19 @@ function releaseIfOurs(path6, fd) {
   } catch {
   }
 }
-var import_node_fs14, import_node_os8, import_node_crypto3, import_promises13, log3, UNFINISHED_MS, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
+var import_node_fs14, import_node_os9, import_node_crypto3, import_promises13, log3, UNFINISHED_MS, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
 var init_lock = __esm({
   "src/refresh/lock.ts"() {
     "use strict";
     import_node_fs14 = require("node:fs");
-    import_node_os8 = require("node:os");
+    import_node_os9 = require("node:os");
     import_node_crypto3 = require("node:crypto");
     import_promises13 = require("node:timers/promises");
     init_errors();
     init_fsutil();
     init_log2();
     init_proc();
+    init_trust();
     log3 = createLog("lock");
     UNFINISHED_MS = 1e3;
     HEARTBEAT_MS = 1e3;
@@ -27954,8 +28114,11 @@ function forgetFailure(path6) {
 function recalledFailure(path6, material, short, waitingSince, now = Date.now()) {
   let stored;
   try {
-    stored = JSON.parse((0, import_node_fs15.readFileSync)(path6, "utf8"));
-  } catch {
+    const read = readTrusted(path6, MEMO_RULES);
+    if (!read) return void 0;
+    stored = JSON.parse(read.text);
+  } catch (err2) {
+    log4("ignoring %s: %s", path6, err2.message);
     return void 0;
   }
   if (typeof stored.at !== "number" || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1e3) return void 0;
@@ -27967,7 +28130,7 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
   const actual = hashOf(material, Buffer.from(stored.salt, "hex"));
   if (expected.length !== actual.length || !(0, import_node_crypto4.timingSafeEqual)(expected, actual)) return void 0;
   log4("failure recorded %d ms ago: %s", now - stored.at, stored.message);
-  const err = new Class(stored.message, stored.fix === void 0 ? {} : { fix: stored.fix });
+  const err = new Class(printable(stored.message), typeof stored.fix === "string" ? { fix: printable(stored.fix) } : {});
   const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
   const { ids, ssh } = lineage();
   if (ids.some((id) => shownTo.includes(id))) {
@@ -27977,7 +28140,7 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
   }
   return err;
 }
-var import_node_fs15, import_node_crypto4, log4, MEMO_TTL_MS, CLASSES, shownAbove;
+var import_node_fs15, import_node_crypto4, log4, MEMO_TTL_MS, CLASSES, MEMO_RULES, shownAbove;
 var init_memo = __esm({
   "src/refresh/memo.ts"() {
     "use strict";
@@ -27987,9 +28150,12 @@ var init_memo = __esm({
     init_fsutil();
     init_log2();
     init_proc();
+    init_trust();
+    init_certificate();
     log4 = createLog("memo");
     MEMO_TTL_MS = 5e3;
     CLASSES = [ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConfigError];
+    MEMO_RULES = { what: "failure memo", error: LocalFileError, maxBytes: 64 * 1024, owners: "us", mode: "secret", noFollow: true };
     shownAbove = /* @__PURE__ */ new WeakSet();
   }
 });
@@ -28039,7 +28205,7 @@ function publicKeyLine(key) {
   return `${key.type} ${key.blob.toString("base64")}`;
 }
 async function lockKey(paths, settings, deadline, done) {
-  const dir = (0, import_node_path10.dirname)(paths.key);
+  const dir = (0, import_node_path13.dirname)(paths.key);
   try {
     makeFolders(dir, 448);
   } catch (err) {
@@ -28087,7 +28253,7 @@ async function refreshCertificate(settings, { force = false, deadline = new Dead
     throw err;
   });
   if (!lock) return { state: fresh(), refreshed: false };
-  const dir = (0, import_node_path10.dirname)(paths.key);
+  const dir = (0, import_node_path13.dirname)(paths.key);
   try {
     const swept = sweepLeftovers(dir, [paths.certificate, paths.publicKey, paths.key, paths.lock, memo.path], settings.timeout * 1e3);
     if (swept.length > 0) log5("removed leftovers of an interrupted refresh: %o", swept);
@@ -28170,11 +28336,11 @@ function checkSigned(line, publicKey, clockOffsetMs, settings) {
   }
   return { certificate, verdict };
 }
-var import_node_path10, log5, OPPORTUNITY_SECONDS, LOGIN_SECONDS, UNUSABLE_FIX;
+var import_node_path13, log5, OPPORTUNITY_SECONDS, LOGIN_SECONDS, UNUSABLE_FIX;
 var init_refresh = __esm({
   "src/refresh/refresh.ts"() {
     "use strict";
-    import_node_path10 = require("node:path");
+    import_node_path13 = require("node:path");
     init_apikey();
     init_certificate();
     init_deadline();
@@ -28520,7 +28686,7 @@ function isoOrForever(seconds) {
 function knownAccounts(file) {
   let names = [];
   try {
-    names = (0, import_node_fs17.readdirSync)((0, import_node_path11.join)((0, import_node_os9.homedir)(), ".ssh"));
+    names = (0, import_node_fs17.readdirSync)((0, import_node_path14.join)((0, import_node_os10.homedir)(), ".ssh"));
   } catch {
   }
   const configured = [DEFAULT_ACCOUNT, ...configuredAccounts(file)];
@@ -28607,13 +28773,13 @@ async function run4(args) {
   else process.stdout.write(reports.length === 1 ? detail(reports[0]) : table(reports));
   return reports.every((r) => r.status === "fresh") ? 0 : 1;
 }
-var import_node_fs17, import_node_os9, import_node_path11, usage4;
+var import_node_fs17, import_node_os10, import_node_path14, usage4;
 var init_status = __esm({
   "src/commands/status.ts"() {
     "use strict";
     import_node_fs17 = require("node:fs");
-    import_node_os9 = require("node:os");
-    import_node_path11 = require("node:path");
+    import_node_os10 = require("node:os");
+    import_node_path14 = require("node:path");
     init_account();
     init_config();
     init_certificate();
@@ -28648,13 +28814,13 @@ fail the job on 1: cscs-sa status || true.`;
 
 // src/core/record.ts
 function writableConfigFile(env = process.env) {
-  return findConfigFile(env) ?? (0, import_node_path12.join)(configDir(env), "config.json");
+  return findConfigFile(env) ?? (0, import_node_path15.join)(configDir(env), "config.json");
 }
 function recordSettings(account, values, env = process.env) {
   const found = findConfigFile(env);
   const path6 = writableConfigFile(env);
   const where2 = account === DEFAULT_ACCOUNT ? "" : `under "accounts": {"${account}": ...} `;
-  if ((0, import_node_path12.extname)(path6) !== ".json") {
+  if ((0, import_node_path15.extname)(path6) !== ".json") {
     throw new ConfigError(`config file ${path6} is not JSON, so setup cannot record ${Object.keys(values).join(", ")} in it`, { fix: `add ${JSON.stringify(values)} ${where2}to it yourself, then run setup again` });
   }
   let config = {};
@@ -28662,10 +28828,10 @@ function recordSettings(account, values, env = process.env) {
   if (found) {
     const { content } = openTrustedConfig(path6);
     try {
-      config = checkFileConfig(JSON.parse(content.replace(/^\uFEFF/, "")), path6);
+      config = checkFileConfig(JSON.parse(content), path6);
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`cannot read config file ${path6}: ${loadFailure(path6, err)}`, { fix: "correct it, then run setup again" });
+      throw new ConfigError(`cannot read config file ${path6}: ${parseFailure("json", content, err)}`, { fix: "correct it, then run setup again", cause: err });
     }
     mode = (0, import_node_fs18.statSync)(path6).mode & 511;
   }
@@ -28678,7 +28844,7 @@ function recordSettings(account, values, env = process.env) {
   }
   if (changed) {
     try {
-      makeFolders((0, import_node_path12.dirname)(path6), 448);
+      makeFolders((0, import_node_path15.dirname)(path6), 448);
       writeFileAtomic(path6, `${JSON.stringify(config, null, 2)}
 `, mode);
     } catch (err) {
@@ -28687,12 +28853,12 @@ function recordSettings(account, values, env = process.env) {
   }
   return { path: path6, changed };
 }
-var import_node_fs18, import_node_path12;
+var import_node_fs18, import_node_path15;
 var init_record = __esm({
   "src/core/record.ts"() {
     "use strict";
     import_node_fs18 = require("node:fs");
-    import_node_path12 = require("node:path");
+    import_node_path15 = require("node:path");
     init_account();
     init_config();
     init_errors();
@@ -28772,26 +28938,26 @@ function hashedNameOf(pattern, names) {
 }
 function parseKnownHosts(text, allowed, from) {
   const lines2 = [];
-  const refuse = (n2, why) => {
+  const refuse2 = (n2, why) => {
     throw new UsageError(`setup: line ${n2} of ${from} ${why}`, { fix: "pin the lines cscs-sa known-hosts prints (nothing was changed)" });
   };
   text.split(/\r?\n/).forEach((raw, i2) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
-    if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(line)) refuse(i2 + 1, "contains control characters");
+    if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(line)) refuse2(i2 + 1, "contains control characters");
     const [hosts = "", type = "", blob = "", ...comment] = line.split(/[ \t]+/);
-    if (hosts.startsWith("@")) refuse(i2 + 1, `has a ${hosts} marker: only plain host key lines can be pinned`);
+    if (hosts.startsWith("@")) refuse2(i2 + 1, `has a ${hosts} marker: only plain host key lines can be pinned`);
     try {
       parsePublicKey(`${type} ${blob}`);
     } catch (err) {
-      refuse(i2 + 1, `is not a known_hosts line (${err instanceof CertificateParseError ? err.message : "no key"})`);
+      refuse2(i2 + 1, `is not a known_hosts line (${err instanceof CertificateParseError ? err.message : "no key"})`);
     }
     const names = hosts.split(",").map((pattern) => {
       const name = pattern.startsWith("|") ? hashedNameOf(pattern, allowed) : pattern;
-      if (name === void 0) return refuse(i2 + 1, "has a hashed host name that is none of the hosts of the block");
-      if (/[*?!]/.test(name)) return refuse(i2 + 1, `has the pattern "${name}": only host names can be pinned`);
+      if (name === void 0) return refuse2(i2 + 1, "has a hashed host name that is none of the hosts of the block");
+      if (/[*?!]/.test(name)) return refuse2(i2 + 1, `has the pattern "${name}": only host names can be pinned`);
       if (!allowed.includes(name) && !CSCS_NAME.test(name)) {
-        return refuse(i2 + 1, `is for "${name}", which is neither a CSCS host (*.cscs.ch) nor a host of the block (setup --host NAME=HOSTNAME[:PORT] adds one)`);
+        return refuse2(i2 + 1, `is for "${name}", which is neither a CSCS host (*.cscs.ch) nor a host of the block (setup --host NAME=HOSTNAME[:PORT] adds one)`);
       }
       return name;
     });
@@ -28877,10 +29043,10 @@ var init_lex = __esm({
 
 // src/ssh/multiplex.ts
 function sshConfigPath(flag) {
-  return flag ? expandHome(flag) : (0, import_node_path13.join)((0, import_node_os10.userInfo)().homedir, ".ssh", "config");
+  return flag ? expandHome(flag) : (0, import_node_path16.join)((0, import_node_os11.userInfo)().homedir, ".ssh", "config");
 }
 function controlDir(sshConfig) {
-  return (0, import_node_path13.join)((0, import_node_path13.dirname)(sshConfig), "cscs-sa-cm");
+  return (0, import_node_path16.join)((0, import_node_path16.dirname)(sshConfig), "cscs-sa-cm");
 }
 function controlDirProblem(dir) {
   const bytes = Buffer.byteLength(dir);
@@ -28892,7 +29058,7 @@ function prepareControlDir(dir) {
     makeFolders(dir, 448);
     const st = (0, import_node_fs19.lstatSync)(dir);
     if (!st.isDirectory()) throw new LocalFileError(`${dir} is not a folder`, { fix: "remove it and run setup --multiplex again" });
-    if (st.uid !== process.getuid?.()) throw new LocalFileError(`${dir} belongs to another user`, { fix: "remove it and run setup --multiplex again" });
+    if (!ownedBy(st, "us")) throw new LocalFileError(`${dir} belongs to another user`, { fix: "remove it and run setup --multiplex again" });
     (0, import_node_fs19.chmodSync)(dir, 448);
   } catch (err) {
     if (err instanceof LocalFileError) throw err;
@@ -28906,16 +29072,17 @@ function masterCheck(dir, match) {
 function multiplexLines(dir) {
   return ["ControlMaster auto", `ControlPath ${configWord("the socket folder", dir, { tokens: true, env: true }, "/%C")}`, `ControlPersist ${CONTROL_PERSIST}`];
 }
-var import_node_fs19, import_node_os10, import_node_path13, CONTROL_PERSIST, SUN_PATH, SOCKET_NAME, MAX_CONTROL_DIR;
+var import_node_fs19, import_node_os11, import_node_path16, CONTROL_PERSIST, SUN_PATH, SOCKET_NAME, MAX_CONTROL_DIR;
 var init_multiplex = __esm({
   "src/ssh/multiplex.ts"() {
     "use strict";
     import_node_fs19 = require("node:fs");
-    import_node_os10 = require("node:os");
-    import_node_path13 = require("node:path");
+    import_node_os11 = require("node:os");
+    import_node_path16 = require("node:path");
     init_config();
     init_errors();
     init_fsutil();
+    init_trust();
     init_lex();
     CONTROL_PERSIST = 60;
     SUN_PATH = 104;
@@ -29116,14 +29283,10 @@ function parseChoices(block) {
   return ok ? c3 : void 0;
 }
 function blockFile(account, sshConfigFlag) {
-  return (0, import_node_path14.join)((0, import_node_path14.dirname)(sshConfigPath(sshConfigFlag)), confFile(account));
+  return (0, import_node_path17.join)((0, import_node_path17.dirname)(sshConfigPath(sshConfigFlag)), confFile(account));
 }
-function readIfExists(path6) {
-  try {
-    return readText(path6);
-  } catch (err) {
-    throw new LocalFileError(describeFsError(err, "read", path6), { cause: err });
-  }
+function readIfExists(path6, rules = TEXT_RULES) {
+  return readTrusted(path6, rules)?.text;
 }
 function readChoices(account, sshConfigFlag) {
   const text = readIfExists(blockFile(account, sshConfigFlag));
@@ -29144,14 +29307,14 @@ function describeChanges(before, after) {
   if (before.trustOnFirstUse !== after.trustOnFirstUse) changes.push(`trust on first use ${onOff(before.trustOnFirstUse)} -> ${onOff(after.trustOnFirstUse)}`);
   return changes;
 }
-var import_node_path14, MARK, isName, isTarget, where, onOff;
+var import_node_path17, MARK, isName, isTarget, TEXT_RULES, where, onOff;
 var init_choices = __esm({
   "src/ssh/choices.ts"() {
     "use strict";
-    import_node_path14 = require("node:path");
+    import_node_path17 = require("node:path");
     init_account();
-    init_store();
     init_errors();
+    init_trust();
     init_multiplex();
     init_sshconfig();
     MARK = "# setup: ";
@@ -29160,6 +29323,7 @@ var init_choices = __esm({
       const t = v;
       return typeof t === "object" && t !== null && typeof t.hostName === "string" && (t.port === void 0 || Number.isInteger(t.port));
     };
+    TEXT_RULES = { what: "file", error: LocalFileError, maxBytes: 4 * 1024 * 1024, owners: "anyone", mode: "any", action: "read" };
     where = (t) => t.port && t.port !== 22 ? `${t.hostName}:${t.port}` : t.hostName;
     onOff = (b) => b ? "on" : "off";
   }
@@ -29219,7 +29383,7 @@ async function closeMasters(dir) {
   const live = [];
   const stale = [];
   for (const name of names) {
-    const socket = (0, import_node_path15.join)(dir, name);
+    const socket = (0, import_node_path18.join)(dir, name);
     if ((0, import_node_fs21.lstatSync)(socket, { throwIfNoEntry: false })?.isSocket()) (await alive(socket) ? live : stale).push(socket);
   }
   for (const socket of live) {
@@ -29240,13 +29404,13 @@ async function run5(args) {
 `);
   return 0;
 }
-var import_node_net2, import_node_fs21, import_node_path15, usage5;
+var import_node_net2, import_node_fs21, import_node_path18, usage5;
 var init_close = __esm({
   "src/commands/close.ts"() {
     "use strict";
     import_node_net2 = require("node:net");
     import_node_fs21 = require("node:fs");
-    import_node_path15 = require("node:path");
+    import_node_path18 = require("node:path");
     init_child();
     init_errors();
     init_multiplex();
@@ -29274,9 +29438,9 @@ __export(setup_exports, {
   usage: () => usage6
 });
 function knownHostsSource(flag) {
-  if (flag === "-") return { text: (0, import_node_fs22.readFileSync)(0, "utf8"), from: "stdin" };
+  if (flag === "-") return { text: readCapped(0, "-", KNOWN_HOSTS_RULES), from: "stdin" };
   if (flag !== void 0) {
-    const text = readIfExists(expandHome(flag));
+    const text = readIfExists(expandHome(flag), KNOWN_HOSTS_RULES);
     if (text === void 0) {
       throw new UsageError(`setup: --known-hosts ${flag}: no such file`, { fix: `write it first: cscs-sa known-hosts --hosts HOSTS > ${flag} (on a machine and network you trust)` });
     }
@@ -29304,7 +29468,7 @@ function accountBlock(settings, choices, o2) {
     agent: choices.agent,
     knownHosts: o2.knownHosts,
     trustOnFirstUse: choices.trustOnFirstUse,
-    overrides: (0, import_node_path16.join)(o2.sshDir, "cscs-sa.overrides"),
+    overrides: (0, import_node_path19.join)(o2.sshDir, "cscs-sa.overrides"),
     multiplex: o2.sockets,
     record: choicesLine(choices)
   });
@@ -29350,7 +29514,7 @@ async function storeApiKeyFile(account, flag) {
   const lines2 = [];
   if (flag === "-") {
     const { value } = acceptApiKey(await readPastedKey(), "stdin");
-    file = (0, import_node_path16.join)((0, import_node_path16.dirname)(writableConfigFile()), account === DEFAULT_ACCOUNT ? "api-key" : `api-key-${account}`);
+    file = (0, import_node_path19.join)((0, import_node_path19.dirname)(writableConfigFile()), account === DEFAULT_ACCOUNT ? "api-key" : `api-key-${account}`);
     write2(file, `${value}
 `, 384);
     lines2.push(`stored the API key in ${file} (0600)`);
@@ -29387,10 +29551,10 @@ async function run6(args) {
   if (values["api-key-file"] === "-" && values["known-hosts"] === "-") throw new UsageError("setup: --api-key-file - and --known-hosts - both read stdin: give one of them a file");
   const paths = sshConfigPaths(values["ssh-config"]);
   const { sshConfigLink, sshConfig } = paths;
-  const sshDir = (0, import_node_path16.dirname)(sshConfigLink);
+  const sshDir = (0, import_node_path19.dirname)(sshConfigLink);
   const settings0 = await loadSettings({ key: values.key, env: values.env, account: values.account });
   const { account } = settings0;
-  const conf = (0, import_node_path16.join)(sshDir, confFile(account));
+  const conf = (0, import_node_path19.join)(sshDir, confFile(account));
   const oldConf = readIfExists(conf);
   const before = oldConf === void 0 ? void 0 : parseChoices(oldConf);
   if (values.remove || values.purge) {
@@ -29411,7 +29575,7 @@ async function run6(args) {
   const sockets = multiplex ? controlDir(sshConfigLink) : void 0;
   const tooLong = sockets && controlDirProblem(sockets);
   if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: "run setup with --ssh-config in a folder with a shorter path, or without --multiplex" });
-  const knownHosts = (0, import_node_path16.join)(sshDir, "cscs-sa.known_hosts");
+  const knownHosts = (0, import_node_path19.join)(sshDir, "cscs-sa.known_hosts");
   const command = await helperCommand();
   const render = (settings2, user2) => accountBlock(settings2, { clusters, targets, user: user2, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command, sockets });
   render(settings0, PLACEHOLDER_USER);
@@ -29499,7 +29663,7 @@ async function run6(args) {
 `);
     }
   }
-  if (!values["ssh-config"] && (0, import_node_os11.userInfo)().homedir !== (process.env.HOME ?? (0, import_node_os11.userInfo)().homedir)) {
+  if (!values["ssh-config"] && (0, import_node_os12.userInfo)().homedir !== (process.env.HOME ?? (0, import_node_os12.userInfo)().homedir)) {
     process.stderr.write(`cscs-sa: note: HOME is ${process.env.HOME}, but ssh reads ${sshConfigLink} (the password database's home)
 `);
   }
@@ -29531,7 +29695,7 @@ function accountFiles(dir, add, omit) {
     names = (0, import_node_fs22.readdirSync)(dir);
   } catch {
   }
-  const files = new Set(names.filter((name) => accountOfConfFile(name) !== void 0).map((name) => (0, import_node_path16.join)(dir, name)));
+  const files = new Set(names.filter((name) => accountOfConfFile(name) !== void 0).map((name) => (0, import_node_path19.join)(dir, name)));
   if (add) files.add(add);
   if (omit) files.delete(omit);
   const rank = (file) => accountOfConfFile(file.slice(dir.length + 1)) === DEFAULT_ACCOUNT ? "" : file;
@@ -29551,13 +29715,13 @@ function pinNames(choices) {
 }
 async function remove(settings, { sshConfigLink, sshConfig }, choices, { dryRun = false, purge = false }) {
   const { account, key } = settings;
-  const dir = (0, import_node_path16.dirname)(sshConfigLink);
-  const conf = (0, import_node_path16.join)(dir, confFile(account));
+  const dir = (0, import_node_path19.dirname)(sshConfigLink);
+  const conf = (0, import_node_path19.join)(dir, confFile(account));
   const oldConf = readIfExists(conf);
   const oldConfig = readSshConfig(sshConfig);
   const others = accountFiles(dir, void 0, conf);
   const plan = planInclude(oldConfig, others);
-  const knownHosts = (0, import_node_path16.join)(dir, "cscs-sa.known_hosts");
+  const knownHosts = (0, import_node_path19.join)(dir, "cscs-sa.known_hosts");
   const oldPins = purge ? readIfExists(knownHosts) : void 0;
   let pins;
   if (oldPins !== void 0) {
@@ -29601,19 +29765,19 @@ async function remove(settings, { sshConfigLink, sshConfig }, choices, { dryRun 
 }
 function write2(path6, text, mode) {
   try {
-    makeFolders((0, import_node_path16.dirname)(path6), 448);
+    makeFolders((0, import_node_path19.dirname)(path6), 448);
     writeFileAtomic(path6, text, mode);
   } catch (err) {
     throw new LocalFileError(describeFsError(err, "write", path6), { cause: err });
   }
 }
-var import_node_fs22, import_node_path16, import_node_os11, usage6, PLACEHOLDER_USER;
+var import_node_fs22, import_node_path19, import_node_os12, usage6, KNOWN_HOSTS_RULES, PLACEHOLDER_USER;
 var init_setup2 = __esm({
   "src/commands/setup.ts"() {
     "use strict";
     import_node_fs22 = require("node:fs");
-    import_node_path16 = require("node:path");
-    import_node_os11 = require("node:os");
+    import_node_path19 = require("node:path");
+    import_node_os12 = require("node:os");
     init_account();
     init_config();
     init_record();
@@ -29625,6 +29789,7 @@ var init_setup2 = __esm({
     init_store();
     init_knownhosts();
     init_sshconfig();
+    init_trust();
     init_multiplex();
     init_choices();
     init_helper();
@@ -29686,6 +29851,7 @@ Options:
 
 cscs-sa and node are named by absolute path in the block unless PATH=${CRON_PATH} (cron's) finds
 them too: ssh runs them under the PATH of whatever started it.`;
+    KNOWN_HOSTS_RULES = { ...TEXT_RULES, error: UsageError, what: "setup: --known-hosts", typeFix: "pass a file of host key lines, or - for stdin" };
     PLACEHOLDER_USER = "svc_account_name";
   }
 });
@@ -29743,20 +29909,20 @@ var init_route = __esm({
 
 // src/doctor/checks.ts
 function sshPath(path6, hop) {
-  const { homedir: homedir3, username, uid } = (0, import_node_os12.userInfo)();
+  const { homedir: homedir4, username, uid } = (0, import_node_os13.userInfo)();
   const tokens = {
     "%": "%",
-    d: homedir3,
+    d: homedir4,
     u: username,
     i: String(uid),
     r: option(hop, "user"),
     h: option(hop, "hostname"),
     p: option(hop, "port"),
     n: hop.name,
-    l: (0, import_node_os12.hostname)(),
-    L: (0, import_node_os12.hostname)().split(".")[0]
+    l: (0, import_node_os13.hostname)(),
+    L: (0, import_node_os13.hostname)().split(".")[0]
   };
-  const expanded = path6.replace(/^~(?=\/|$)/, homedir3).replace(/%(.)/g, (all, token2) => tokens[token2] ?? all);
+  const expanded = path6.replace(/^~(?=\/|$)/, homedir4).replace(/%(.)/g, (all, token2) => tokens[token2] ?? all);
   try {
     return (0, import_node_fs23.realpathSync)(expanded);
   } catch {
@@ -29854,14 +30020,14 @@ async function checkAgentKeys(hop, key) {
   if (!sock) return void 0;
   const r = await runTool("ssh-add", ["-L"], { ...childEnv(), SSH_AUTH_SOCK: sock }, 5e3);
   if (r.code !== 0) return void 0;
-  const blob = (path6) => {
+  const blob = (path6, what) => {
     try {
-      return (0, import_node_fs23.readFileSync)(path6, "utf8").split(/\s+/)[1];
+      return readTrusted(path6, pairFileRules(what))?.text.split(/\s+/)[1];
     } catch {
       return void 0;
     }
   };
-  const ours = [blob(keyPaths(key).publicKey), blob(keyPaths(key).certificate)];
+  const ours = [blob(keyPaths(key).publicKey, "public key"), blob(keyPaths(key).certificate, "certificate")];
   const others = r.stdout.split("\n").filter((l) => l.trim() !== "" && !ours.includes(l.split(/\s+/)[1]));
   if (others.length < MAX_AUTH_TRIES) return void 0;
   return fail2(
@@ -29873,13 +30039,12 @@ function checkControlPath(hop) {
   const master = option(hop, "controlmaster");
   const path6 = option(hop, "controlpath");
   if (!master || master === "false" || !path6 || path6 === "none") return void 0;
-  const dir = (0, import_node_path17.dirname)(path6);
+  const dir = (0, import_node_path20.dirname)(path6);
   const stats = (0, import_node_fs23.lstatSync)(dir, { throwIfNoEntry: false });
   if (!stats) return fail2(`ControlPath folder ${dir} of ${hop.name} does not exist: ssh cannot start a master`, `mkdir -m 700 ${dir}`);
   if (!stats.isDirectory()) return fail2(`ControlPath folder ${dir} of ${hop.name} is not a folder`, `remove it, then mkdir -m 700 ${dir}`);
-  if (stats.uid !== process.getuid?.()) return fail2(`ControlPath folder ${dir} of ${hop.name} belongs to another user, who can reach its sockets`, "point ControlPath into a folder of your own (cscs-sa setup)");
-  const mode = stats.mode & 511;
-  if (mode !== 448) return fail2(`ControlPath folder ${dir} of ${hop.name} has mode ${mode.toString(8).padStart(4, "0")}: its sockets log in without a key`, `chmod 700 ${dir}`);
+  if (!ownedBy(stats, "us")) return fail2(`ControlPath folder ${dir} of ${hop.name} belongs to another user, who can reach its sockets`, "point ControlPath into a folder of your own (cscs-sa setup)");
+  if ((stats.mode & 511) !== 448) return fail2(`ControlPath folder ${dir} of ${hop.name} has mode ${modeText(stats)}: its sockets log in without a key`, `chmod 700 ${dir}`);
   return pass(`ControlPath folder ${dir} (0700)`);
 }
 async function checkRoute(hop) {
@@ -29905,7 +30070,7 @@ async function checkRoute(hop) {
   const principals = key ? inspect3(keyPaths(key), 0).certificate?.principals : void 0;
   if (principals && principals.length > 0 && !principals.includes(user)) {
     results.push(fail2(`ssh logs in to ${hop.name} as "${user}", which the certificate does not name (principals: ${principals.map(printable).join(", ")})`, `set "User ${printable(principals[0])}" in Host sa-*`));
-  } else if (!principals && user === (0, import_node_os12.userInfo)().username) {
+  } else if (!principals && user === (0, import_node_os13.userInfo)().username) {
     results.push(fail2(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }
   const agentKeys = key && await checkAgentKeys(hop, key);
@@ -29934,19 +30099,20 @@ function explainSshFailure(stderr) {
   }
   return { line: lines2.at(-1)?.trim() ?? "no message", fix: "run ssh -v HOST true to see more" };
 }
-var import_node_fs23, import_node_os12, import_node_path17, import_node_util15, pass, fail2, warn, MATCH_LINE, PIN_FIX, MAX_AUTH_TRIES, CHANGED_FIX, EXPLANATIONS;
+var import_node_fs23, import_node_os13, import_node_path20, import_node_util15, pass, fail2, warn, MATCH_LINE, PIN_FIX, MAX_AUTH_TRIES, CHANGED_FIX, EXPLANATIONS;
 var init_checks = __esm({
   "src/doctor/checks.ts"() {
     "use strict";
     init_certificate();
     import_node_fs23 = require("node:fs");
-    import_node_os12 = require("node:os");
-    import_node_path17 = require("node:path");
+    import_node_os13 = require("node:os");
+    import_node_path20 = require("node:path");
     import_node_util15 = require("node:util");
     init_child();
     init_config();
     init_fastpath();
     init_store();
+    init_trust();
     init_route();
     pass = (line) => ({ ok: true, line });
     fail2 = (line, fix) => ({ ok: false, line, fix });
@@ -30200,16 +30366,16 @@ async function run8(args) {
   );
   const { user, noCertificate } = await login(settings, knownUser(account, choices, settings));
   const sshConfig = sshConfigPath(values["ssh-config"]);
-  const dir = (0, import_node_fs25.mkdtempSync)((0, import_node_path18.join)((0, import_node_os13.tmpdir)(), "cscs-sa-known-hosts-"));
+  const dir = (0, import_node_fs25.mkdtempSync)((0, import_node_path21.join)((0, import_node_os14.tmpdir)(), "cscs-sa-known-hosts-"));
   try {
-    const known = (0, import_node_path18.join)(dir, "known_hosts");
+    const known = (0, import_node_path21.join)(dir, "known_hosts");
     (0, import_node_fs25.writeFileSync)(known, "", { mode: 384 });
     const block = accountBlock(
       settings,
       { clusters, targets, user, multiplex: false, agent: false, trustOnFirstUse: false },
-      { sshDir: (0, import_node_path18.dirname)(sshConfig), knownHosts: known, command: await helperCommand() }
+      { sshDir: (0, import_node_path21.dirname)(sshConfig), knownHosts: known, command: await helperCommand() }
     );
-    const config = (0, import_node_path18.join)(dir, "ssh_config");
+    const config = (0, import_node_path21.join)(dir, "ssh_config");
     (0, import_node_fs25.writeFileSync)(
       config,
       [
@@ -30272,13 +30438,13 @@ async function run8(args) {
     (0, import_node_fs25.rmSync)(dir, { recursive: true, force: true });
   }
 }
-var import_node_fs25, import_node_os13, import_node_path18, DEFAULT_CLUSTER, usage8;
+var import_node_fs25, import_node_os14, import_node_path21, DEFAULT_CLUSTER, usage8;
 var init_knownhosts2 = __esm({
   "src/commands/knownhosts.ts"() {
     "use strict";
     import_node_fs25 = require("node:fs");
-    import_node_os13 = require("node:os");
-    import_node_path18 = require("node:path");
+    import_node_os14 = require("node:os");
+    import_node_path21 = require("node:path");
     init_account();
     init_child();
     init_config();

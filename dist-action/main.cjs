@@ -1,8 +1,8 @@
 "use strict";
 
 // src/action/main.ts
-var import_node_fs5 = require("node:fs");
-var import_node_path6 = require("node:path");
+var import_node_fs6 = require("node:fs");
+var import_node_path7 = require("node:path");
 
 // src/base/errors.ts
 var ExitCode = {
@@ -108,17 +108,59 @@ var KEY_FILE_PREFIX = "cscs-key-";
 function apiKeyVariable(account) {
   return account === DEFAULT_ACCOUNT ? API_KEY_VARIABLE_PREFIX : `${API_KEY_VARIABLE_PREFIX}_${account.toUpperCase()}`;
 }
+function accountOfApiKeyVariable(variable) {
+  if (!variable.startsWith(`${API_KEY_VARIABLE_PREFIX}_`)) return void 0;
+  const name = variable.slice(API_KEY_VARIABLE_PREFIX.length + 1).toLowerCase();
+  return isAccountName(name) && apiKeyVariable(name) === variable && name !== DEFAULT_ACCOUNT ? name : void 0;
+}
 function confFile(account) {
   return account === DEFAULT_ACCOUNT ? "cscs-sa.conf" : `cscs-sa-${account}.conf`;
 }
 
 // src/ssh/multiplex.ts
 var import_node_os3 = require("node:os");
-var import_node_path3 = require("node:path");
+var import_node_path4 = require("node:path");
 
 // src/core/config.ts
 var import_node_os = require("node:os");
+var import_node_path2 = require("node:path");
+
+// src/core/store.ts
+var import_node_fs = require("node:fs");
 var import_node_path = require("node:path");
+
+// src/core/certificate.ts
+var FOREVER = 2n ** 64n - 1n;
+
+// src/core/store.ts
+function keyPaths(key) {
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
+}
+function statOrUndefined(path) {
+  try {
+    return (0, import_node_fs.statSync)(path, { throwIfNoEntry: false });
+  } catch {
+    return void 0;
+  }
+}
+function folderIdentity(dir) {
+  const below = [];
+  for (let d = dir; ; d = (0, import_node_path.dirname)(d)) {
+    const stats = statOrUndefined(d);
+    if (stats) return [`${stats.dev}:${stats.ino}`, ...below].join("/");
+    if (d === (0, import_node_path.dirname)(d)) return dir;
+    below.unshift((0, import_node_path.basename)(d));
+  }
+}
+function pairIdentity(key) {
+  const folder = folderIdentity((0, import_node_path.dirname)(key));
+  return Object.values(keyPaths(key)).flatMap((path) => {
+    const stats = statOrUndefined(path);
+    return [`${folder}/${(0, import_node_path.basename)(path)}`, ...stats ? [`file ${stats.dev}:${stats.ino}`] : []];
+  });
+}
+
+// src/core/config.ts
 var AUTHX_URLS = { prod: "https://authx-gateway.svc.cscs.ch", tds: "https://authx-gateway.tds.cscs.ch" };
 var ENV = {
   key: "CSCS_SA_KEY",
@@ -130,10 +172,21 @@ var ENV = {
   configFile: "CSCS_SA_CONFIG",
   user: "CSCS_SA_USERNAME"
 };
-function expandHome(path) {
-  if (path === "~") return (0, import_node_os.homedir)();
-  if (path.startsWith("~/")) return (0, import_node_path.join)((0, import_node_os.homedir)(), path.slice(2));
-  return (0, import_node_path.resolve)(path);
+function expandHome(path, from = path) {
+  const tilde = /^~([^/]*)(\/.*)?$/.exec(path);
+  if (!tilde) return (0, import_node_path2.resolve)(path);
+  const [, name, rest] = tilde;
+  if (name !== "" && name !== (0, import_node_os.userInfo)().username) {
+    throw new ConfigError(`${from} names the home folder of user ${name}, which cscs-sa does not look up`, { fix: "write the absolute path (~/ is your own home folder)" });
+  }
+  const home = name === "" ? (0, import_node_os.homedir)() : (0, import_node_os.userInfo)().homedir;
+  return rest ? (0, import_node_path2.join)(home, rest) : home;
+}
+function settingPath(path, from) {
+  if (!(0, import_node_path2.isAbsolute)(path) && !path.startsWith("~")) {
+    throw new ConfigError(`${from} is a relative path, which would name another file in each folder ssh runs in`, { fix: "make it absolute (or start it with ~/)" });
+  }
+  return expandHome(path, from);
 }
 var DURATIONS = {
   timeout: { min: 0, minIncluded: false, max: 300 },
@@ -175,6 +228,7 @@ var FILE_KEYS = {
   connectTimeout: "connectTimeout",
   agent: "boolean"
 };
+var MAX_CONFIG_BYTES = 256 * 1024;
 function configuredAccounts(file) {
   return Object.keys(file.accounts ?? {});
 }
@@ -221,8 +275,16 @@ function ownSettings(account, file) {
   if (account === DEFAULT_ACCOUNT) return file;
   return file.accounts && Object.hasOwn(file.accounts, account) ? file.accounts[account] : {};
 }
-function accountKey(account, env, file) {
-  return expandHome(account === DEFAULT_ACCOUNT && env[ENV.key] || ownSettings(account, file).key || defaultKey(account));
+function accountKey(account, env, file, configFile) {
+  const variable = account === DEFAULT_ACCOUNT ? env[ENV.key] : void 0;
+  if (variable) return settingPath(variable, `${ENV.key}=${variable}`);
+  const own = ownSettings(account, file).key;
+  if (own) return settingPath(own, `config file ${configFile}${account === DEFAULT_ACCOUNT ? "" : ` (accounts.${account})`}: "key" ${own}`);
+  return expandHome(defaultKey(account));
+}
+function otherAccounts(account, env, file) {
+  const inUse = Object.keys(env).flatMap((variable) => env[variable] ? accountOfApiKeyVariable(variable) ?? [] : []);
+  return [.../* @__PURE__ */ new Set([DEFAULT_ACCOUNT, ...configuredAccounts(file), ...inUse])].filter((other) => other !== account);
 }
 function settingsFrom(flags, env, file, configFile) {
   const account = accountName(flags.account);
@@ -231,8 +293,10 @@ function settingsFrom(flags, env, file, configFile) {
   const from = `config file ${configFile}${isDefault ? "" : ` (accounts.${account})`}`;
   const cscsEnv = flags.env !== void 0 ? checkEnvironment(flags.env, "--env", "flag") : env[ENV.env] ? checkEnvironment(env[ENV.env], ENV.env) : own.env ? checkEnvironment(own.env, from) : "prod";
   const authxUrl = flags.env !== void 0 ? void 0 : env[ENV.authxUrl] || own.authxUrl;
-  const key = flags.key ? expandHome(flags.key) : accountKey(account, env, file);
-  const owner = [DEFAULT_ACCOUNT, ...configuredAccounts(file)].find((other) => other !== account && accountKey(other, env, file) === key);
+  const key = flags.key ? settingPath(flags.key, `-f ${flags.key}`) : accountKey(account, env, file, configFile);
+  const others = otherAccounts(account, env, file);
+  const files = others.length > 0 ? pairIdentity(key) : [];
+  const owner = others.find((other) => pairIdentity(accountKey(other, env, file, configFile)).some((id) => files.includes(id)));
   if (owner) throw new ConfigError(`account ${account} would use ${key}, the key pair of account ${owner}`, { fix: 'give each account a key pair of its own ("key" in the config file, --key)' });
   return {
     account,
@@ -242,7 +306,7 @@ function settingsFrom(flags, env, file, configFile) {
     // The login name setup writes, also the one certificates must name (CSCS_SA_USERNAME: the default account's).
     user: isDefault && env[ENV.user] || own.user,
     apiKeyVariable: apiKeyVariable(account),
-    apiKeyFile: own.apiKeyFile && expandHome(own.apiKeyFile),
+    apiKeyFile: own.apiKeyFile && settingPath(own.apiKeyFile, `${from}: "apiKeyFile" ${own.apiKeyFile}`),
     apiKeyCommand: own.apiKeyCommand,
     refreshMargin: envSeconds(env, "refreshMargin") ?? file.refreshMargin ?? 20,
     timeout: envSeconds(env, "timeout") ?? file.timeout ?? 10,
@@ -253,54 +317,54 @@ function settingsFrom(flags, env, file, configFile) {
 }
 
 // src/base/fsutil.ts
-var import_node_fs = require("node:fs");
-var import_node_path2 = require("node:path");
+var import_node_fs2 = require("node:fs");
+var import_node_path3 = require("node:path");
 var import_node_os2 = require("node:os");
 var import_node_crypto = require("node:crypto");
 var HOST_TAG = (0, import_node_crypto.createHash)("sha256").update((0, import_node_os2.hostname)()).digest("hex").slice(0, 8);
 function tempPrefix(path) {
-  return `${(0, import_node_path2.basename)(path)}.tmp-`;
+  return `${(0, import_node_path3.basename)(path)}.tmp-`;
 }
 function tempPath(path) {
-  return (0, import_node_path2.join)((0, import_node_path2.dirname)(path), `${tempPrefix(path)}${HOST_TAG}.${process.pid}.${(0, import_node_crypto.randomBytes)(4).toString("hex")}`);
+  return (0, import_node_path3.join)((0, import_node_path3.dirname)(path), `${tempPrefix(path)}${HOST_TAG}.${process.pid}.${(0, import_node_crypto.randomBytes)(4).toString("hex")}`);
 }
 function writeFileAtomic(path, data, mode) {
   const tmp = tempPath(path);
-  const fd = (0, import_node_fs.openSync)(tmp, "wx", mode);
+  const fd = (0, import_node_fs2.openSync)(tmp, "wx", mode);
   try {
     try {
-      (0, import_node_fs.writeSync)(fd, data);
-      (0, import_node_fs.fsyncSync)(fd);
+      (0, import_node_fs2.writeSync)(fd, data);
+      (0, import_node_fs2.fsyncSync)(fd);
     } finally {
-      (0, import_node_fs.closeSync)(fd);
+      (0, import_node_fs2.closeSync)(fd);
     }
-    (0, import_node_fs.renameSync)(tmp, path);
+    (0, import_node_fs2.renameSync)(tmp, path);
   } catch (err) {
     try {
-      (0, import_node_fs.unlinkSync)(tmp);
+      (0, import_node_fs2.unlinkSync)(tmp);
     } catch {
     }
     throw err;
   }
-  fsyncDir((0, import_node_path2.dirname)(path));
+  fsyncDir((0, import_node_path3.dirname)(path));
 }
 function fsyncDir(dir) {
   try {
-    const fd = (0, import_node_fs.openSync)(dir, "r");
+    const fd = (0, import_node_fs2.openSync)(dir, "r");
     try {
-      (0, import_node_fs.fsyncSync)(fd);
+      (0, import_node_fs2.fsyncSync)(fd);
     } finally {
-      (0, import_node_fs.closeSync)(fd);
+      (0, import_node_fs2.closeSync)(fd);
     }
   } catch {
   }
 }
 function makeFolders(dir, mode) {
   const missing = [];
-  for (let d = dir; !(0, import_node_fs.existsSync)(d) && d !== (0, import_node_path2.dirname)(d); d = (0, import_node_path2.dirname)(d)) missing.unshift(d);
+  for (let d = dir; !(0, import_node_fs2.existsSync)(d) && d !== (0, import_node_path3.dirname)(d); d = (0, import_node_path3.dirname)(d)) missing.unshift(d);
   for (const d of missing) {
     try {
-      (0, import_node_fs.mkdirSync)(d, { mode });
+      (0, import_node_fs2.mkdirSync)(d, { mode });
     } catch (err) {
       if (err.code !== "EEXIST") throw err;
     }
@@ -331,10 +395,10 @@ var SUN_PATH = 104;
 var SOCKET_NAME = "/".length + 40 + ".".length + 16;
 var MAX_CONTROL_DIR = SUN_PATH - 1 - SOCKET_NAME;
 function sshConfigPath(flag) {
-  return flag ? expandHome(flag) : (0, import_node_path3.join)((0, import_node_os3.userInfo)().homedir, ".ssh", "config");
+  return flag ? expandHome(flag) : (0, import_node_path4.join)((0, import_node_os3.userInfo)().homedir, ".ssh", "config");
 }
 function controlDir(sshConfig) {
-  return (0, import_node_path3.join)((0, import_node_path3.dirname)(sshConfig), "cscs-sa-cm");
+  return (0, import_node_path4.join)((0, import_node_path4.dirname)(sshConfig), "cscs-sa-cm");
 }
 
 // src/base/suggest.ts
@@ -356,14 +420,6 @@ function didYouMean(typed, candidates2) {
   const closest = scored.filter(({ d }) => d === best).map(({ name }) => `"${name}"`);
   if (closest.length === 0 || closest.length > 2) return void 0;
   return closest.sort().join(" or ");
-}
-
-// src/core/certificate.ts
-var FOREVER = 2n ** 64n - 1n;
-
-// src/core/store.ts
-function keyPaths(key) {
-  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
 }
 
 // src/ssh/sshconfig.ts
@@ -430,15 +486,15 @@ function fingerprint(blob) {
 
 // src/action/job.ts
 var import_node_child_process = require("node:child_process");
-var import_node_fs4 = require("node:fs");
-var import_node_path5 = require("node:path");
+var import_node_fs5 = require("node:fs");
+var import_node_path6 = require("node:path");
 
 // src/action/keystore.ts
-var import_node_fs2 = require("node:fs");
-var import_node_path4 = require("node:path");
+var import_node_fs3 = require("node:fs");
+var import_node_path5 = require("node:path");
 function keyStore(runnerTemp, account) {
-  const dir = (0, import_node_path4.join)(runnerTemp, "cscs-sa");
-  return { dir, configFile: (0, import_node_path4.join)(dir, "config.json"), apiKeyFile: (0, import_node_path4.join)(dir, `api-key-${account}`), bin: (0, import_node_path4.join)(dir, "bin") };
+  const dir = (0, import_node_path5.join)(runnerTemp, "cscs-sa");
+  return { dir, configFile: (0, import_node_path5.join)(dir, "config.json"), apiKeyFile: (0, import_node_path5.join)(dir, `api-key-${account}`), bin: (0, import_node_path5.join)(dir, "bin") };
 }
 function installCommand(store, node, script) {
   const text = `#!/bin/sh
@@ -446,14 +502,14 @@ exec ${shellWord("node", node)} ${shellWord("cscs-sa", script)} "$@"
 `;
   try {
     makeFolders(store.bin, 448);
-    writeFileAtomic((0, import_node_path4.join)(store.bin, "cscs-sa"), text, 493);
+    writeFileAtomic((0, import_node_path5.join)(store.bin, "cscs-sa"), text, 493);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, "write", (0, import_node_path4.join)(store.bin, "cscs-sa")), { cause: err });
+    throw new LocalFileError(describeFsError(err, "write", (0, import_node_path5.join)(store.bin, "cscs-sa")), { cause: err });
   }
 }
 function readConfig(path) {
   try {
-    return JSON.parse((0, import_node_fs2.readFileSync)(path, "utf8"));
+    return JSON.parse((0, import_node_fs3.readFileSync)(path, "utf8"));
   } catch (err) {
     if (err.code === "ENOENT") return {};
     throw new LocalFileError(describeFsError(err, "read", path));
@@ -476,9 +532,9 @@ function withApiKeyFile(config, account, file) {
 function storeApiKey(store, account, apiKey) {
   try {
     makeFolders(store.dir, 448);
-    const folder = (0, import_node_fs2.lstatSync)(store.dir);
+    const folder = (0, import_node_fs3.lstatSync)(store.dir);
     if (!folder.isDirectory() || folder.uid !== process.getuid?.()) throw new LocalFileError(`${store.dir} is not a folder of ours`, { fix: "remove it" });
-    (0, import_node_fs2.chmodSync)(store.dir, 448);
+    (0, import_node_fs3.chmodSync)(store.dir, 448);
     writeFileAtomic(store.apiKeyFile, `${apiKey}
 `, 384);
     writeConfig(store.configFile, withApiKeyFile(readConfig(store.configFile), account, store.apiKeyFile));
@@ -489,7 +545,7 @@ function storeApiKey(store, account, apiKey) {
 }
 
 // src/action/runner.ts
-var import_node_fs3 = require("node:fs");
+var import_node_fs4 = require("node:fs");
 var import_node_crypto3 = require("node:crypto");
 function input(name, env = process.env) {
   return (env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] ?? "").trim();
@@ -521,7 +577,7 @@ function appendKeyValue(variable, name, value) {
   const file = process.env[variable];
   if (!file) throw new ConfigError(`${variable} is not set: this runs only as a step of a GitHub Actions job`);
   const delimiter = `cscs-sa_${(0, import_node_crypto3.randomBytes)(12).toString("hex")}`;
-  (0, import_node_fs3.appendFileSync)(file, `${name}<<${delimiter}
+  (0, import_node_fs4.appendFileSync)(file, `${name}<<${delimiter}
 ${value}
 ${delimiter}
 `);
@@ -532,7 +588,7 @@ var saveState = (name, value) => appendKeyValue("GITHUB_STATE", name, value);
 function addPath(folder) {
   const file = process.env.GITHUB_PATH;
   if (!file) throw new ConfigError("GITHUB_PATH is not set: this runs only as a step of a GitHub Actions job");
-  (0, import_node_fs3.appendFileSync)(file, `${folder}
+  (0, import_node_fs4.appendFileSync)(file, `${folder}
 `);
 }
 
@@ -540,16 +596,16 @@ function addPath(folder) {
 var PLAN_STATE = "plan";
 function candidates(key, sshConfig, conf) {
   const paths = keyPaths(key);
-  const sshDir = (0, import_node_path5.dirname)(sshConfig);
+  const sshDir = (0, import_node_path6.dirname)(sshConfig);
   return [
-    (0, import_node_path5.dirname)(key),
+    (0, import_node_path6.dirname)(key),
     paths.key,
     paths.publicKey,
     paths.certificate,
     paths.lock,
     `${key}.failed`,
     sshDir,
-    (0, import_node_path5.join)(sshDir, "cscs-sa.known_hosts"),
+    (0, import_node_path6.join)(sshDir, "cscs-sa.known_hosts"),
     controlDir(sshConfig),
     conf,
     sshConfig,
@@ -559,12 +615,12 @@ function candidates(key, sshConfig, conf) {
 function makePlan(account, sshConfigFlag, runnerTemp) {
   const { key } = settingsFrom({ account }, process.env, {});
   const sshConfig = sshConfigPath(sshConfigFlag || void 0);
-  const conf = (0, import_node_path5.join)((0, import_node_path5.dirname)(sshConfig), confFile(account));
-  const created = [...new Set(candidates(key, sshConfig, conf))].filter((path) => !(0, import_node_fs4.existsSync)(path));
+  const conf = (0, import_node_path6.join)((0, import_node_path6.dirname)(sshConfig), confFile(account));
+  const created = [...new Set(candidates(key, sshConfig, conf))].filter((path) => !(0, import_node_fs5.existsSync)(path));
   return { account, sshConfigFlag, store: keyStore(runnerTemp, account), key, conf, created };
 }
 function cscsSaScript() {
-  return (0, import_node_path5.join)((0, import_node_path5.dirname)((0, import_node_fs4.realpathSync)(process.argv[1])), "cscs-sa.cjs");
+  return (0, import_node_path6.join)((0, import_node_path6.dirname)((0, import_node_fs5.realpathSync)(process.argv[1])), "cscs-sa.cjs");
 }
 function cscsSa(plan, args, stdin = "") {
   const env = Object.fromEntries(Object.entries(childEnv()).filter(([name]) => !isInputVariable(name)));
@@ -642,7 +698,7 @@ async function main() {
     const user = input("user") || status.principals[0] || "";
     let pins = [];
     try {
-      pins = (0, import_node_fs5.readFileSync)((0, import_node_path6.join)((0, import_node_path6.dirname)(plan.conf), "cscs-sa.known_hosts"), "utf8").split("\n").flatMap((l) => fingerprint2(l) ?? []);
+      pins = (0, import_node_fs6.readFileSync)((0, import_node_path7.join)((0, import_node_path7.dirname)(plan.conf), "cscs-sa.known_hosts"), "utf8").split("\n").flatMap((l) => fingerprint2(l) ?? []);
     } catch {
     }
     const route = (name) => `${prefix}${name} -> ${targets[name].hostName}${targets[name].port ? `:${targets[name].port}` : ""}`;
@@ -651,7 +707,7 @@ async function main() {
       `login name:   ${user}`,
       `certificate:  ${status.certificate}, valid ${status.validAfter} .. ${status.validBefore} (each ssh renews it when it is near expiry)`,
       `host keys:    ${pins.length ? pins.join("\n              ") : "not pinned (trust-on-first-use)"}`,
-      `cscs-sa:      ${(0, import_node_path6.join)(plan.store.bin, "cscs-sa")} (on PATH for the next steps)`
+      `cscs-sa:      ${(0, import_node_path7.join)(plan.store.bin, "cscs-sa")} (on PATH for the next steps)`
     ];
     process.stdout.write(`${lines.join("\n")}
 `);

@@ -101,11 +101,19 @@ function childEnv(env = process.env) {
 // src/core/account.ts
 var DEFAULT_ACCOUNT = "sa";
 
+// src/core/certificate.ts
+var FOREVER = 2n ** 64n - 1n;
+
 // src/core/config.ts
-function expandHome(path) {
-  if (path === "~") return (0, import_node_os.homedir)();
-  if (path.startsWith("~/")) return (0, import_node_path.join)((0, import_node_os.homedir)(), path.slice(2));
-  return (0, import_node_path.resolve)(path);
+function expandHome(path, from = path) {
+  const tilde = /^~([^/]*)(\/.*)?$/.exec(path);
+  if (!tilde) return (0, import_node_path.resolve)(path);
+  const [, name, rest] = tilde;
+  if (name !== "" && name !== (0, import_node_os.userInfo)().username) {
+    throw new ConfigError(`${from} names the home folder of user ${name}, which cscs-sa does not look up`, { fix: "write the absolute path (~/ is your own home folder)" });
+  }
+  const home = name === "" ? (0, import_node_os.homedir)() : (0, import_node_os.userInfo)().homedir;
+  return rest ? (0, import_node_path.join)(home, rest) : home;
 }
 var DURATIONS = {
   timeout: { min: 0, minIncluded: false, max: 300 },
@@ -147,6 +155,7 @@ var FILE_KEYS = {
   connectTimeout: "connectTimeout",
   agent: "boolean"
 };
+var MAX_CONFIG_BYTES = 256 * 1024;
 
 // src/base/fsutil.ts
 var import_node_fs = require("node:fs");
@@ -207,9 +216,6 @@ function controlDir(sshConfig) {
 var import_node_child_process = require("node:child_process");
 var import_node_fs3 = require("node:fs");
 var import_node_path5 = require("node:path");
-
-// src/core/certificate.ts
-var FOREVER = 2n ** 64n - 1n;
 
 // src/action/keystore.ts
 var import_node_fs2 = require("node:fs");
