@@ -100,7 +100,9 @@ test('rsync a tree up and back down, byte for byte', async () => {
 });
 
 test('32 parallel ssh from a cold start: all succeed, at most 2 sign calls', async () => {
-  world.freshHome();
+  // A generous deadline: on a loaded two-core machine 32 Node starts and the key pair's
+  // ssh-keygen took more than the default 10 s; this test is about sharing, not speed.
+  world.freshHome({ env: { CSCS_SA_TIMEOUT: '60' } });
   const runs = await Promise.all(Array.from({ length: 32 }, (_, i) => world.ssh('sa-clariden', 'echo', `run-${i}`)));
   runs.forEach((r, i) => {
     assert.is(r.exitCode, 0, `run ${i}: ${r.stderr}`);
