@@ -225,11 +225,6 @@ export function secondsLeft(cert: Certificate, nowSeconds: number): number {
   return Number(cert.validBefore) - nowSeconds;
 }
 
-/** Whether the certificate's validity window has started at `nowSeconds`. */
-export function hasStarted(cert: Certificate, nowSeconds: number): boolean {
-  return Number(cert.validAfter) <= nowSeconds;
-}
-
 /**
  * A certificate's string (principal, key id) for a terminal. OpenSSH refuses only NUL in them, so
  * a gateway's answer could carry escape sequences or a newline that forge output lines: control

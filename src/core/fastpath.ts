@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { checkFileConfig, findConfigFile, openTrustedConfig, settingsFrom } from './config.js';
 import { inspect, keyPaths } from './store.js';
 
-/** match's flags; --env only matters to a refresh, but must parse here too. */
+/** match's flags; --env only matters to a refresh, but a bad one is refused here too, fresh certificate or not. */
 export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' }, account: { type: 'string' } } as const;
 /** match's arguments: more are refused (by the full command), fresh certificate or not. */
 export const MATCH_POSITIONALS = ['HOST'];
@@ -24,7 +24,7 @@ export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.en
     if (configFile && !configFile.endsWith('.json')) return false;
     // Trusted like the full path trusts it (owner, mode, folders), read from the checked descriptor.
     const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content!), configFile) : {};
-    const settings = settingsFrom({ key: values.key, account: values.account }, env, file, configFile);
+    const settings = settingsFrom({ key: values.key, env: values.env, account: values.account }, env, file, configFile);
     return inspect(keyPaths(settings.key), settings.refreshMargin).status === 'fresh';
   } catch {
     return false;

@@ -6,16 +6,20 @@
  *
  * The clock offset to the gateway is kept in the certificate line's comment (ssh ignores it):
  * one file, replaced atomically, so the certificate and the clock it was judged by never disagree.
+ * So is the fresh window (freshWindow) in this machine's clock and the key it is for, for the
+ * shell check of the Match line (src/ssh/freshcheck.ts), which can read a line but neither parse
+ * a certificate nor add a clock offset: written by the same rename that installs the certificate,
+ * it can never describe another certificate, and one put there by any other hand has no such word.
  */
 import { readFileSync } from 'node:fs';
 import { describeFsError } from '../base/errors.js';
 import {
   type Certificate,
   CertType,
+  FOREVER,
   type PublicKey,
   certifies,
   CertificateParseError,
-  hasStarted,
   parseCertificate,
   parsePublicKey,
   secondsLeft,
@@ -56,10 +60,25 @@ export interface CertState {
   refreshedAt?: Date;
 }
 
-const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)/;
+/**
+ * The comment word for the Match line's shell check: `fresh=FROM..UNTIL..KEY`, the fresh window in
+ * whole seconds of this machine's clock and the base64 of the public key it was judged for (as the
+ * `.pub` file has it), so that the shell can tell "this certificate, for this key pair" too.
+ */
+export const FRESH_WORD = 'fresh=';
+export const FRESH_SEPARATOR = '..';
 
-export function formatComment(clockOffsetMs: number, refreshedAt: Date): string {
-  return `cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
+const META = /(?:^|\s)cscs-sa (?:fresh=\S+ )?offset=(-?\d+) refreshed=(\S+)/;
+
+/**
+ * The comment the refresh writes after a certificate for `publicKey`: the fresh window (unless the
+ * certificate never expires), the clock offset and when it was written. A second n in
+ * [FROM, UNTIL) has all of its instants in freshWindow.
+ */
+export function formatComment(certificate: Certificate, publicKey: PublicKey, marginSeconds: number, clockOffsetMs: number, refreshedAt: Date): string {
+  const { fromMs, untilMs } = freshWindow(certificate, marginSeconds, clockOffsetMs);
+  const fresh = Number.isFinite(untilMs) ? `${FRESH_WORD}${[Math.ceil(fromMs / 1000), Math.floor(untilMs / 1000), publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
+  return `cscs-sa ${fresh}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
 }
 
 function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
@@ -78,9 +97,17 @@ function readText(path: string): string | undefined {
   }
 }
 
-/** The gateway's "now" in seconds, given the local clock and the learned offset. */
-function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
-  return (localNowMs + clockOffsetMs) / 1000;
+/**
+ * The one rule for "fresh": the interval of this machine's clock, in ms, [fromMs, untilMs), in
+ * which the certificate has started and has more than `marginSeconds` left by the gateway's clock
+ * (local + clockOffsetMs). The gateway's Date header has one-second resolution, so one second
+ * before valid_after counts as started. judge() decides by it, and the refresh writes it beside
+ * the certificate for the Match line's shell check, so the two cannot disagree.
+ */
+export function freshWindow(certificate: Certificate, marginSeconds: number, clockOffsetMs: number): { fromMs: number; untilMs: number } {
+  const fromMs = (Number(certificate.validAfter) - 1) * 1000 - clockOffsetMs;
+  const untilMs = certificate.validBefore === FOREVER ? Infinity : (Number(certificate.validBefore) - marginSeconds) * 1000 - clockOffsetMs;
+  return { fromMs, untilMs };
 }
 
 /**
@@ -94,14 +121,13 @@ export function judge(
   clockOffsetMs: number,
   localNowMs = Date.now(),
 ): { status: CertStatus; detail?: string; secondsLeft: number } {
-  const now = gatewayNow(clockOffsetMs, localNowMs);
-  const left = secondsLeft(certificate, now);
+  const left = secondsLeft(certificate, (localNowMs + clockOffsetMs) / 1000);
+  const { fromMs, untilMs } = freshWindow(certificate, marginSeconds, clockOffsetMs);
   if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
-  // The gateway's Date header has one-second resolution, so allow one second before valid_after.
-  if (!hasStarted(certificate, now + 1)) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
+  if (localNowMs < fromMs) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
   if (left <= 0) return { status: 'expired', detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
-  if (left <= marginSeconds) return { status: 'expiring', detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
+  if (localNowMs >= untilMs) return { status: 'expiring', detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
   return { status: 'fresh', secondsLeft: left };
 }
 

@@ -140,7 +140,7 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
 
   const refreshedAt = new Date();
   const [type, base64] = signed.line.split(/\s+/);
-  const content = `${type} ${base64} ${formatComment(clockOffsetMs, refreshedAt)}\n`;
+  const content = `${type} ${base64} ${formatComment(certificate, publicKey, settings.refreshMargin, clockOffsetMs, refreshedAt)}\n`;
   try {
     writeFileAtomic(paths.certificate, content, 0o644);
   } catch (err) {
