@@ -12,7 +12,9 @@ import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
 import { explainSshFailure, checkRoute, fail, pass, type Result } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
-import { keyPaths } from '../core/store.js';
+import { inspect, keyPaths } from '../core/store.js';
+import { freshCheckAsShellRuns } from '../ssh/freshcheck.js';
+import { atLeast, OLDEST, parseSshVersion } from '../ssh/version.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
@@ -45,12 +47,25 @@ function failure(err: unknown, fallback: string): Result {
 async function checkOpenSsh(): Promise<Result> {
   const r = await runTool('ssh', ['-V']);
   if (r.missing) return fail('OpenSSH client not found', 'install it (apt-get install openssh-client)');
-  const m = /OpenSSH_(\d+)\.(\d+)(p\d+)?/.exec(r.stderr);
-  if (!m) return fail(`ssh -V says "${r.stderr.trim()}"`, 'cscs-sa needs the OpenSSH client');
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  // Include and ProxyJump arrived in 7.3; Match exec in 6.5.
-  if (major < 7 || (major === 7 && minor < 3)) return fail(`OpenSSH ${m[0]!.slice(8)} is too old`, 'cscs-sa needs OpenSSH 7.3 or newer (Include, ProxyJump)');
-  return pass(`OpenSSH ${m[0]!.slice(8)}`);
+  const version = parseSshVersion(r.stderr);
+  if (!version) return fail(`ssh -V says "${r.stderr.trim()}"`, 'cscs-sa needs the OpenSSH client');
+  if (!atLeast(version, OLDEST.major, OLDEST.minor)) return fail(`OpenSSH ${version.text} is too old`, `cscs-sa needs OpenSSH ${OLDEST.text} or newer (Include, ProxyJump)`);
+  return pass(`OpenSSH ${version.text}`);
+}
+
+/**
+ * The Match line's shell check for the account's key, run as ssh runs it ($SHELL -c), against
+ * what match decides: it may say fresh only when match would, and should when match would.
+ */
+async function checkFreshCheck(settings: Settings): Promise<Result> {
+  const shell = process.env.SHELL || '/bin/sh';
+  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+  const r = await runTool(shell, ['-c', freshCheckAsShellRuns(settings.key)]);
+  const fresh = r.code === 0;
+  if (state.status === 'fresh' && fresh) return pass(`the Match line tells a fresh certificate in $SHELL (${shell}) alone, without starting Node`);
+  if (state.status !== 'fresh' && fresh) return fail(`the Match line's shell check says fresh, but the certificate is ${state.status}`, 'run cscs-sa sign, and report this as a bug');
+  if (state.status !== 'fresh') return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
+  return fail(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, 'run cscs-sa sign (the refresh writes what the check reads), and check that sh and date run in that shell');
 }
 
 async function checkShell(): Promise<Result> {
@@ -124,7 +139,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), await checkFreshCheck(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

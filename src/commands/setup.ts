@@ -12,6 +12,7 @@ import { inspect, keyPaths } from '../core/store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
 import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
+import { atLeast, OLDEST, sshVersion, unknownTokens } from '../ssh/version.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
@@ -73,6 +74,24 @@ function helperCommand(): string[] {
   if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
   if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
   return [process.execPath, script];
+}
+
+/**
+ * The block must parse on the ssh that will read it: an old client stops at a token it does not
+ * expand in Match exec, for every host. Asked of `ssh -V`; without an OpenSSH there, the block
+ * is written for the oldest supported client.
+ */
+async function checkClient(block: string): Promise<void> {
+  const version = await sshVersion();
+  if (!version) {
+    process.stderr.write(`cscs-sa: note: ssh -V names no OpenSSH client here: the block is written for OpenSSH ${OLDEST.text} or newer\n`);
+    return;
+  }
+  if (!atLeast(version, OLDEST.major, OLDEST.minor)) throw new SetupRefusedError(`OpenSSH ${version.text} is too old for the cscs-sa block (Include, ProxyJump)`, { fix: `install OpenSSH ${OLDEST.text} or newer (nothing was changed)` });
+  for (const [, command] of block.matchAll(/^Match .* exec "(.*)"$/gm)) {
+    const unknown = unknownTokens(command!, version);
+    if (unknown.length > 0) throw new SetupRefusedError(`OpenSSH ${version.text} does not expand ${unknown.join(' ')} in Match exec, which would stop every ssh`, { fix: 'report this as a bug of cscs-sa (nothing was changed)' });
+  }
 }
 
 function readIfExists(path: string): string | undefined {
@@ -190,7 +209,7 @@ export async function run(args: string[]): Promise<number> {
       multiplex: sockets,
     });
   // Everything given is checked before anything (the key pair included) is created.
-  render(PLACEHOLDER_USER);
+  await checkClient(render(PLACEHOLDER_USER));
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);

@@ -57,3 +57,8 @@ export function freshCheck(key: string, match: string): string {
   const args = [paths.certificate, paths.publicKey].map((path) => shellWord('the key', path));
   return `${tokenLiteral(`sh -c '${SCRIPT}' cscs-sa ${args.join(' ')}`)} 2>/dev/null || ${match}`;
 }
+
+/** The shell check alone, as ssh hands it to the shell (tokens expanded): exit 0 for fresh. For doctor. */
+export function freshCheckAsShellRuns(key: string): string {
+  return freshCheck(key, 'false').replaceAll('%%', '%');
+}

@@ -7,9 +7,7 @@
 import { basename } from 'node:path';
 import { runTool } from '../base/child.js';
 import { procArgs, procStat } from '../base/proc.js';
-
-/** ssh's getopt string (OpenSSH 9.x ssh.c): a letter followed by ':' takes an argument. */
-const SSH_OPTIONS = '1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy';
+import { sshOptionString, sshVersion } from './version.js';
 
 /** How far up to look: ssh, its shell, maybe `env` of a #! line, then us. */
 const MAX_DEPTH = 4;
@@ -19,7 +17,7 @@ const MAX_DEPTH = 4;
  * its own, no reordering), options before the destination and again right after it (ssh
  * parses a second round there), none after `--` or in the remote command.
  */
-export function sshArgsHaveG(args: string[]): boolean {
+export function sshArgsHaveG(args: string[], options = sshOptionString()): boolean {
   let destination = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -32,8 +30,8 @@ export function sshArgsHaveG(args: string[]): boolean {
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!;
       if (letter === 'G') return true;
-      const at = SSH_OPTIONS.indexOf(letter);
-      if (letter !== ':' && at !== -1 && SSH_OPTIONS[at + 1] === ':') {
+      const at = options.indexOf(letter);
+      if (letter !== ':' && at !== -1 && options[at + 1] === ':') {
         if (j === arg.length - 1) i++; // its argument is the next word
         break; // or the rest of this one
       }
@@ -46,6 +44,8 @@ interface Proc {
   parent: number;
   name: string;
   args: string[];
+  /** What to run for the program's own -V: on Linux its very executable. */
+  program: string;
 }
 
 /** Linux: /proc. */
@@ -53,7 +53,7 @@ function procLinux(pid: number): Proc {
   const stat = procStat(pid);
   const args = procArgs(pid);
   if (!stat || !args) throw new Error(`cannot read /proc/${pid}`);
-  return { parent: stat.ppid, name: stat.comm, args };
+  return { parent: stat.ppid, name: stat.comm, args, program: `/proc/${pid}/exe` };
 }
 
 /** macOS and the BSDs: ps, whose args are joined by spaces (an argument with a space splits; -G still shows). */
@@ -62,7 +62,7 @@ async function procPs(pid: number): Promise<Proc> {
   if (r.code !== 0) throw new Error(`ps: ${r.stderr.trim()}`);
   const line = r.stdout.trim();
   const [parent, comm, ...args] = line.split(/\s+/);
-  return { parent: Number(parent), name: basename(comm ?? ''), args };
+  return { parent: Number(parent), name: basename(comm ?? ''), args, program: comm ?? 'ssh' };
 }
 
 /**
@@ -74,8 +74,14 @@ export async function startedBySshG(): Promise<boolean> {
     let pid = process.ppid;
     for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
       const proc = process.platform === 'linux' ? procLinux(pid) : await procPs(pid);
-      if (proc.name === 'ssh') return sshArgsHaveG(proc.args.slice(1));
-      pid = proc.parent;
+      if (proc.name !== 'ssh') {
+        pid = proc.parent;
+        continue;
+      }
+      const args = proc.args.slice(1);
+      // Only -P reads differently across versions: ask that ssh its version only when it matters.
+      const version = args.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(proc.program) : undefined;
+      return sshArgsHaveG(args, sshOptionString(version));
     }
   } catch {
     // Fall through: refresh.
