@@ -3,9 +3,8 @@
  * of one account (src/core/account.ts: key pair, gateway, login name, API key source).
  *
  * The config file is searched only in the user's config folder. Listing that folder is one
- * syscall; cosmiconfig (and its YAML and JS loaders) is imported only when a file is there and
- * the fast path (src/core/fastpath.ts, which reads a JSON file itself) cannot answer, because `match`
- * runs for every ssh invocation.
+ * syscall; a JSON file is parsed here, and cosmiconfig (its YAML and JS loaders) is imported
+ * only for the other formats, because `match` and `proxy` run for every ssh invocation.
  */
 import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -295,15 +294,21 @@ export function openTrustedConfig(path: string): { content?: string } {
   }
 }
 
+/** A JSON config file's text as settings: parsed here, by the hot path too, without cosmiconfig (a byte order mark is ignored). */
+export function parseJsonConfig(text: string): unknown {
+  return JSON.parse(text.replace(/^\uFEFF/, ''));
+}
+
 async function loadConfigFile(path: string): Promise<FileConfig> {
   const { content } = openTrustedConfig(path);
-  const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
   let config: unknown;
   try {
-    if (content === undefined) {
-      config = (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path))?.config;
+    if (content !== undefined && DATA_FORMATS[extname(path)] === 'json') {
+      config = parseJsonConfig(content);
     } else {
-      config = DATA_FORMATS[extname(path)] === 'json' ? defaultLoaders['.json'](path, content) : defaultLoaders.noExt(path, content);
+      // YAML and code need cosmiconfig's loaders: imported only for them.
+      const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
+      config = content === undefined ? (await cosmiconfig(NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', cache: false }).load(path))?.config : defaultLoaders.noExt(path, content);
     }
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${loadFailure(path, err as Error)}`, { fix: 'correct or remove the file', cause: err });

@@ -5,38 +5,19 @@
  */
 import * as assert from 'uvu/assert';
 import { execaSync } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cscsSa, writeConfig } from '../helpers/cli.ts';
-import { type NodeStarts, recordNodeStarts } from '../helpers/node-starts.ts';
+import type { NodeStarts } from '../helpers/node-starts.ts';
+import { setupHome } from '../helpers/setup-home.ts';
 import { skipTest, worldSuite } from '../helpers/suites.ts';
 import { API_KEY } from '../helpers/world.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-fresh-'));
 const { world, test } = worldSuite('fresh check', { after: () => rmSync(scratch, { recursive: true, force: true }) });
 
-/** A fresh HOME with the block of `setup ARGS` (default account, or --account), the loopback hosts in front of it. */
-async function setupHome(env: Record<string, string> = {}, accounts: string[][] = [[]]): Promise<NodeStarts> {
-  const home = world.freshHome({ env });
-  const starts = recordNodeStarts(world.env, home.dir);
-  const ssh = join(home.dir, '.ssh');
-  mkdirSync(ssh, { recursive: true, mode: 0o700 });
-  const config = join(ssh, 'config');
-  const includes: string[] = [];
-  for (const account of accounts) {
-    const key = account.length ? join(ssh, `cscs-key-${account[1]}`) : home.key;
-    const r = await cscsSa(['setup', ...account, '--user', world.user, '--key', key, '--hosts', 'clariden', '--ssh-config', config], world.env);
-    assert.is(r.exitCode, 0, r.stderr);
-    includes.push(join(ssh, account.length ? `cscs-sa-${account[1]}.conf` : 'cscs-sa.conf'));
-  }
-  // The user's own lines lead the loopback hosts of every account to this world's sshd.
-  const own = world.userConfig(includes[0]!).replace(/^Host sa-ela$/m, 'Host sa-ela proj-ela').replace(/^Host sa-clariden$/m, 'Host sa-clariden proj-clariden').replace(/^Host sa-\*$/m, 'Host sa-* proj-*');
-  writeFileSync(config, own + includes.slice(1).map((i) => `Include ${i}\n`).join(''));
-  world.sshConfig = config;
-  starts.reset();
-  return starts;
-}
+const setupBlocks = async (env: Record<string, string> = {}, accounts?: string[][]): Promise<NodeStarts> => (await setupHome(world, { env, accounts })).starts;
 
 async function sshWorks(host = 'sa-clariden', ...options: string[]): Promise<void> {
   const r = await world.ssh(...options, host, 'echo', 'works');
@@ -59,7 +40,7 @@ for (const shell of SHELLS) {
     continue;
   }
   test(name, async () => {
-    const starts = await setupHome({ SHELL: shell });
+    const starts = await setupBlocks({ SHELL: shell });
     await sshWorks();
     assert.is(world.gateway.signCalls, 1);
     assert.is(starts.of('match').length, 1, starts.list().join('\n'));
@@ -77,7 +58,7 @@ for (const shell of SHELLS) {
 }
 
 test('a certificate removed, expired, written by hand, of another account, or a key pair replaced: match judges it, refreshes where needed, ssh works', async () => {
-  const starts = await setupHome({ CSCS_API_KEY_PROJ: API_KEY }, [[], ['--account', 'proj']]);
+  const starts = await setupBlocks({ CSCS_API_KEY_PROJ: API_KEY }, [[], ['--account', 'proj']]);
   await sshWorks();
   await sshWorks('proj-clariden');
   const proj = join(world.home.dir, '.ssh', 'cscs-key-proj');
@@ -116,7 +97,7 @@ test('a certificate removed, expired, written by hand, of another account, or a 
 });
 
 test('match --env bogus with a fresh certificate: exit 3 and one line, on the fast path and on the full one', async () => {
-  await setupHome();
+  await setupBlocks();
   await sshWorks();
   const line = 'cscs-sa: --env: "bogus" is not a CSCS environment: use prod or tds\n';
   const fast = await cscsSa(['match', '--env', 'bogus', 'sa-clariden'], world.env);
@@ -142,7 +123,7 @@ for (const shift of ['+10m', '-10m']) {
     const skewed = join(scratch, `skewed${shift}`);
     writeFileSync(skewed, `#!/bin/sh\nexec faketime -f ${shift} /bin/sh "$@"\n`);
     chmodSync(skewed, 0o755);
-    const starts = await setupHome({ SHELL: skewed, CSCS_SA_REFRESH_MARGIN: String(MARGIN) });
+    const starts = await setupBlocks({ SHELL: skewed, CSCS_SA_REFRESH_MARGIN: String(MARGIN) });
     world.gateway.options.validity = `-5s:+${LIFETIME}s`;
     try {
       const started = Date.now();

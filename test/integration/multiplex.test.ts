@@ -11,32 +11,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
 import { cscsSa } from '../helpers/cli.ts';
-import { type NodeStarts, recordNodeStarts } from '../helpers/node-starts.ts';
+import { type SetupHome, setupHome } from '../helpers/setup-home.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-mux-'));
 const { world, test } = worldSuite('burst mode', { after: () => rmSync(scratch, { recursive: true, force: true }) });
 
-interface Burst {
-  config: string;
-  sockets: string;
-  starts: NodeStarts;
-}
+type Burst = SetupHome;
 
 /** A fresh HOME with the block of `setup --multiplex`, the loopback hosts in front of it. */
-async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
-  const home = world.freshHome({ env });
-  const starts = recordNodeStarts(world.env, home.dir);
-  const ssh = join(home.dir, '.ssh');
-  mkdirSync(ssh, { recursive: true, mode: 0o700 });
-  const config = join(ssh, 'config');
-  const r = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', home.key, '--hosts', 'clariden', '--ssh-config', config], world.env);
-  assert.is(r.exitCode, 0, r.stderr);
-  writeFileSync(config, world.userConfig(join(ssh, 'cscs-sa.conf')));
-  world.sshConfig = config;
-  starts.reset();
-  return { config, sockets: join(ssh, 'cscs-sa-cm'), starts };
-}
+const burstHome = (env: Record<string, string> = {}): Promise<Burst> => setupHome(world, { env, args: ['--multiplex'] });
 
 const sockets = (b: Burst) => (existsSync(b.sockets) ? readdirSync(b.sockets).filter((n) => lstatSync(join(b.sockets, n)).isSocket()) : []);
 
