@@ -48,8 +48,9 @@ Options:
                           repeatable. Other settings go into cscs-sa.overrides, which the block
                           includes first and setup never writes
       --multiplex         burst mode: commands share one connection per host (ControlMaster) for
-                          up to ${CONTROL_PERSIST} s after the last one, with no cscs-sa start while it is
-                          open; sockets in cscs-sa-cm beside the ssh config; cscs-sa close ends them
+                          up to ${CONTROL_PERSIST} s after the last one; the certificate is still kept
+                          fresh for any ssh that does not use it; sockets in cscs-sa-cm beside the
+                          ssh config; cscs-sa close ends them
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
