@@ -44,7 +44,12 @@ test("the block setup writes: doctor's probe sees match behind the shell check, 
   writeFileSync(world.home.cert, `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'))}\n`);
   const byHand = await doctor();
   assert.is(byHand.exitCode, 1);
-  assert.match(byHand.stdout, /^✘ the Match line's shell check does not tell the fresh certificate in \$SHELL \(\/bin\/sh\): every ssh starts Node\n {2}→ run cscs-sa sign \(the refresh writes what the check reads\), and check that sh and date run in that shell$/m);
+  assert.match(byHand.stdout, /^✘ the Match line's shell check does not tell the fresh certificate in \$SHELL \(\/bin\/sh\): every ssh starts Node\n {2}→ run cscs-sa sign --force \(the refresh writes what the check reads\), and check that sh and date run in that shell$/m);
+
+  assert.is((await cscsSa(['sign', '--force'], world.env)).exitCode, 0);
+  // The window was written with the margin of that refresh; a larger one set since makes match refresh sooner.
+  const raised = await doctor([], { ...world.env, CSCS_SA_REFRESH_MARGIN: '3600' });
+  assert.match(raised.stdout, /^✘ the Match line's shell check says fresh, but match says expiring\n {2}→ run cscs-sa sign --force, which writes the window with the refresh margin set now$/m);
 
   rmSync(world.home.cert);
   const none = await doctor();
