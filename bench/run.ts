@@ -259,16 +259,20 @@ try {
       const hop = (name: string, t: Target) => `Host p-${name}\n    HostName ${t.hostName}\n    Port ${t.port ?? 22}\n    User ${world.user}\n    IdentityFile ${world.home.key}\n    IdentitiesOnly yes\n    BatchMode yes\n${unchecked}`;
       const plain = join(dir, 'plain_config');
       writeFileSync(plain, `${hop('clariden', targets.clariden!)}    ProxyJump p-ela\n${hop('ela', targets.ela!)}`);
+      // The Match line's command as ssh hands it to $SHELL (tokens expanded), alone.
+      const check = /^Match .* exec "(.*)"$/m.exec(readFileSync(join(dir, 'cscs-sa.conf'), 'utf8'))![1]!.replaceAll('%%', '%').replace('%n', 'sa-clariden');
       const times = await compareTimes(
         [
           { name: 'node', file: process.execPath, args: ['-e', '0'], env },
+          { name: 'check', file: '/bin/sh', args: ['-c', check], env, before: refresh },
           { name: 'plain', file: 'ssh', args: ['-F', plain, 'p-clariden', 'true'], env, before: refresh },
           { name: 'ours', file: 'ssh', args: ['-F', config, 'sa-clariden', 'true'], env, before: refresh },
         ],
         30,
         3,
       );
-      const [nodeT, plainT, oursT] = ['node', 'plain', 'ours'].map((n) => times.get(n)!) as [number, number, number];
+      const [nodeT, checkT, plainT, oursT] = ['node', 'check', 'plain', 'ours'].map((n) => times.get(n)!) as [number, number, number, number];
+      row('8', 'the Match line alone, fresh certificate (`$SHELL -c`: `sh -c` with builtins and one `date`)', `${ms(checkT)} vs \`node -e 0\` ${ms(nodeT)}`, ratio(checkT, nodeT), '(reference)', '');
       const extra = (oursT - plainT) / nodeT;
       row('8', `\`ssh sa-clariden true\` through the block setup writes${why ? ' (hosts led to 127.0.0.1)' : ', real host names'}, fresh certificate, vs plain ssh through the same two hops`, `${ms(oursT)} vs ${ms(plainT)}; \`node -e 0\` ${ms(nodeT)}`, `+${extra.toFixed(2)} × \`node -e 0\``, '≤ 1.3 ×', verdict(extra <= 1.3));
       await refresh();
