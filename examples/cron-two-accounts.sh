@@ -3,7 +3,7 @@
 #   cscs-sa setup --account chem --hosts clariden --user svc_chem --known-hosts cscs.known_hosts
 #   cscs-sa setup --account bio --hosts daint --user svc_bio --known-hosts cscs.known_hosts
 #   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
-#   machine you trust; README: Host keys)
+#   machine you trust; docs/setup-and-host-keys.md, Host keys)
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly-two.sh >> /home/me/cscs-nightly-two.log 2>&1
 #

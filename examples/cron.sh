@@ -3,7 +3,7 @@
 # ~/.local: npm install -g --prefix ~/.local ./cscs-sa-0.1.0.tgz), then
 #   cscs-sa setup --hosts clariden --user svc_name --known-hosts cscs.known_hosts
 #   (cscs.known_hosts: the host keys to pin, the lines `cscs-sa known-hosts` printed on a
-#   machine you trust; README: Host keys)
+#   machine you trust; docs/setup-and-host-keys.md, Host keys)
 # Then in `crontab -e`:
 #   15 2 * * * /home/me/bin/cscs-nightly.sh >> /home/me/cscs-nightly.log 2>&1
 #

@@ -1,27 +1,104 @@
-// Runs the uvu suite and ends with the plain line `N passed, N failed, N skipped`, which uvu does
-// not print itself (its summary is "Total / Passed / Skipped") and which CI records for every run.
-// The suite's own output passes through unchanged; the exit code is uvu's, or 1 when it died
-// before its summary.
+// The test runner: `npm test` runs the unit layer, then the integration layer; `node scripts/test.js
+// WORD...` runs the test files whose path contains one of the words.
+//
+// The unit layer runs in one process; each integration file runs as a process of its own, with a
+// time limit: a file that hangs is stopped and named, and counts as failed. As root, each
+// integration file runs in a namespace of its own (scripts/namespace.js): the suite never edits
+// the machine, needs no network, and files that run at the same time do not meet. Elsewhere
+// files run as they are, and the tests that need the namespace say SKIPPED.
+//
+// uvu prints "Total / Passed / Skipped" per file; this ends with the plain line `N passed, N
+// failed, N skipped` that CI records. A test that cannot run registers nothing and prints a line
+// starting with SKIPPED (test/helpers/suites.ts skipTest): those lines are the skipped count.
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespace.js';
 
-const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', '(unit|integration)/.*\\.test\\.ts$'], { stdio: ['ignore', 'pipe', 'inherit'] });
-let text = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  text += chunk.toString('utf8');
-});
-child.on('close', (code, signal) => {
-  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+const LAYERS = ['test/unit', 'test/integration'];
+/** Generous: the slowest file takes about a minute alone on two busy cores. */
+const FILE_LIMIT_MS = Number(process.env.CSCS_SA_TEST_FILE_LIMIT ?? 600) * 1000;
+/** Integration files wait on certificate lifetimes more than they compute: two run at once per core. */
+const PARALLEL = Math.max(1, Number(process.env.CSCS_SA_TEST_PARALLEL ?? Math.min(4, cpus().length * 2)));
+
+function testFiles(words) {
+  const all = LAYERS.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`));
+  return words.length ? all.filter((f) => words.some((w) => f.includes(w))) : all;
+}
+
+function runFile(testArgs, namespace) {
+  const node = [process.execPath, '--import', 'tsx', ...testArgs];
+  const [cmd, args] = namespace ? inNamespace(node) : [node[0], node.slice(1)];
+  const env = { ...process.env, FORCE_COLOR: '0', ...(namespace ? { [NAMESPACE_VARIABLE]: '1' } : {}) };
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }, FILE_LIMIT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, timedOut, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+function count(result) {
+  const plain = result.out.replace(/\x1b\[[0-9;]*m/g, '');
   const field = (name) => Number(new RegExp(`^\\s*${name}:\\s+(\\d+)`, 'm').exec(plain)?.[1]);
-  let [total, passed, skipped] = [field('Total'), field('Passed'), field('Skipped')];
-  let failed = total - passed;
-  if (Number.isNaN(total)) {
-    // No summary: a test file crashed the runner. Count what the suites reported, plus the crash.
+  const skipped = (plain.match(/^\s*SKIPPED\b/gm) ?? []).length;
+  const total = field('Total');
+  const passed = field('Passed');
+  if (result.timedOut || Number.isNaN(total)) {
+    // Stopped, or died before its summary: what its suites reported, plus the file itself.
     const suites = [...plain.matchAll(/\((\d+) \/ (\d+)\)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-    passed = suites.reduce((sum, [done]) => sum + done, 0);
-    failed = suites.reduce((sum, [done, max]) => sum + max - done, 0) + 1;
-    skipped = 0;
+    return { passed: suites.reduce((s, [done]) => s + done, 0), failed: suites.reduce((s, [done, max]) => s + max - done, 0) + 1, skipped };
   }
-  process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-  process.exit(code === 0 && failed === 0 ? 0 : code || 1);
-});
+  return { passed, failed: total - passed + (result.code === 0 ? 0 : total === passed ? 1 : 0), skipped };
+}
+
+const files = testFiles(process.argv.slice(2));
+if (files.length === 0) {
+  console.error(`scripts/test.js: no test file matches ${process.argv.slice(2).join(' ')}`);
+  process.exit(2);
+}
+const noNamespace = namespaceUnavailable();
+const namespace = !noNamespace;
+console.log(
+  namespace
+    ? `Each test file runs in a private network and mount namespace (real host names on its own loopback); ${PARALLEL} at a time.`
+    : `No private namespace here (${noNamespace}): tests that need the real host names or a second user say SKIPPED.`,
+);
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const failedFiles = [];
+const started = Date.now();
+/** One result into the totals, printed with a header line. */
+function report(name, result) {
+  const c = count(result);
+  for (const k of Object.keys(totals)) totals[k] += c[k];
+  if (c.failed) failedFiles.push(name);
+  const status = result.timedOut ? `STOPPED after ${FILE_LIMIT_MS / 1000} s (hung)` : c.failed ? 'FAILED' : 'ok';
+  process.stdout.write(`\n== ${name}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s\n${result.out}`);
+}
+
+// The unit layer first, in one process (its files start no process and share nothing), so that a
+// broken rule shows before the slow layer starts; then the integration files side by side.
+const unit = files.filter((f) => f.startsWith('test/unit/'));
+if (unit.length) report(`test/unit (${unit.length} files)`, await runFile(['node_modules/uvu/bin.js', 'test/unit', unit.map((f) => f.slice('test/unit/'.length).replace(/[.]/g, '\\.')).join('|')], false));
+const queue = files.filter((f) => f.startsWith('test/integration/'));
+await Promise.all(
+  Array.from({ length: PARALLEL }, async () => {
+    for (let file; (file = queue.shift()); ) report(file, await runFile([file], namespace));
+  }),
+);
+console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s${failedFiles.length ? `; failed: ${failedFiles.join(' ')}` : ''}`);
+console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(totals.failed === 0 ? 0 : 1);

@@ -1,3 +1,8 @@
+/**
+ * The one place that starts processes: OpenSSH's tools (runOpenSshTool, runTool), the API key
+ * command (runGroup) and the shell lookup (foundByShell), each without our secrets in its
+ * environment (childEnv) and bounded in time.
+ */
 import { LocalFileError } from './errors.js';
 
 /**
@@ -40,6 +45,88 @@ export interface ToolRun {
   missing: boolean;
   /** `signal` aborted it (the refresh's deadline ran out). */
   canceled: boolean;
+}
+
+/** What `$SHELL -c 'command -v NAME'` finds: ssh starts Match exec and ProxyCommand that way. */
+export async function foundByShell(name: string): Promise<{ shell: string; missing: boolean; path?: string }> {
+  const shell = process.env.SHELL || '/bin/sh';
+  const r = await runTool(shell, ['-c', `command -v ${name}`]);
+  return { shell, missing: r.missing, path: r.code === 0 ? r.stdout.trim() : undefined };
+}
+
+/** What a command started by runGroup did. */
+export interface GroupRun {
+  /** The program the command names, for messages. */
+  file: string;
+  stdout: string;
+  /** Its exit code; 0 when it succeeded. */
+  code: number | undefined;
+  /** The signal that ended it, if one did. */
+  signal: string | undefined;
+  missing: boolean;
+  /** `signal` stopped it (the refresh's deadline ran out). */
+  timedOut: boolean;
+  /** It printed more than `maxOutput` bytes. */
+  overflowed: boolean;
+}
+
+/** After the command exits, how long a child of it may keep its stdout open before it is stopped. */
+const LINGER_MS = 200;
+
+/**
+ * Runs a command (a string split as execa splits it, or an argv) without a shell and without our
+ * secrets in its environment, its stderr on ours, and returns its stdout: never throws. It runs
+ * in a process group of its own (detached) so that the whole group can be killed: a wrapper
+ * script's children (`sh -c "sleep 25; echo key"`) hold its stdout open after the script itself
+ * is signalled, and a kill of the script alone would leave us waiting for them. The group is
+ * killed when `signal` aborts, when we exit, and shortly after the command itself exits with a child
+ * still holding its stdout.
+ */
+export async function runGroup(command: string | string[], signal: AbortSignal, maxOutput: number): Promise<GroupRun> {
+  const { execa, parseCommandString } = await import('execa');
+  const [file = '', ...args] = typeof command === 'string' ? parseCommandString(command) : command;
+  let timedOut = false;
+  let subprocess: ReturnType<typeof execa> | undefined;
+  const killGroup = () => {
+    try {
+      if (subprocess?.pid) process.kill(-subprocess.pid, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const stop = () => {
+    timedOut = true;
+    killGroup();
+  };
+  signal.addEventListener('abort', stop, { once: true });
+  process.once('exit', killGroup);
+  try {
+    subprocess = execa(file, args, {
+      env: childEnv(),
+      extendEnv: false,
+      stdin: 'ignore',
+      stderr: 'inherit',
+      detached: true,
+      maxBuffer: maxOutput,
+      stripFinalNewline: true,
+    });
+    // Aborted while execa loaded: the listener above had no process to stop.
+    if (signal.aborted) stop();
+    let ended = false;
+    subprocess.stdout?.once('end', () => (ended = true));
+    subprocess.once('exit', () => {
+      if (!ended) setTimeout(killGroup, LINGER_MS).unref();
+    });
+    const { stdout } = await subprocess;
+    return { file, stdout: String(stdout), code: 0, signal: undefined, missing: false, timedOut: false, overflowed: false };
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; signal?: string; isMaxBuffer?: boolean };
+    return { file, stdout: '', code: e.exitCode, signal: e.signal, missing: e.code === 'ENOENT', timedOut, overflowed: e.isMaxBuffer === true };
+  } finally {
+    signal.removeEventListener('abort', stop);
+    process.off('exit', killGroup);
+    if (subprocess?.exitCode === null) killGroup();
+  }
 }
 
 /**

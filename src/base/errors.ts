@@ -30,7 +30,8 @@ export class CscsSaError extends Error {
   readonly exitCode: number = ExitCode.failure;
   readonly code: string = 'CSCS_SA_ERR';
   override name = 'CscsSaError';
-  readonly fix?: string;
+  /** Not read-only: a caller that knows a way around the failure adds it (setup: --user). */
+  fix?: string;
 
   constructor(message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -43,39 +44,32 @@ export class CscsSaError extends Error {
   }
 }
 
-/** Bad flags or arguments. */
-export class UsageError extends CscsSaError {
-  override readonly exitCode = ExitCode.usage;
-  override readonly code = 'CSCS_SA_ERR_USAGE';
-  override name = 'UsageError';
+/**
+ * The base of one kind of error: its name, public exit code and stable code, so that each kind
+ * is declared in one line.
+ */
+export function errorKind(name: string, exitCode: number, code: string) {
+  return class extends CscsSaError {
+    override readonly exitCode = exitCode;
+    override readonly code = code;
+    override name = name;
+  };
 }
+
+/** Bad flags or arguments. */
+export class UsageError extends errorKind('UsageError', ExitCode.usage, 'CSCS_SA_ERR_USAGE') {}
 
 /** A configuration file or environment variable that cannot be used. */
-export class ConfigError extends CscsSaError {
-  override readonly exitCode = ExitCode.config;
-  override readonly code = 'CSCS_SA_ERR_CONFIG';
-  override name = 'ConfigError';
-}
+export class ConfigError extends errorKind('ConfigError', ExitCode.config, 'CSCS_SA_ERR_CONFIG') {}
 
 /** No API key, an API key that cannot be read, or one the gateway refuses. */
-export class ApiKeyError extends CscsSaError {
-  override readonly exitCode = ExitCode.apiKey;
-  override readonly code = 'CSCS_SA_ERR_API_KEY';
-  override name = 'ApiKeyError';
-}
+export class ApiKeyError extends errorKind('ApiKeyError', ExitCode.apiKey, 'CSCS_SA_ERR_API_KEY') {}
 
 /** The gateway could not be reached or did not answer in time (worth retrying later). */
-export class GatewayUnavailableError extends CscsSaError {
-  override readonly exitCode = ExitCode.gatewayUnavailable;
-  override readonly code = 'CSCS_SA_ERR_GATEWAY_UNAVAILABLE';
-  override name = 'GatewayUnavailableError';
-}
+export class GatewayUnavailableError extends errorKind('GatewayUnavailableError', ExitCode.gatewayUnavailable, 'CSCS_SA_ERR_GATEWAY_UNAVAILABLE') {}
 
 /** The gateway answered, but not with something usable. */
-export class GatewayResponseError extends CscsSaError {
-  override readonly exitCode = ExitCode.gatewayResponse;
-  override readonly code = 'CSCS_SA_ERR_GATEWAY_RESPONSE';
-  override name = 'GatewayResponseError';
+export class GatewayResponseError extends errorKind('GatewayResponseError', ExitCode.gatewayResponse, 'CSCS_SA_ERR_GATEWAY_RESPONSE') {
   /** The HTTP status, when there was one. */
   readonly status?: number;
   constructor(message: string, details: ErrorDetails & { status?: number } = {}) {
@@ -85,37 +79,36 @@ export class GatewayResponseError extends CscsSaError {
 }
 
 /** The key pair, the certificate file, the lock or their folder cannot be used. */
-export class LocalFileError extends CscsSaError {
-  override readonly exitCode = ExitCode.localFiles;
-  override readonly code = 'CSCS_SA_ERR_LOCAL_FILES';
-  override name = 'LocalFileError';
-}
+export class LocalFileError extends errorKind('LocalFileError', ExitCode.localFiles, 'CSCS_SA_ERR_LOCAL_FILES') {}
 
 /** The proxy could not connect to the target host. */
-export class ConnectError extends CscsSaError {
-  override readonly exitCode = ExitCode.connect;
-  override readonly code = 'CSCS_SA_ERR_CONNECT';
-  override name = 'ConnectError';
+export class ConnectError extends errorKind('ConnectError', ExitCode.connect, 'CSCS_SA_ERR_CONNECT') {}
+
+/** The system error codes people meet, in words; any other is shown as its code. */
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'network unreachable',
+  ENETUNREACH: 'network unreachable',
+};
+
+/** Why a Node.js system call failed, in words: by its error code, else the error's message. */
+export function errnoReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code) return Object.hasOwn(ERRNO_WORDS, code) ? ERRNO_WORDS[code]! : code;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** One line for people from any Node.js file-system error, naming the path. */
 export function describeFsError(err: unknown, action: string, path: string): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const reason =
-    code === 'EACCES' || code === 'EPERM'
-      ? 'permission denied'
-      : code === 'EROFS'
-        ? 'read-only file system'
-        : code === 'ENOSPC'
-          ? 'no space left on device'
-          : code === 'EDQUOT'
-            ? 'disk quota exceeded'
-            : code === 'ENOENT'
-              ? 'no such file or directory'
-              : code === 'EISDIR'
-                ? 'is a directory'
-                : code === 'ENOTDIR'
-                  ? 'a parent is not a directory'
-                  : code ?? (err instanceof Error ? err.message : String(err));
-  return `cannot ${action} ${path}: ${reason}`;
+  return `cannot ${action} ${path}: ${errnoReason(err)}`;
 }

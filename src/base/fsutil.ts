@@ -2,6 +2,7 @@ import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readd
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
+import { pidAlive } from './proc.js';
 
 /** This host, short, in temporaries' names: a sweep judges a writer's pid only on its own host. */
 const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
@@ -60,13 +61,7 @@ function fsyncDir(dir: string): void {
 
 function writerIsGone(suffix: string): boolean {
   const [host, pid] = suffix.split('.');
-  if (host !== HOST_TAG || !pid || !/^\d+$/.test(pid)) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return host === HOST_TAG && pid !== undefined && /^\d+$/.test(pid) && !pidAlive(Number(pid));
 }
 
 /**

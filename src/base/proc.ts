@@ -1,7 +1,8 @@
 /**
- * What Linux's /proc says about a process: enough to tell one process from a later one that got
- * the same pid (its start time, in clock ticks since boot) and to walk up to its ancestors.
- * Elsewhere (no /proc) every answer is undefined and callers fall back to the pid alone.
+ * What the system says about a process: whether its pid is in use, and from Linux's /proc enough
+ * to tell one process from a later one that got the same pid (its start time, in clock ticks since
+ * boot) and to walk up to its ancestors. Elsewhere (no /proc) those answers are undefined or empty
+ * and callers fall back to the pid alone.
  */
 import { readFileSync } from 'node:fs';
 
@@ -28,6 +29,34 @@ export function procStat(pid: number): ProcStat | undefined {
   const start = rest[19];
   if (!start || !Number.isInteger(ppid)) return undefined;
   return { comm: stat.slice(stat.indexOf('(') + 1, close), ppid, start };
+}
+
+/** Whether a process has this pid: one of another user's (EPERM) counts too. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface Ancestor {
+  pid: number;
+  comm: string;
+  start: string;
+}
+
+/** This process's ancestors, nearest first, at most `maxDepth` of them and never init (Linux; elsewhere none). */
+export function ancestors(maxDepth: number): Ancestor[] {
+  const found: Ancestor[] = [];
+  for (let pid = process.ppid; found.length < maxDepth && pid > 1; ) {
+    const stat = procStat(pid);
+    if (!stat) break;
+    found.push({ pid, comm: stat.comm, start: stat.start });
+    pid = stat.ppid;
+  }
+  return found;
 }
 
 /** The process's argv, or undefined. */

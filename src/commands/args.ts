@@ -28,11 +28,3 @@ export function parseCommandArgs<O extends Options>(command: string, args: strin
   }
   return parsed;
 }
-
-export function seconds(value: string | undefined, flag: string, max = 120): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  // Beyond Node's timer range a timer fires after 1 ms: a bound keeps "wait long" from meaning "do not wait".
-  if (!Number.isFinite(n) || n <= 0 || n > max) throw new UsageError(`${flag} takes a number of seconds above 0 to ${max}, not "${value}"`);
-  return n;
-}

@@ -34,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     names = readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalFileError(describeFsError(err, 'read', dir));
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalFileError(describeFsError(err, 'read', dir), { cause: err });
     names = [];
   }
   const live: string[] = [];

@@ -1,7 +1,7 @@
 import { printable } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
-import { runTool } from '../base/child.js';
+import { foundByShell, runTool } from '../base/child.js';
 import { accountName, loadSettings, type Settings } from '../core/config.js';
 import { hostPrefix } from '../core/account.js';
 import { CscsSaError } from '../base/errors.js';
@@ -71,11 +71,10 @@ async function checkFreshCheck(settings: Settings): Promise<Result> {
 }
 
 async function checkShell(): Promise<Result> {
-  const shell = process.env.SHELL || '/bin/sh';
-  const r = await runTool(shell, ['-c', 'command -v cscs-sa']);
-  if (r.missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
-  if (r.code !== 0) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
-  return pass(`$SHELL (${shell}) finds cscs-sa at ${r.stdout.trim()}`);
+  const { shell, missing, path } = await foundByShell('cscs-sa');
+  if (missing) return fail(`SHELL=${shell} does not exist`, 'ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell');
+  if (path === undefined) return pass(`$SHELL (${shell}) does not find cscs-sa on its PATH: the ssh config must name it by absolute path (cscs-sa setup does)`);
+  return pass(`$SHELL (${shell}) finds cscs-sa at ${path}`);
 }
 
 function checkKeyPair(settings: Settings): Result {

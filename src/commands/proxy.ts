@@ -1,8 +1,8 @@
-import { loadSettings } from '../core/config.js';
+import { flagSeconds, loadSettings } from '../core/config.js';
 import { UsageError } from '../base/errors.js';
 import { PROXY_OPTIONS } from '../core/fastpath.js';
 import { relay } from '../ssh/relay.js';
-import { parseCommandArgs, seconds } from './args.js';
+import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
 
@@ -36,5 +36,5 @@ export async function run(args: string[]): Promise<number> {
     const { loadIntoAgent } = await import('../refresh/agent.js');
     await loadIntoAgent(settings);
   }
-  return relay(host, port, seconds(values['connect-timeout'], '--connect-timeout') ?? settings.connectTimeout, values.log);
+  return relay(host, port, flagSeconds(values['connect-timeout'], 'connectTimeout', '--connect-timeout') ?? settings.connectTimeout, values.log);
 }

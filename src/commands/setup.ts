@@ -1,16 +1,15 @@
 import { copyFileSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
-import { execaSync } from 'execa';
 import { accountOfConfFile, confFile, DEFAULT_ACCOUNT, defaultKey, hostPrefix } from '../core/account.js';
-import { childEnv } from '../base/child.js';
+import { foundByShell } from '../base/child.js';
 import { expandHome, loadSettings, type Settings } from '../core/config.js';
-import { CscsSaError, describeFsError, type ErrorDetails, LocalFileError, UsageError } from '../base/errors.js';
+import { CscsSaError, describeFsError, LocalFileError, UsageError } from '../base/errors.js';
 import { makeFolders, writeFileAtomic } from '../base/fsutil.js';
 import { prepareKeyPair, refreshCertificate } from '../refresh/refresh.js';
-import { inspect, keyPaths } from '../core/store.js';
+import { inspect, keyPaths, readText } from '../core/store.js';
 import { knownHostsName, mergePins, parseKnownHosts } from '../ssh/knownhosts.js';
-import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, planInclude, renderBlock, replaceDiff, SetupRefusedError, type Target, unifiedDiff } from '../ssh/sshconfig.js';
+import { blockTargets, CLUSTERS, hostsCaught, JUMP_HOST, parseHosts, parseTargets, planInclude, renderBlock, replaceDiff, SetupRefusedError, unifiedDiff } from '../ssh/sshconfig.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { atLeast, OLDEST, sshVersion, unknownTokens } from '../ssh/version.js';
 import { parseCommandArgs } from './args.js';
@@ -58,22 +57,22 @@ Options:
   -h, --help              this text`;
 
 /** Where `$SHELL -c` finds NAME, resolved through links; undefined when it does not. */
-function foundByShell(name: string): string | undefined {
+async function shellFinds(name: string): Promise<string | undefined> {
+  const { path } = await foundByShell(name);
   try {
-    const r = execaSync(process.env.SHELL || '/bin/sh', ['-c', `command -v ${name}`], { env: childEnv(), extendEnv: false, reject: false });
-    return r.exitCode === 0 ? realpathSync(String(r.stdout).trim()) : undefined;
+    return path && realpathSync(path);
   } catch {
     return undefined;
   }
 }
 
 /** How ssh's `$SHELL -c` should start cscs-sa: by name when that finds this very program, else by absolute paths. */
-function helperCommand(): string[] {
+async function helperCommand(): Promise<string[]> {
   const script = realpathSync(process.argv[1]!);
   // npx runs from a cache it may clean; nvm's node may be missing from a non-interactive shell.
   const ephemeral = script.includes('/_npx/');
   if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again\n`);
-  if (!ephemeral && foundByShell('cscs-sa') === script && foundByShell('node')) return ['cscs-sa'];
+  if (!ephemeral && (await shellFinds('cscs-sa')) === script && (await shellFinds('node'))) return ['cscs-sa'];
   return [process.execPath, script];
 }
 
@@ -97,27 +96,10 @@ async function checkClient(block: string): Promise<void> {
 
 function readIfExists(path: string): string | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    return readText(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
+    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
-}
-
-/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
-function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
-  const targets: Record<string, Target> = {};
-  for (const raw of specs ?? []) {
-    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
-    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
-    const port = m?.[3] === undefined ? undefined : Number(m[3]);
-    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
-    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
-    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
-    const hostName = m[2]!.toLowerCase();
-    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
-  }
-  return targets;
 }
 
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
@@ -143,13 +125,13 @@ const PLACEHOLDER_USER = 'svc_account_name';
 async function userFromCertificate(settings: Settings): Promise<string> {
   const { state } = await refreshCertificate(settings).catch((err: unknown) => {
     if (!(err instanceof CscsSaError)) throw err;
-    const Same = err.constructor as new (message: string, details: ErrorDetails) => CscsSaError;
-    // What failed leads, with its own fix; --user is the way around it, not the fix.
+    // What failed leads, with its own fix, exit code and cause; --user is the way around it, not the fix.
     const around = 'or pass --user NAME (setup needs a certificate only to learn the login name)';
-    throw new Same(err.message, { fix: err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`, cause: err });
+    err.fix = err.fix ? `${err.fix}; ${around}` : `then run setup again, ${around}`;
+    throw err;
   });
   const user = state.certificate?.principals[0];
-  if (!user) throw new UsageError('setup: the certificate names no principal: pass --user NAME');
+  if (!user) throw new UsageError('setup: the certificate names no principal', { fix: 'pass --user NAME' });
   return user;
 }
 
@@ -190,7 +172,7 @@ export async function run(args: string[]): Promise<number> {
   const tooLong = sockets && controlDirProblem(sockets);
   if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: 'run setup with --ssh-config in a folder with a shorter path, or without --multiplex' });
   const knownHosts = join(sshDir, 'cscs-sa.known_hosts');
-  const command = helperCommand();
+  const command = await helperCommand();
   const accountArgs = account === DEFAULT_ACCOUNT ? [] : ['--account', account];
   const render = (user: string) =>
     renderBlock({
@@ -348,7 +330,7 @@ function remove(account: string, key: string, { sshConfigLink, sshConfig }: SshC
     try {
       rmSync(conf);
     } catch (err) {
-      throw new LocalFileError(describeFsError(err, 'remove', conf));
+      throw new LocalFileError(describeFsError(err, 'remove', conf), { cause: err });
     }
     process.stdout.write(`removed ${conf}\n`);
   }
@@ -362,6 +344,6 @@ function write(path: string, text: string, mode: number): void {
     makeFolders(dirname(path), 0o700);
     writeFileAtomic(path, text, mode);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'write', path));
+    throw new LocalFileError(describeFsError(err, 'write', path), { cause: err });
   }
 }

@@ -1,6 +1,7 @@
 import { printable } from '../core/certificate.js';
 import { loadSettings } from '../core/config.js';
 import { refreshCertificate } from '../refresh/refresh.js';
+import { keyPaths } from '../core/store.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa sign [--account NAME] [-f KEY] [--force]
@@ -29,7 +30,7 @@ export async function run(args: string[]): Promise<number> {
   const cert = state.certificate!;
   const left = Math.floor(state.secondsLeft ?? 0);
   process.stdout.write(
-    `${settings.key}-cert.pub principals=${cert.principals.map(printable).join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
+    `${keyPaths(settings.key).certificate} principals=${cert.principals.map(printable).join(',')} serial=${cert.serial} ${left}s left${refreshed ? '' : ' (already fresh)'}\n`,
   );
   return 0;
 }

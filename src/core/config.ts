@@ -327,16 +327,27 @@ export function configuredAccounts(file: FileConfig): string[] {
   return Object.keys(file.accounts ?? {});
 }
 
-/** A duration from `from` (an environment variable or a flag), checked against its setting's limits. */
-export function checkSeconds(raw: string | undefined, setting: Duration, from: string): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
+/** RAW as a number of seconds within the limits of `setting`, or undefined when it is none. */
+function parseSeconds(raw: string, setting: Duration): number | undefined {
   const value = raw.trim() === '' ? NaN : Number(raw);
-  if (!validSeconds(value, setting)) throw new ConfigError(`${from}=${raw} is not ${wantSeconds(setting)}`, { fix: `set ${from} to ${wantSeconds(setting)}, or unset it` });
+  return validSeconds(value, setting) ? value : undefined;
+}
+
+/** A duration from its environment variable (empty is unset), checked against its setting's limits. */
+function envSeconds(env: NodeJS.ProcessEnv, setting: Duration): number | undefined {
+  const [from, raw] = [ENV[setting], env[ENV[setting]]];
+  if (raw === undefined || raw === '') return undefined;
+  const value = parseSeconds(raw, setting);
+  if (value === undefined) throw new ConfigError(`${from}=${raw} is not ${wantSeconds(setting)}`, { fix: `set ${from} to ${wantSeconds(setting)}, or unset it` });
   return value;
 }
 
-function envSeconds(env: NodeJS.ProcessEnv, setting: Duration): number | undefined {
-  return checkSeconds(env[ENV[setting]], setting, ENV[setting]);
+/** A duration from a command's flag, with the limits of the setting it overrides: a wrong one is a usage error. */
+export function flagSeconds(raw: string | undefined, setting: Duration, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = parseSeconds(raw, setting);
+  if (value === undefined) throw new UsageError(`${flag} takes ${wantSeconds(setting)}, not "${raw}"`);
+  return value;
 }
 
 /** Whether a URL's host name is this machine, where plain http:// (a test double) exposes nothing. */

@@ -15,7 +15,7 @@ import { runOpenSshTool } from '../base/child.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { tempPath, writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import type { KeyPaths } from './store.js';
+import { type KeyPaths, keyPaths } from './store.js';
 
 const log = createLog('keypair');
 
@@ -24,7 +24,7 @@ function statOrUndefined(path: string): Stats | undefined {
     return lstatSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LocalFileError(describeFsError(err, 'read', path));
+    throw new LocalFileError(describeFsError(err, 'read', path), { cause: err });
   }
 }
 
@@ -110,7 +110,7 @@ function readPublicKey(path: string): PublicKey {
     return parsePublicKey(readFileSync(path, 'utf8'));
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ? describeFsError(err, 'read', path) : `${path}: ${(err as Error).message}`;
-    throw new LocalFileError(reason);
+    throw new LocalFileError(reason, { cause: err });
   }
 }
 
@@ -143,7 +143,7 @@ export async function ensureKeyPair(paths: KeyPaths, proof?: PairProof, signal?:
     return { publicKey: parsePublicKey(line), created: false };
   }
   if (statOrUndefined(paths.publicKey)) {
-    throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not: restore the key or move the .pub away`);
+    throw new LocalFileError(`${paths.publicKey} exists but its private key ${paths.key} does not`, { fix: 'restore the key or move the .pub away' });
   }
   return createKeyPair(paths, signal);
 }
@@ -152,34 +152,34 @@ function writePublicKey(path: string, line: string): void {
   try {
     writeFileAtomic(path, line, 0o644);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'write', path));
+    throw new LocalFileError(describeFsError(err, 'write', path), { cause: err });
   }
 }
 
 /** Creates the pair in the key's folder, which the refresh lock beside the key has already made. */
 async function createKeyPair(paths: KeyPaths, signal?: AbortSignal): Promise<KeyPair> {
   // Named after the key: a refresh of another key in the same folder sweeps only its own temporaries.
-  const tmp = tempPath(paths.key);
+  const tmp = keyPaths(tempPath(paths.key));
   try {
-    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp], signal);
+    await sshKeygen(['-q', '-t', 'ed25519', '-N', '', '-C', `cscs-sa@${hostname()}`, '-f', tmp.key], signal);
     try {
-      linkSync(tmp, paths.key);
+      linkSync(tmp.key, paths.key);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         // Another process (not holding our lock: an older version, a user) created it: keep theirs.
         return ensureKeyPair(paths, undefined, signal);
       }
-      throw new LocalFileError(describeFsError(err, 'create', paths.key));
+      throw new LocalFileError(describeFsError(err, 'create', paths.key), { cause: err });
     }
     try {
-      renameSync(`${tmp}.pub`, paths.publicKey);
+      renameSync(tmp.publicKey, paths.publicKey);
     } catch (err) {
-      throw new LocalFileError(describeFsError(err, 'create', paths.publicKey));
+      throw new LocalFileError(describeFsError(err, 'create', paths.publicKey), { cause: err });
     }
     log('created key pair %s', paths.key);
     return { publicKey: readPublicKey(paths.publicKey), created: true };
   } finally {
-    rmSync(tmp, { force: true });
-    rmSync(`${tmp}.pub`, { force: true });
+    rmSync(tmp.key, { force: true });
+    rmSync(tmp.publicKey, { force: true });
   }
 }

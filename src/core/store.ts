@@ -25,15 +25,21 @@ import {
   secondsLeft,
 } from './certificate.js';
 
+/** The files beside a key pair: every module names them through keyPaths, none by hand. */
 export interface KeyPaths {
   key: string;
+  /** Where ssh-keygen puts the public half of KEY, and where ssh looks for it. */
   publicKey: string;
+  /** Where ssh looks for a certificate of KEY (its CertificateFile default). */
   certificate: string;
+  /** The refresh lock (src/refresh/lock.ts). */
   lock: string;
+  /** The failure memo (src/refresh/memo.ts). */
+  failed: string;
 }
 
 export function keyPaths(key: string): KeyPaths {
-  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock` };
+  return { key, publicKey: `${key}.pub`, certificate: `${key}-cert.pub`, lock: `${key}.lock`, failed: `${key}.failed` };
 }
 
 export type CertStatus =
@@ -70,15 +76,24 @@ export const FRESH_SEPARATOR = '..';
 
 const META = /(?:^|\s)cscs-sa (?:fresh=\S+ )?offset=(-?\d+) refreshed=(\S+)/;
 
+/** What the fresh window is computed from: the certificate, the key it was checked for, the refresh margin. */
+export interface FreshFor {
+  certificate: Certificate;
+  publicKey: PublicKey;
+  marginSeconds: number;
+}
+
 /**
- * The comment the refresh writes after a certificate for `publicKey`: the fresh window (unless the
- * certificate never expires), the clock offset and when it was written. A second n in
- * [FROM, UNTIL) has all of its instants in freshWindow.
+ * The certificate file's content for the gateway's certificate `line`: its type and data, and our
+ * comment in place of the gateway's, which readMeta reads back: with `fresh`, the fresh window
+ * first (unless the certificate never expires; a second n in [FROM, UNTIL) has all of its instants
+ * in freshWindow), then the clock offset and when it was written.
  */
-export function formatComment(certificate: Certificate, publicKey: PublicKey, marginSeconds: number, clockOffsetMs: number, refreshedAt: Date): string {
-  const { fromMs, untilMs } = freshWindow(certificate, marginSeconds, clockOffsetMs);
-  const fresh = Number.isFinite(untilMs) ? `${FRESH_WORD}${[Math.ceil(fromMs / 1000), Math.floor(untilMs / 1000), publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
-  return `cscs-sa ${fresh}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}`;
+export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, fresh?: FreshFor): string {
+  const [type, base64] = line.split(/\s+/);
+  const window = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, clockOffsetMs);
+  const word = window && Number.isFinite(window.untilMs) ? `${FRESH_WORD}${[Math.ceil(window.fromMs / 1000), Math.floor(window.untilMs / 1000), fresh.publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
+  return `${type} ${base64} cscs-sa ${word}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}\n`;
 }
 
 function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date } {
@@ -88,7 +103,8 @@ function readMeta(comment: string): { clockOffsetMs: number; refreshedAt?: Date 
   return { clockOffsetMs: Number(m[1]), refreshedAt: Number.isNaN(refreshedAt.getTime()) ? undefined : refreshedAt };
 }
 
-function readText(path: string): string | undefined {
+/** A file's text, or undefined when there is no file: any other failure is thrown as it is. */
+export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {

@@ -20,7 +20,7 @@ export const MAX_AGENT_SECONDS = 3600;
 
 export async function loadIntoAgent(settings: Settings): Promise<void> {
   if (!process.env.SSH_AUTH_SOCK) {
-    throw new LocalFileError('agent mode needs a running ssh-agent, and SSH_AUTH_SOCK is not set: start one with eval "$(ssh-agent)"');
+    throw new LocalFileError('agent mode needs a running ssh-agent, and SSH_AUTH_SOCK is not set', { fix: 'start one with eval "$(ssh-agent)"' });
   }
   const paths = keyPaths(settings.key);
   let state = inspect(paths, settings.refreshMargin);

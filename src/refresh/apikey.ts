@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { DEFAULT_ACCOUNT } from '../core/account.js';
-import { childEnv } from '../base/child.js';
+import { runGroup } from '../base/child.js';
 import { Deadline } from '../base/deadline.js';
 import { type Settings, trustedOwner } from '../core/config.js';
 import { ApiKeyError, describeFsError } from '../base/errors.js';
@@ -24,7 +24,7 @@ function accept(raw: string, source: string): ApiKey {
   if (value === '') throw new ApiKeyError(`API key from ${source} is empty`);
   registerSecret(value);
   // A key with inner white space or control characters would be mangled or refused in a header.
-  if (/[\s\x00-\x1f\x7f]/.test(value)) throw new ApiKeyError(`API key from ${source} contains spaces or control characters: check it`);
+  if (/[\s\x00-\x1f\x7f]/.test(value)) throw new ApiKeyError(`API key from ${source} contains spaces or control characters`, { fix: 'check it' });
   // HTTP header values are bytes: undici refuses anything beyond Latin-1 (as a network error, exit 5),
   // and an API key is plain ASCII anyway.
   if (/[^\x21-\x7e]/.test(value)) {
@@ -67,70 +67,22 @@ function fromFile(path: string): ApiKey {
 
 /** What the key command may print: an API key is a line; anything much longer is not one. */
 const MAX_COMMAND_OUTPUT = 64 * 1024;
-/** After the command exits, how long a child of it may keep its stdout open before it is stopped. */
-const LINGER_MS = 200;
 
-/**
- * Runs the command in a process group of its own (detached) so that the whole group can be
- * killed: a wrapper script's children (`sh -c "sleep 25; echo key"`) hold its stdout open after
- * the script itself is signalled, and a kill of the script alone would leave us waiting for them.
- * The group is killed at the deadline, when we exit, and shortly after the command itself exits
- * with a child still holding its stdout.
- */
+/** The key command's output, within what is left of the deadline (its whole process group is stopped then). */
 async function fromCommand(command: string | string[], deadline: Deadline): Promise<ApiKey> {
-  const { execa, parseCommandString } = await import('execa');
-  const [file, ...args] = typeof command === 'string' ? parseCommandString(command) : command;
-  const source = `apiKeyCommand (${file})`;
-  let timedOut = false;
-  let subprocess: ReturnType<typeof execa> | undefined;
-  const killGroup = () => {
-    try {
-      if (subprocess?.pid) process.kill(-subprocess.pid, 'SIGKILL');
-    } catch {
-      // The group is gone already.
-    }
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killGroup();
-  }, deadline.remainingMs());
-  process.once('exit', killGroup);
-  try {
-    subprocess = execa(file!, args, {
-      env: childEnv(),
-      extendEnv: false,
-      stdin: 'ignore',
-      stderr: 'inherit',
-      detached: true,
-      maxBuffer: MAX_COMMAND_OUTPUT,
-      stripFinalNewline: true,
-    });
-    let ended = false;
-    subprocess.stdout?.once('end', () => (ended = true));
-    subprocess.once('exit', () => {
-      if (!ended) setTimeout(killGroup, LINGER_MS).unref();
-    });
-    const { stdout } = await subprocess;
-    return accept(String(stdout), source);
-  } catch (err) {
-    if (err instanceof ApiKeyError) throw err;
-    const e = err as { code?: string; exitCode?: number; signal?: string; isMaxBuffer?: boolean };
-    const why =
-      e.code === 'ENOENT'
-        ? 'command not found'
-        : timedOut
-          ? `no answer within the ${deadline} deadline`
-          : e.isMaxBuffer
-            ? `printed more than ${MAX_COMMAND_OUTPUT / 1024} KiB`
-            : e.signal
-              ? `killed by ${e.signal}`
-              : `exit code ${e.exitCode}`;
-    throw new ApiKeyError(`${source} failed: ${why}`);
-  } finally {
-    clearTimeout(timer);
-    process.off('exit', killGroup);
-    if (subprocess?.exitCode === null) killGroup();
-  }
+  const r = await runGroup(command, deadline.signal, MAX_COMMAND_OUTPUT);
+  const source = `apiKeyCommand (${r.file})`;
+  if (r.code === 0) return accept(r.stdout, source);
+  const why = r.missing
+    ? 'command not found'
+    : r.timedOut
+      ? `no answer within the ${deadline} deadline`
+      : r.overflowed
+        ? `printed more than ${MAX_COMMAND_OUTPUT / 1024} KiB`
+        : r.signal
+          ? `killed by ${r.signal}`
+          : `exit code ${r.code}`;
+  throw new ApiKeyError(`${source} failed: ${why}`);
 }
 
 /** Where the API key would come from, as data that changes when the key does (never shown or stored as is). */

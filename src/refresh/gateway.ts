@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import type { ApiKey } from './apikey.js';
 import { Deadline } from '../base/deadline.js';
-import { ApiKeyError, GatewayResponseError, GatewayUnavailableError } from '../base/errors.js';
+import { ApiKeyError, errnoReason, GatewayResponseError, GatewayUnavailableError } from '../base/errors.js';
 import { createLog, registerSecret } from '../base/log.js';
 
 const log = createLog('gateway');
@@ -73,30 +73,21 @@ function errorCode(err: unknown): string | undefined {
   return e?.code ?? e?.cause?.code;
 }
 
+/** What the gateway's failures mean beyond errnoReason's words: DNS, undici's own codes, a reset. */
+const NETWORK_WORDS: Record<string, string> = {
+  ENOTFOUND: 'host name not found (DNS)',
+  EAI_AGAIN: 'DNS lookup failed for now',
+  ECONNRESET: 'connection closed by the gateway or a proxy',
+  UND_ERR_SOCKET: 'connection closed by the gateway or a proxy',
+  UND_ERR_CLOSED: 'connection closed by the gateway or a proxy',
+};
+
 function describeNetworkError(err: unknown, connectTimeoutSeconds: number): string {
   const code = errorCode(err);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ENOTFOUND':
-      return 'host name not found (DNS)';
-    case 'EAI_AGAIN':
-      return 'DNS lookup failed for now';
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return `no connection within ${connectTimeoutSeconds} s`;
-    case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return 'connection closed by the gateway or a proxy';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'network unreachable';
-    default:
-      if (code && /CERT|SSL|TLS|SELF_SIGNED|VERIFY/.test(code)) {
-        return `TLS failed (${code}): behind an inspecting proxy, point NODE_EXTRA_CA_CERTS at its CA`;
-      }
-      return code ?? (err as Error)?.message ?? String(err);
-  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${connectTimeoutSeconds} s`;
+  if (code && Object.hasOwn(NETWORK_WORDS, code)) return NETWORK_WORDS[code]!;
+  if (code && /CERT|SSL|TLS|SELF_SIGNED|VERIFY/.test(code)) return `TLS failed (${code}): behind an inspecting proxy, point NODE_EXTRA_CA_CERTS at its CA`;
+  return errnoReason(code ? { code } : err);
 }
 
 /** What the server said, safe for one line: its JSON `message`, or what kind of body it was. */
@@ -141,6 +132,17 @@ export function retryDelayMs(attempt: number, retryAfter: number | undefined, ra
   return Math.max(RETRY_FLOOR_MS, Math.min(RETRY_STEP_CAP_MS, RETRY_FLOOR_MS * 2 ** (attempt + 1)) * (0.5 + random / 2));
 }
 
+/**
+ * The wait before attempt `attempt + 1` (0-based), or undefined when there is none: MAX_ATTEMPTS
+ * were made, or the wait and the attempt after it would not fit in `remainingMs` of the deadline.
+ */
+export function nextRetryMs(attempt: number, retryAfter: number | undefined, remainingMs: number, random = Math.random()): number | undefined {
+  if (attempt + 1 >= MAX_ATTEMPTS) return undefined;
+  const waitMs = retryDelayMs(attempt, retryAfter, random);
+  // Leave room for the attempt itself, not only the wait.
+  return waitMs + 500 > remainingMs ? undefined : waitMs;
+}
+
 class Exchange {
   private readonly signal: AbortSignal;
   private readonly dispatcher: Dispatcher;
@@ -172,10 +174,8 @@ class Exchange {
 
   /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
   private async backoff(attempt: number, retryAfter?: number): Promise<boolean> {
-    if (attempt + 1 >= MAX_ATTEMPTS) return false;
-    const waitMs = retryDelayMs(attempt, retryAfter);
-    // Leave room for the attempt itself, not only the wait.
-    if (waitMs + 500 > this.deadline.remainingMs()) return false;
+    const waitMs = nextRetryMs(attempt, retryAfter, this.deadline.remainingMs());
+    if (waitMs === undefined) return false;
     log('retrying in %d ms', Math.round(waitMs));
     await sleep(waitMs, undefined, { signal: this.signal }).catch(() => {});
     return !this.signal.aborted;
@@ -192,7 +192,7 @@ class Exchange {
         const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
         log('POST %s failed: %s', path, why);
         if (code && RETRYABLE_CODES.has(code) && (await this.backoff(attempt))) continue;
-        throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`);
+        throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`, { cause: err });
       }
       log('POST %s -> %d', path, reply.status);
       if (reply.status === 429 || reply.status >= 500) {
@@ -216,7 +216,7 @@ class Exchange {
       return await this.once('GET', '/', {});
     } catch (err) {
       if (this.signal.aborted) throw this.timedOut();
-      throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`);
+      throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
     }
   }
 
@@ -275,8 +275,8 @@ function clockOffset(reply: Reply): number | undefined {
 async function token(exchange: Exchange, apiKey: ApiKey): Promise<string> {
   const reply = await exchange.post(TOKEN_PATH, { 'x-api-key': apiKey.value });
   const detail = describeBody(reply.text, header(reply, 'content-type'));
-  if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}: check ${apiKey.source}`);
-  if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}: ask your project's PI to enable it in the CSCS portal`);
+  if (reply.status === 401) throw new ApiKeyError(`API key rejected (401)${detail}`, { fix: `check ${apiKey.source}` });
+  if (reply.status === 403) throw new ApiKeyError(`service account disabled (403)${detail}`, { fix: "ask your project's PI to enable it in the CSCS portal" });
   if (reply.status < 200 || reply.status > 299) throw new GatewayResponseError(`token request failed (${reply.status})${detail}`, { status: reply.status });
   const accessToken = (parseJson(reply.text) as { access_token?: unknown } | undefined)?.access_token;
   if (typeof accessToken !== 'string' || accessToken === '') {
@@ -309,7 +309,7 @@ async function sign(exchange: Exchange, accessToken: string, publicKeyLine: stri
 function openExchange(options: GatewayOptions, deadline: Deadline): Exchange {
   // undici compiles its HTTP parser (llhttp, WebAssembly) at the first connection. V8's optimising
   // tier then recompiles it in the background and the process waits for that at exit: ~50 ms
-  // for two small responses. The baseline compiler alone is plenty here (bench/ in the README).
+  // for two small responses. The baseline compiler alone is plenty here (bench/, docs/performance.md).
   setFlagsFromString('--liftoff-only');
   return new Exchange(options, deadline);
 }

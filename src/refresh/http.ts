@@ -1,7 +1,7 @@
 /**
  * The part of undici the gateway client needs, without undici's index: that loads fetch,
  * WebSocket, caches and mocks too, 70-100 ms of start-up on a path that runs every minute
- * (README, Performance). scripts/build.js bundles these modules, so the internals imported here
+ * (docs/performance.md). scripts/build.js bundles these modules, so the internals imported here
  * are frozen at the version the tests ran against.
  */
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';

@@ -22,7 +22,7 @@ import type { Deadline } from '../base/deadline.js';
 import { LocalFileError } from '../base/errors.js';
 import { tempPath } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { processIdentity } from '../base/proc.js';
+import { pidAlive, processIdentity } from '../base/proc.js';
 
 const log = createLog('lock');
 
@@ -59,7 +59,7 @@ export class LockBusyError extends Error {
   }
 }
 
-interface Owner {
+export interface Owner {
   pid: number;
   host: string;
   nonce: string;
@@ -73,11 +73,7 @@ function parseOwner(text: string): Owner | undefined {
 }
 
 function isAlive(owner: Owner): boolean {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidAlive(owner.pid)) return false;
   // The pid exists; is it still the process that took the lock?
   const now = owner.identity && processIdentity(owner.pid);
   return !now || now === owner.identity;
@@ -121,7 +117,11 @@ function look(path: string): Seen {
   }
 }
 
-function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
+/**
+ * Why a lock seen with `owner` whose heartbeat is `ageMs` old may be taken over, or undefined
+ * while it must be waited for (the rules are in the comment at the top).
+ */
+export function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
   const { owner, ageMs } = seen;
   if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : undefined;
   if (owner.host === hostname()) return isAlive(owner) ? undefined : `holder pid ${owner.pid} is gone`;

@@ -22,7 +22,7 @@ import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ApiKeyError, ConfigError, type CscsSaError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from '../base/errors.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { procStat } from '../base/proc.js';
+import { type Ancestor, ancestors } from '../base/proc.js';
 
 const log = createLog('memo');
 
@@ -52,19 +52,11 @@ export function isShownAbove(err: unknown): boolean {
 }
 
 /** This process's ancestors as pid/start (Linux), nearest first, and the nearest one named ssh. */
-function ancestors(): { ids: string[]; ssh?: string } {
-  const ids: string[] = [];
-  let ssh: string | undefined;
-  let pid = process.ppid;
-  for (let depth = 0; depth < 12 && pid > 1; depth++) {
-    const stat = procStat(pid);
-    if (!stat) break;
-    const id = `${pid}/${stat.start}`;
-    ids.push(id);
-    if (!ssh && stat.comm === 'ssh') ssh = id;
-    pid = stat.ppid;
-  }
-  return { ids, ssh };
+function lineage(): { ids: string[]; ssh?: string } {
+  const list = ancestors(12);
+  const id = (a: Ancestor) => `${a.pid}/${a.start}`;
+  const ssh = list.find((a) => a.comm === 'ssh');
+  return { ids: list.map(id), ssh: ssh && id(ssh) };
 }
 
 function hashOf(material: string, salt: Buffer): Buffer {
@@ -75,7 +67,7 @@ function hashOf(material: string, salt: Buffer): Buffer {
 /** Records `err` as the outcome for `material` (gateway URL and API key source). */
 export function rememberFailure(path: string, material: string, err: CscsSaError, short: boolean): void {
   const salt = randomBytes(16);
-  const { ssh } = ancestors();
+  const { ssh } = lineage();
   write(path, {
     salt: salt.toString('hex'),
     hash: hashOf(material, salt).toString('hex'),
@@ -123,7 +115,7 @@ export function recalledFailure(path: string, material: string, short: boolean, 
   log('failure recorded %d ms ago: %s', now - stored.at, stored.message);
   const err = new Class(stored.message, stored.fix === undefined ? {} : { fix: stored.fix });
   const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
-  const { ids, ssh } = ancestors();
+  const { ids, ssh } = lineage();
   if (ids.some((id) => shownTo.includes(id))) {
     shownAbove.add(err);
   } else if (ssh) {

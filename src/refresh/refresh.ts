@@ -18,7 +18,7 @@ import { verifySignature } from '../core/signature.js';
 import { acquireLock, type Lock, LockBusyError } from './lock.js';
 import { createLog } from '../base/log.js';
 import { forgetFailure, isShownAbove, recalledFailure, rememberFailure } from './memo.js';
-import { type CertState, formatComment, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
+import { type CertState, certificateFileText, inspect, judge, type KeyPaths, keyPaths } from '../core/store.js';
 import { version } from '../base/version.js';
 
 const log = createLog('refresh');
@@ -50,7 +50,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
   try {
     makeFolders(dir, 0o700);
   } catch (err) {
-    throw new LocalFileError(describeFsError(err, 'create folder', dir));
+    throw new LocalFileError(describeFsError(err, 'create folder', dir), { cause: err });
   }
   try {
     // A holder heartbeats while it works, so a lock from another host whose heartbeat is older
@@ -61,7 +61,7 @@ async function lockKey(paths: KeyPaths, settings: Settings, deadline: Deadline, 
     if (err instanceof LockBusyError) {
       throw new GatewayUnavailableError(`${err.holder} is still refreshing ${paths.certificate} after ${deadline}`, { fix: 'try again later, or raise "timeout"', cause: err });
     }
-    throw new LocalFileError(describeFsError(err, 'lock', paths.lock));
+    throw new LocalFileError(describeFsError(err, 'lock', paths.lock), { cause: err });
   }
 }
 
@@ -79,7 +79,7 @@ export async function prepareKeyPair(settings: Settings): Promise<KeyPair> {
 
 /** The failure memo beside the key, and what keys it (see memo.ts). */
 function memoOf(paths: KeyPaths, settings: Settings): { path: string; material: string } {
-  return { path: `${paths.key}.failed`, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
+  return { path: paths.failed, material: `${settings.authxUrl}\n${apiKeyIdentity(settings)}` };
 }
 
 /** Failures that are the same for whoever tries next within seconds: the key, the gateway. */
@@ -139,12 +139,10 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
   const { certificate, verdict } = checkSigned(signed.line, publicKey, clockOffsetMs);
 
   const refreshedAt = new Date();
-  const [type, base64] = signed.line.split(/\s+/);
-  const content = `${type} ${base64} ${formatComment(certificate, publicKey, settings.refreshMargin, clockOffsetMs, refreshedAt)}\n`;
   try {
-    writeFileAtomic(paths.certificate, content, 0o644);
+    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, { certificate, publicKey, marginSeconds: settings.refreshMargin }), 0o644);
   } catch (err) {
-    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`);
+    throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`, { cause: err });
   }
   log('wrote %s (clock offset %d ms)', paths.certificate, clockOffsetMs);
   return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt }, refreshed: true, createdKey: created };
@@ -186,13 +184,13 @@ function checkSigned(line: string, publicKey: PublicKey, clockOffsetMs: number):
     certificate = parseCertificate(line);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate that does not parse (${err.message}); the previous certificate was kept`, { cause: err });
   }
   try {
     verifySignature(certificate);
   } catch (err) {
     if (!(err instanceof CertificateParseError)) throw err;
-    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`);
+    throw new GatewayResponseError(`gateway sent a certificate with a bad CA signature (${err.message}); the previous certificate was kept`, { cause: err });
   }
   const verdict = judge(certificate, publicKey, 0, clockOffsetMs);
   if (verdict.status !== 'fresh') {

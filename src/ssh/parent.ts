@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { runTool } from '../base/child.js';
-import { procArgs, procStat } from '../base/proc.js';
+import { ancestors, procArgs } from '../base/proc.js';
 import { sshOptionString, sshVersion } from './version.js';
 
 /** How far up to look: ssh, its shell, maybe `env` of a #! line, then us. */
@@ -40,29 +40,34 @@ export function sshArgsHaveG(args: string[], options = sshOptionString()): boole
   return false;
 }
 
-interface Proc {
-  parent: number;
-  name: string;
+/** The nearest ssh above us: its argv, and what to run for its own -V (on Linux its very executable). */
+interface Ssh {
   args: string[];
-  /** What to run for the program's own -V: on Linux its very executable. */
   program: string;
 }
 
-/** Linux: /proc. */
-function procLinux(pid: number): Proc {
-  const stat = procStat(pid);
-  const args = procArgs(pid);
-  if (!stat || !args) throw new Error(`cannot read /proc/${pid}`);
-  return { parent: stat.ppid, name: stat.comm, args, program: `/proc/${pid}/exe` };
+/**
+ * macOS and the BSDs, which have no /proc: the nearest ssh's argv from ps, whose args are joined
+ * by spaces (an argument with a space splits; -G still shows).
+ */
+async function nearestSshByPs(): Promise<Ssh | undefined> {
+  let pid = process.ppid;
+  for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
+    const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
+    if (r.code !== 0) return undefined;
+    const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
+    if (basename(comm ?? '') === 'ssh') return { args, program: comm! };
+    pid = Number(parent);
+  }
+  return undefined;
 }
 
-/** macOS and the BSDs: ps, whose args are joined by spaces (an argument with a space splits; -G still shows). */
-async function procPs(pid: number): Promise<Proc> {
-  const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
-  if (r.code !== 0) throw new Error(`ps: ${r.stderr.trim()}`);
-  const line = r.stdout.trim();
-  const [parent, comm, ...args] = line.split(/\s+/);
-  return { parent: Number(parent), name: basename(comm ?? ''), args, program: comm ?? 'ssh' };
+/** The nearest ssh above us, or undefined when there is none or it cannot be read. */
+async function nearestSsh(): Promise<Ssh | undefined> {
+  if (process.platform !== 'linux') return nearestSshByPs();
+  const ssh = ancestors(MAX_DEPTH).find((a) => a.comm === 'ssh');
+  const args = ssh && procArgs(ssh.pid);
+  return args && { args, program: `/proc/${ssh.pid}/exe` };
 }
 
 /**
@@ -70,21 +75,10 @@ async function procPs(pid: number): Promise<Proc> {
  * ancestry cannot be read (then we refresh, as without this check).
  */
 export async function startedBySshG(): Promise<boolean> {
-  try {
-    let pid = process.ppid;
-    for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
-      const proc = process.platform === 'linux' ? procLinux(pid) : await procPs(pid);
-      if (proc.name !== 'ssh') {
-        pid = proc.parent;
-        continue;
-      }
-      const args = proc.args.slice(1);
-      // Only -P reads differently across versions: ask that ssh its version only when it matters.
-      const version = args.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(proc.program) : undefined;
-      return sshArgsHaveG(args, sshOptionString(version));
-    }
-  } catch {
-    // Fall through: refresh.
-  }
-  return false;
+  const ssh = await nearestSsh().catch(() => undefined);
+  if (!ssh) return false;
+  const args = ssh.args.slice(1);
+  // Only -P reads differently across versions: ask that ssh its version only when it matters.
+  const version = args.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(ssh.program) : undefined;
+  return sshArgsHaveG(args, sshOptionString(version));
 }

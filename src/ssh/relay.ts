@@ -7,32 +7,15 @@
  *
  * Each direction reads into one buffer of its own and reuses it (net's onread), instead of a new
  * Buffer for every read that only a later garbage collection frees: at gigabytes per transfer
- * that held the proxy's memory at ~80 MiB and slowed uploads (README, Performance).
+ * that held the proxy's memory at ~80 MiB and slowed uploads (docs/performance.md).
  */
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 import type { Writable } from 'node:stream';
-import { ConnectError, LocalFileError } from '../base/errors.js';
+import { ConnectError, errnoReason, LocalFileError } from '../base/errors.js';
 import { createLog, setLogFile } from '../base/log.js';
 
 const log = createLog('proxy');
-
-function reasonOf(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  switch (e.code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ETIMEDOUT':
-      return 'timed out';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'network unreachable';
-    case 'ECONNRESET':
-      return 'connection reset';
-    default:
-      return e.code ?? e.message;
-  }
-}
 
 function connectOne(address: string, port: number, timeoutMs: number, onread: OnReadOpts): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -61,7 +44,7 @@ async function connectTo(host: string, port: number, timeoutMs: number, onread: 
     addresses = await lookup(host, { all: true, verbatim: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : reasonOf(err)}`);
+    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === 'ENOTFOUND' ? 'no such host' : errnoReason(err)}`, { cause: err });
   }
   const failures: string[] = [];
   for (const { address } of addresses) {
@@ -70,8 +53,8 @@ async function connectTo(host: string, port: number, timeoutMs: number, onread: 
       log('connected to %s port %d', address, port);
       return socket;
     } catch (err) {
-      log('%s port %d: %s', address, port, reasonOf(err));
-      failures.push(`${address}: ${reasonOf(err)}`);
+      log('%s port %d: %s', address, port, errnoReason(err));
+      failures.push(`${address}: ${errnoReason(err)}`);
     }
   }
   throw new ConnectError(`cannot connect to ${host} port ${port}: ${failures.join(', ')}`);
@@ -120,7 +103,7 @@ export async function proxy(host: string, port: number, timeoutMs: number, outpu
     // ssh has gone away (EPIPE on its pipes): nothing left to relay.
     input.on('error', () => resolve());
     output.on('error', () => resolve());
-    server.on('error', (err) => reject(new ConnectError(`connection to the server failed: ${reasonOf(err)}`)));
+    server.on('error', (err) => reject(new ConnectError(`connection to the server failed: ${errnoReason(err)}`, { cause: err })));
     server.on('end', () => {
       log('server side ended after %d bytes', down.bytes);
       // Resolve once what was already handed to `output` is flushed, not when the client side ends.

@@ -3,10 +3,11 @@
  * Pure functions over text: the setup command does the reading, checking and writing.
  */
 import { BEGIN, END } from '../core/account.js';
-import { CscsSaError, ExitCode, UsageError } from '../base/errors.js';
+import { errorKind, ExitCode, UsageError } from '../base/errors.js';
 import { freshCheck } from './freshcheck.js';
 import { multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './lex.js';
+import { keyPaths } from '../core/store.js';
 
 export { BEGIN, END };
 
@@ -15,11 +16,7 @@ export const JUMP_HOST = { name: 'ela', hostName: 'ela.cscs.ch' };
 export const CLUSTERS = ['clariden', 'daint', 'santis', 'eiger', 'bristen'];
 
 /** A config that setup will not edit, with what to do instead. */
-export class SetupRefusedError extends CscsSaError {
-  override readonly exitCode = ExitCode.config;
-  override readonly code = 'CSCS_SA_ERR_SETUP_REFUSED';
-  override name = 'SetupRefusedError';
-}
+export class SetupRefusedError extends errorKind('SetupRefusedError', ExitCode.config, 'CSCS_SA_ERR_SETUP_REFUSED') {}
 
 /** --hosts LIST: cluster names behind the jump host, without the prefix. */
 export function parseHosts(command: string, list: string | undefined, prefix: string): string[] {
@@ -38,6 +35,22 @@ export function parseHosts(command: string, list: string | undefined, prefix: st
 export interface Target {
   hostName: string;
   port?: number;
+}
+
+/** --host NAME=HOSTNAME[:PORT], for hosts of the block only. */
+export function parseTargets(specs: string[] | undefined, names: string[], prefix: string): Record<string, Target> {
+  const targets: Record<string, Target> = {};
+  for (const raw of specs ?? []) {
+    const spec = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw;
+    const m = /^([a-z0-9-]+)=([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?$/i.exec(spec);
+    const port = m?.[3] === undefined ? undefined : Number(m[3]);
+    if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new UsageError(`setup: --host "${raw}" is not NAME=HOSTNAME[:PORT] (e.g. --host clariden=clariden.alps.cscs.ch:22)`);
+    if (!names.includes(m[1]!)) throw new UsageError(`setup: --host names "${m[1]}", which is not a host of the block (${names.join(', ')})`);
+    // ssh lowercases HostName, and looks host keys up (and known-hosts prints them) by that name.
+    const hostName = m[2]!.toLowerCase();
+    targets[m[1]!] = port === undefined ? { hostName } : { hostName, port };
+  }
+  return targets;
 }
 
 export interface BlockOptions {
@@ -89,7 +102,7 @@ export function renderBlock(o: BlockOptions): string {
     `User ${o.user}`,
     `IdentityFile ${configWord('the key', o.key, PATH)}`,
     // Offered first, so sshd never sees (and logs as failed) the bare key.
-    `CertificateFile ${configWord('the certificate', `${o.key}-cert.pub`, PATH)}`,
+    `CertificateFile ${configWord('the certificate', keyPaths(o.key).certificate, PATH)}`,
     ...(o.agent
       ? [
           '# The ProxyCommand loads the certificate into ssh-agent; with IdentitiesOnly yes ssh would',
@@ -196,7 +209,7 @@ export function planInclude(existing: string, confs: string[]): IncludePlan {
   let end: number;
   if (begins.length > 0 || ends.length > 0) {
     if (begins.length !== 1 || ends.length !== 1 || ends[0]! < begins[0]!) {
-      throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END): fix or remove them by hand, then run setup again`);
+      throw new SetupRefusedError(`the cscs-sa markers in the ssh config are broken (${begins.length} BEGIN, ${ends.length} END)`, { fix: 'fix or remove them by hand, then run setup again' });
     }
     [start, end] = [begins[0]!, ends[0]! + 1];
     // Taking the block out takes the blank line that kept it apart too.
@@ -209,7 +222,7 @@ export function planInclude(existing: string, confs: string[]): IncludePlan {
     const own = new RegExp(`^\\s*include\\s+"?${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\s*$`, 'i');
     const elsewhere = lines.findIndex((l, i) => (i < start || i >= end) && own.test(l));
     if (elsewhere !== -1) {
-      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers: remove that line, or manage the Include yourself (setup --print)`);
+      throw new SetupRefusedError(`the ssh config already includes ${conf} at line ${elsewhere + 1}, outside the cscs-sa markers`, { fix: 'remove that line, or manage the Include yourself (setup --print)' });
     }
   }
   const before = lines.slice(0, start);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,13 @@ export function writeConfig(home: Pick<Home, 'dir'>, name: string, text: string)
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, name), text, { mode: 0o600 });
   return join(dir, name);
+}
+
+/** Every regular file under `dir`, at any depth. */
+export function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((name) => join(dir, name))
+    .filter((path) => statSync(path, { throwIfNoEntry: false })?.isFile());
 }
 
 /** The environment a user's shell would give cscs-sa: nothing of ours leaks in. */

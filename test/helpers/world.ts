@@ -1,7 +1,7 @@
 /**
  * Everything a user's machine has, on loopback: the gateway double, two sshd ("ela", the jump
  * host, and "clariden" behind it), a HOME with no key, `cscs-sa` on the PATH, and the ssh_config
- * block from the README with absolute paths (ssh expands ~ from the password database, not HOME).
+ * block of docs/setup-and-host-keys.md with absolute paths (ssh expands ~ from the password database, not HOME).
  */
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -15,6 +15,7 @@ import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
+import { skipTest } from '../helpers/suites.ts';
 
 const KEY_SA = 'sa-accounts-key-0123456789';
 const KEY_PROJ = 'proj-accounts-key-9876543210';
@@ -272,4 +273,4 @@ test('an account whose key is another account\'s key pair is refused (exit 3): i
 });
 
 if (root) test.run();
-else console.log('accounts.test.ts: SKIPPED: needs root to create the second local user', USER_PROJ);
+else skipTest('accounts (every test of this file)', `needs root and the private namespace scripts/test.js makes, to add the local user ${USER_PROJ}`);

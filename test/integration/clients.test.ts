@@ -1,5 +1,5 @@
 /**
- * Other SSH clients (README "Other SSH clients"), measured: paramiko and Fabric (Debian's
+ * Other SSH clients (docs/other-clients.md), measured: paramiko and Fabric (Debian's
  * python3-paramiko and python3-fabric) read the same ssh_config as ssh, through
  * test/helpers/paramiko_client.py. They run `Match exec` when they look a host up (paramiko's
  * SSHConfig.lookup, Fabric's Connection()), not when they connect, so a connection opened after

@@ -1,6 +1,7 @@
 /**
- * Plain OpenSSH tools through the README's ssh_config block, against real sshd on loopback:
- * what a user types, what they get back, and how often the gateway was asked.
+ * Plain OpenSSH tools through the ssh_config block setup writes (docs/setup-and-host-keys.md),
+ * against real sshd on loopback: what a user types, what they get back, and how often the
+ * gateway was asked.
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';

@@ -193,8 +193,8 @@ if (isRoot) {
     }
   });
 } else {
-  skipTest(test, '~/.ssh full: clear error, the valid certificate kept', 'needs root to mount a tmpfs');
-  skipTest(test, '~/.ssh read-only: clear error, the certificate kept', 'needs root to mount a tmpfs');
+  skipTest('~/.ssh full: clear error, the valid certificate kept', 'needs root to mount a tmpfs');
+  skipTest('~/.ssh read-only: clear error, the certificate kept', 'needs root to mount a tmpfs');
 }
 
 test.run();

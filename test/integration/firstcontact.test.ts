@@ -14,13 +14,14 @@ import { Sshd } from '../helpers/sshd.ts';
 import { BIN, cscsSa, type Home, tempHome, userEnv } from '../helpers/cli.ts';
 import { ADDRESSES, addNames, hostFlags, unavailable } from '../helpers/cscs-names.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
+import { skipTest } from '../helpers/suites.ts';
 import { knownHostsName } from '../../src/ssh/knownhosts.ts';
 import type { Target } from '../../src/ssh/sshconfig.ts';
 
 const API_KEY = 'sa-first-contact-key-0123456789';
 const user = userInfo().username;
 const why = await unavailable();
-if (why) console.log(`SKIPPED the real CSCS host names (${why}): the same tests lead sa-ela and sa-clariden to 127.0.0.1 with setup --host`);
+if (why) console.log(`NOTE: not under the real CSCS host names (${why}): the same tests lead sa-ela and sa-clariden to 127.0.0.1 with setup --host`);
 
 /** A second account's API key: the double signs it for the second local user. */
 const KEY_PROJ = 'proj-first-contact-key-9876543210';
@@ -180,8 +181,9 @@ test('--trust-on-first-use: a warning line, and ssh records the keys it was show
   assert.match(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), knownHostsName(ctx.targets.clariden!));
 });
 
-test('two accounts with --multiplex and pinned host keys: each its own user, its own masters, no refresh while they are open, close ends them', async (ctx) => {
-  if (!secondUser()) return void console.log('SKIPPED two accounts together: a second local user needs root');
+const twoAccounts = 'two accounts with --multiplex and pinned host keys: each its own user, its own masters, no refresh while they are open, close ends them';
+if (!secondUser()) skipTest(twoAccounts, 'needs root and the private namespace scripts/test.js makes, to add a second local user');
+else test(twoAccounts, async (ctx) => {
   const env = { ...ctx.env, CSCS_API_KEY_PROJ: KEY_PROJ };
   const login = { sa: user, proj: SECOND_USER } as const;
   for (const [account, name] of Object.entries(login)) {

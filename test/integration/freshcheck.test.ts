@@ -36,7 +36,7 @@ const SHELLS = ['/bin/sh', '/bin/bash', '/bin/dash', '/usr/bin/zsh', '/usr/bin/f
 for (const shell of SHELLS) {
   const name = `SHELL=${shell}: a fresh certificate costs ssh no Node start but the relay, ssh -G none; the first command refreshes`;
   if (!existsSync(shell)) {
-    skipTest(test, name, `${shell} is not installed`);
+    skipTest(name, `${shell} is not installed (apt-get install ${shell.split('/').pop()})`);
     continue;
   }
   test(name, async () => {
@@ -115,7 +115,7 @@ const MARGIN = 3;
 for (const shift of ['+10m', '-10m']) {
   const name = `local clock ${shift} off the gateway's and sshd's: every command works, match runs only to refresh`;
   if (execaSync('sh', ['-c', 'command -v faketime'], { reject: false }).exitCode !== 0) {
-    skipTest(test, name, 'faketime is not installed');
+    skipTest(name, 'faketime is not installed (apt-get install faketime)');
     continue;
   }
   test(name, async () => {

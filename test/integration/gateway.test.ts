@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { parseCertificate, parsePublicKey, certifies } from '../../src/core/certificate.ts';
-import { gatewaySuite } from '../helpers/suites.ts';
+import { gatewaySuite, skipTest } from '../helpers/suites.ts';
 import { cscsSa, type Home } from '../helpers/cli.ts';
 
 const API_KEY = 'sa-test-key-0123456789abcdef';
@@ -259,15 +259,6 @@ test('apiKeyFile is refused unless 0600, and used when it is', async ({ home, en
   const loose = await cscsSa(['match'], env);
   assert.is(loose.exitCode, 4);
   assert.is(loose.stderr, `cscs-sa: API key file ${keyFile} has permissions 0644, readable by others: run chmod 600 ${keyFile}\n`);
-  if (process.getuid?.() === 0) {
-    // Another user's file could hand us a key of their choosing: refused like a loose one.
-    chmodSync(keyFile, 0o600);
-    chownSync(keyFile, 65534, 65534);
-    const foreign = await cscsSa(['match'], env);
-    assert.is(foreign.exitCode, 4);
-    assert.is(foreign.stderr, `cscs-sa: API key file ${keyFile} belongs to another user (uid 65534): keep the API key in a file of your own, mode 0600\n`);
-    chownSync(keyFile, 0, 0);
-  } else console.log('    SKIPPED an API key file of another user: chown needs root');
   chmodSync(keyFile, 0o600);
   const ok = await cscsSa(['match'], env);
   assert.is(ok.exitCode, 0, ok.stderr);
@@ -278,6 +269,21 @@ test('apiKeyFile is refused unless 0600, and used when it is', async ({ home, en
   const fifo = await cscsSa(['match'], env, { timeout: 10_000 });
   assert.is(fifo.exitCode, 4);
   assert.is(fifo.stderr, `cscs-sa: API key file ${keyFile} is not a regular file: point apiKeyFile at a file holding the key\n`);
+});
+
+const foreignKeyFile = 'an apiKeyFile of another user is refused like a loose one, exit 4';
+if (process.getuid?.() !== 0) skipTest(foreignKeyFile, 'needs root to chown the file');
+else test(foreignKeyFile, async ({ home, env }) => {
+  delete env.CSCS_API_KEY;
+  const keyFile = join(home.dir, 'api-key');
+  writeFileSync(keyFile, `${API_KEY}\n`, { mode: 0o600 });
+  mkdirSync(join(home.dir, '.config', 'cscs-sa'), { recursive: true });
+  writeFileSync(join(home.dir, '.config', 'cscs-sa', 'config.json'), JSON.stringify({ apiKeyFile: keyFile }));
+  // Another user's file could hand us a key of their choosing: refused like a loose one.
+  chownSync(keyFile, 65534, 65534);
+  const foreign = await cscsSa(['match'], env);
+  assert.is(foreign.exitCode, 4);
+  assert.is(foreign.stderr, `cscs-sa: API key file ${keyFile} belongs to another user (uid 65534): keep the API key in a file of your own, mode 0600\n`);
 });
 
 test('apiKeyCommand runs without a shell and without the API key in its environment', async ({ home, env }) => {

@@ -161,6 +161,6 @@ test('several keys in one folder refreshed cold in parallel, 6 rounds: no failur
   console.log(`    4 keys x 6 rounds cold in parallel: 24 refreshes, ${failures.length} failed`);
 });
 
-if (!isRoot) skipTest(test, 'a lock file another user owns', 'needs root to make a file root owns; covered by the mode 000 case instead');
+if (!isRoot) skipTest('a lock file another user owns', 'needs root to make a file root owns; covered by the mode 000 case instead');
 
 test.run();

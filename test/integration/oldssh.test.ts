@@ -50,7 +50,7 @@ for (const version of ['8.2p1', '8.0p1']) {
   for (const [name, options] of blocks) {
     const title = `OpenSSH ${version}, ${name}: setup asks it, the block parses (also for github.com) and connects; a stale certificate is refreshed`;
     if (!existsSync(client)) {
-      skipTest(test, title, `${client} is not there`);
+      skipTest(title, `${client} is not there`);
       continue;
     }
     test(title, async () => {
@@ -76,7 +76,7 @@ for (const version of ['8.2p1', '8.0p1']) {
 
   const dashP = `OpenSSH ${version}: ssh -P -G (-P takes no argument before 9.4) makes no gateway call`;
   if (!existsSync(client)) {
-    skipTest(test, dashP, `${client} is not there`);
+    skipTest(dashP, `${client} is not there`);
     continue;
   }
   test(dashP, async () => {

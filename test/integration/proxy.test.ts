@@ -153,7 +153,7 @@ test('--log FILE records the connection for ControlPersist masters, whose stderr
 const straceMissing = execaSync('sh', ['-c', 'command -v strace'], { reject: false }).exitCode !== 0;
 const lean = 'a plain relay with a JSON config file starts from the CommonJS entry alone: no config loader, no ES module, nothing under node_modules';
 if (straceMissing) {
-  skipTest(test, lean, 'strace is not installed');
+  skipTest(lean, 'strace is not installed (apt-get install strace)');
 } else {
   test(lean, async () => {
     const home = tempHome();

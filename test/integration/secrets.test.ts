@@ -5,13 +5,13 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execa } from 'execa';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
-import { BIN, cscsSa, tempHome, userEnv, type Home } from '../helpers/cli.ts';
+import { BIN, cscsSa, filesUnder, tempHome, userEnv, type Home } from '../helpers/cli.ts';
+import { scanProcesses } from '../helpers/procscan.ts';
 
 const API_KEY = 'sa-secret-key-5f0e1d2c3b4a';
 const gw = new GatewayDouble({ apiKey: API_KEY, principals: [userInfo().username] });
@@ -26,38 +26,8 @@ test.after(async () => {
   for (const home of homes) home.remove();
 });
 
-/** Polls every process's argv and environment from its own process, until SIGTERM. */
-const SCANNER = `
-const fs = require('fs');
-const seen = new Map();
-let scans = 0;
-function scan() {
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\\d+$/.test(pid) || pid === String(process.pid)) continue;
-    let comm, cmdline, environ;
-    try {
-      comm = fs.readFileSync('/proc/' + pid + '/comm', 'latin1').trim();
-      cmdline = fs.readFileSync('/proc/' + pid + '/cmdline', 'latin1');
-      environ = fs.readFileSync('/proc/' + pid + '/environ', 'latin1');
-    } catch { continue; }
-    const key = pid + '\\0' + comm + '\\0' + cmdline + '\\0' + environ.length;
-    if (!seen.has(key)) seen.set(key, { pid, comm, cmdline: cmdline.split('\\0').join(' '), environ: environ.split('\\0').join(' ') });
-  }
-  scans++;
-}
-process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ scans, processes: [...seen.values()] })); process.exit(0); });
-(function loop() { scan(); setImmediate(loop); })();
-`;
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((name) => join(dir, name))
-    .filter((path) => statSync(path).isFile());
-}
-
 test('refreshes leak neither key nor token into argv, child environments, logs, errors or files', async () => {
-  const scanner = execa(process.execPath, ['-e', SCANNER], { reject: false });
-  await sleep(300);
+  const scanner = await scanProcesses();
   // Slow answers keep every process alive long enough to be seen.
   for (let i = 0; i < 16; i++) gw.faults.sign.push({ delayMs: 300 });
   const runs = [];
@@ -78,11 +48,7 @@ test('refreshes leak neither key nor token into argv, child environments, logs, 
   }
   const results = await Promise.all(runs);
   await sleep(100);
-  scanner.kill('SIGTERM');
-  const { scans, processes } = JSON.parse(String((await scanner).stdout)) as {
-    scans: number;
-    processes: { pid: string; comm: string; cmdline: string; environ: string }[];
-  };
+  const { scans, processes } = await scanner.stop();
 
   const secrets = [API_KEY, 'rejected-secret-key-9876', ...gw.issuedTokens];
   assert.ok(gw.issuedTokens.size >= 8, `${gw.issuedTokens.size} tokens issued`);

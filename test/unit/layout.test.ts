@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
-/** Top first. The purpose of each folder is the one line the README's Layout section gives. */
-const LAYERS = ['.', 'commands', 'doctor', 'ssh', 'refresh', 'core', 'base'];
+/** Top first. The purpose of each folder is the one line docs/development.md's Layout section gives. */
+const LAYERS = ['.', 'action', 'commands', 'doctor', 'ssh', 'refresh', 'core', 'base'];
 
 /** What the CommonJS entry may load before it decides that the full CLI is needed: a plain proxy relays from there. */
 const HOT_PATH_ENTRY = 'entry.ts';

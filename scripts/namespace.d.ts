@@ -1,0 +1,4 @@
+// Types for scripts/namespace.js, which scripts/test.js (plain Node, no TypeScript) imports too.
+export const NAMESPACE_VARIABLE: string;
+export function inNamespace(command: string[]): [string, string[]];
+export function namespaceUnavailable(): string | undefined;
