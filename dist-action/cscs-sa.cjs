@@ -462,9 +462,9 @@ var init_escape = __esm({
     import_node_util2 = require("node:util");
     joinCommand = (filePath, rawArguments) => {
       const fileAndArguments = [filePath, ...rawArguments];
-      const command = fileAndArguments.join(" ");
+      const command2 = fileAndArguments.join(" ");
       const escapedCommand = fileAndArguments.map((fileAndArgument) => quoteString(escapeControlCharacters(fileAndArgument))).join(" ");
-      return { command, escapedCommand };
+      return { command: command2, escapedCommand };
     };
     escapeLines = (lines2) => (0, import_node_util2.stripVTControlCharacters)(lines2).split("\n").map((line) => escapeControlCharacters(line)).join("\n");
     escapeControlCharacters = (line) => line.replaceAll(SPECIAL_CHAR_REGEXP, (character) => escapeControlCharacter(character));
@@ -1091,12 +1091,12 @@ var init_command = __esm({
     init_specific();
     handleCommand = (filePath, rawArguments, rawOptions) => {
       const startTime = getStartTime();
-      const { command, escapedCommand } = joinCommand(filePath, rawArguments);
+      const { command: command2, escapedCommand } = joinCommand(filePath, rawArguments);
       const verbose = normalizeFdSpecificOption(rawOptions, "verbose");
       const verboseInfo = getVerboseInfo(verbose, escapedCommand, { ...rawOptions });
       logCommand(escapedCommand, verboseInfo);
       return {
-        command,
+        command: command2,
         escapedCommand,
         startTime,
         verboseInfo
@@ -1447,12 +1447,12 @@ var require_readShebang = __commonJS({
     "use strict";
     var fs = require("fs");
     var shebangCommand = require_shebang_command();
-    function readShebang(command) {
+    function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs.openSync(command, "r");
+        fd = fs.openSync(command2, "r");
         fs.readSync(fd, buffer, 0, size, 0);
         fs.closeSync(fd);
       } catch (e) {
@@ -1502,21 +1502,21 @@ var require_parse = __commonJS({
       }
       return parsed;
     }
-    function parse(command, args, options) {
-      if (args && !Array.isArray(args)) {
-        options = args;
-        args = null;
+    function parse(command2, args2, options) {
+      if (args2 && !Array.isArray(args2)) {
+        options = args2;
+        args2 = null;
       }
-      args = args ? args.slice(0) : [];
+      args2 = args2 ? args2.slice(0) : [];
       options = Object.assign({}, options);
       const parsed = {
-        command,
-        args,
+        command: command2,
+        args: args2,
         options,
         file: void 0,
         original: {
-          command,
-          args
+          command: command2,
+          args: args2
         }
       };
       return options.shell ? parsed : parseNonShell(parsed);
@@ -1582,14 +1582,14 @@ var require_cross_spawn = __commonJS({
     var cp = require("child_process");
     var parse = require_parse();
     var enoent = require_enoent();
-    function spawn2(command, args, options) {
-      const parsed = parse(command, args, options);
+    function spawn2(command2, args2, options) {
+      const parsed = parse(command2, args2, options);
       const spawned = cp.spawn(parsed.command, parsed.args, parsed.options);
       enoent.hookChildProcess(spawned, parsed);
       return spawned;
     }
-    function spawnSync2(command, args, options) {
-      const parsed = parse(command, args, options);
+    function spawnSync2(command2, args2, options) {
+      const parsed = parse(command2, args2, options);
       const result = cp.spawnSync(parsed.command, parsed.args, parsed.options);
       result.error = result.error || enoent.verifyENOENTSync(result.status, parsed);
       return result;
@@ -3923,7 +3923,7 @@ var init_result = __esm({
     init_final_error();
     init_message();
     makeSuccessResult = ({
-      command,
+      command: command2,
       escapedCommand,
       stdio,
       all,
@@ -3931,7 +3931,7 @@ var init_result = __esm({
       options: { cwd },
       startTime
     }) => omitUndefinedProperties({
-      command,
+      command: command2,
       escapedCommand,
       cwd,
       durationMs: getDurationMs(startTime),
@@ -3952,7 +3952,7 @@ var init_result = __esm({
     });
     makeEarlyError = ({
       error,
-      command,
+      command: command2,
       escapedCommand,
       fileDescriptors,
       options,
@@ -3960,7 +3960,7 @@ var init_result = __esm({
       isSync
     }) => makeError({
       error,
-      command,
+      command: command2,
       escapedCommand,
       startTime,
       timedOut: false,
@@ -3975,7 +3975,7 @@ var init_result = __esm({
     });
     makeError = ({
       error: originalError,
-      command,
+      command: command2,
       escapedCommand,
       startTime,
       timedOut,
@@ -4022,7 +4022,7 @@ var init_result = __esm({
       const error = getFinalError(originalError, message, isSync);
       Object.assign(error, getErrorProperties({
         error,
-        command,
+        command: command2,
         escapedCommand,
         startTime,
         timedOut,
@@ -4044,7 +4044,7 @@ var init_result = __esm({
     };
     getErrorProperties = ({
       error,
-      command,
+      command: command2,
       escapedCommand,
       startTime,
       timedOut,
@@ -4064,7 +4064,7 @@ var init_result = __esm({
     }) => omitUndefinedProperties({
       shortMessage,
       originalMessage,
-      command,
+      command: command2,
       escapedCommand,
       cwd,
       durationMs: getDurationMs(startTime),
@@ -5753,12 +5753,12 @@ var init_main_sync = __esm({
     init_all_sync();
     init_exit_sync();
     execaCoreSync = (rawFile, rawArguments, rawOptions) => {
-      const { file, commandArguments, command, escapedCommand, startTime, verboseInfo, options, fileDescriptors } = handleSyncArguments(rawFile, rawArguments, rawOptions);
+      const { file, commandArguments, command: command2, escapedCommand, startTime, verboseInfo, options, fileDescriptors } = handleSyncArguments(rawFile, rawArguments, rawOptions);
       const result = spawnSubprocessSync({
         file,
         commandArguments,
         options,
-        command,
+        command: command2,
         escapedCommand,
         verboseInfo,
         fileDescriptors,
@@ -5767,7 +5767,7 @@ var init_main_sync = __esm({
       return handleResult(result, verboseInfo, options);
     };
     handleSyncArguments = (rawFile, rawArguments, rawOptions) => {
-      const { command, escapedCommand, startTime, verboseInfo } = handleCommand(rawFile, rawArguments, rawOptions);
+      const { command: command2, escapedCommand, startTime, verboseInfo } = handleCommand(rawFile, rawArguments, rawOptions);
       const syncOptions = normalizeSyncOptions(rawOptions);
       const { file, commandArguments, options } = normalizeOptions(rawFile, rawArguments, syncOptions);
       validateSyncOptions(options);
@@ -5775,7 +5775,7 @@ var init_main_sync = __esm({
       return {
         file,
         commandArguments,
-        command,
+        command: command2,
         escapedCommand,
         startTime,
         verboseInfo,
@@ -5801,12 +5801,12 @@ var init_main_sync = __esm({
     throwInvalidSyncOption = (value) => {
       throw new TypeError(`The "${value}" option cannot be used with synchronous methods.`);
     };
-    spawnSubprocessSync = ({ file, commandArguments, options, command, escapedCommand, verboseInfo, fileDescriptors, startTime }) => {
+    spawnSubprocessSync = ({ file, commandArguments, options, command: command2, escapedCommand, verboseInfo, fileDescriptors, startTime }) => {
       const syncResult = runSubprocessSync({
         file,
         commandArguments,
         options,
-        command,
+        command: command2,
         escapedCommand,
         fileDescriptors,
         startTime
@@ -5833,12 +5833,12 @@ var init_main_sync = __esm({
         stdio,
         all,
         options,
-        command,
+        command: command2,
         escapedCommand,
         startTime
       });
     };
-    runSubprocessSync = ({ file, commandArguments, options, command, escapedCommand, fileDescriptors, startTime }) => {
+    runSubprocessSync = ({ file, commandArguments, options, command: command2, escapedCommand, fileDescriptors, startTime }) => {
       try {
         addInputOptionsSync(fileDescriptors, options);
         const normalizedOptions = normalizeSpawnSyncOptions(options);
@@ -5846,7 +5846,7 @@ var init_main_sync = __esm({
       } catch (error) {
         return makeEarlyError({
           error,
-          command,
+          command: command2,
           escapedCommand,
           fileDescriptors,
           options,
@@ -5856,8 +5856,8 @@ var init_main_sync = __esm({
       }
     };
     normalizeSpawnSyncOptions = ({ encoding, maxBuffer, ...options }) => ({ ...options, encoding: "buffer", maxBuffer: getMaxBufferSync(maxBuffer) });
-    getSyncResult = ({ error, exitCode, signal, timedOut, isMaxBuffer, stdio, all, options, command, escapedCommand, startTime }) => error === void 0 ? makeSuccessResult({
-      command,
+    getSyncResult = ({ error, exitCode, signal, timedOut, isMaxBuffer, stdio, all, options, command: command2, escapedCommand, startTime }) => error === void 0 ? makeSuccessResult({
+      command: command2,
       escapedCommand,
       stdio,
       all,
@@ -5866,7 +5866,7 @@ var init_main_sync = __esm({
       startTime
     }) : makeError({
       error,
-      command,
+      command: command2,
       escapedCommand,
       timedOut,
       isCanceled: false,
@@ -6093,14 +6093,14 @@ var init_early_error = __esm({
     init_handle();
     init_result();
     init_reject();
-    handleEarlyError = ({ error, command, escapedCommand, fileDescriptors, options, startTime, verboseInfo }) => {
+    handleEarlyError = ({ error, command: command2, escapedCommand, fileDescriptors, options, startTime, verboseInfo }) => {
       cleanupCustomStreams(fileDescriptors);
       const subprocess = new import_node_child_process4.ChildProcess();
       createDummyStreams(subprocess, fileDescriptors);
       Object.assign(subprocess, { readable, writable, duplex });
       const earlyError = makeEarlyError({
         error,
-        command,
+        command: command2,
         escapedCommand,
         fileDescriptors,
         options,
@@ -6738,17 +6738,17 @@ var init_mjs = __esm({
         this.#emitter.emit("exit", this.#process.exitCode, null);
         return this.#originalProcessReallyExit.call(this.#process, this.#process.exitCode);
       }
-      #processEmit(ev, ...args) {
+      #processEmit(ev, ...args2) {
         const og = this.#originalProcessEmit;
         if (ev === "exit" && processOk(this.#process)) {
-          if (typeof args[0] === "number") {
-            this.#process.exitCode = args[0];
+          if (typeof args2[0] === "number") {
+            this.#process.exitCode = args2[0];
           }
-          const ret = og.call(this.#process, ev, ...args);
+          const ret = og.call(this.#process, ev, ...args2);
           this.#emitter.emit("exit", this.#process.exitCode, null);
           return ret;
         } else {
-          return og.call(this.#process, ev, ...args);
+          return og.call(this.#process, ev, ...args2);
         }
       }
     };
@@ -8062,14 +8062,14 @@ var init_main_async = __esm({
     init_deferred();
     init_promise();
     execaCoreAsync = (rawFile, rawArguments, rawOptions, createNested) => {
-      const { file, commandArguments, command, escapedCommand, startTime, verboseInfo, options, fileDescriptors } = handleAsyncArguments(rawFile, rawArguments, rawOptions);
+      const { file, commandArguments, command: command2, escapedCommand, startTime, verboseInfo, options, fileDescriptors } = handleAsyncArguments(rawFile, rawArguments, rawOptions);
       const { subprocess, promise } = spawnSubprocessAsync({
         file,
         commandArguments,
         options,
         startTime,
         verboseInfo,
-        command,
+        command: command2,
         escapedCommand,
         fileDescriptors
       });
@@ -8084,14 +8084,14 @@ var init_main_async = __esm({
       return subprocess;
     };
     handleAsyncArguments = (rawFile, rawArguments, rawOptions) => {
-      const { command, escapedCommand, startTime, verboseInfo } = handleCommand(rawFile, rawArguments, rawOptions);
+      const { command: command2, escapedCommand, startTime, verboseInfo } = handleCommand(rawFile, rawArguments, rawOptions);
       const { file, commandArguments, options: normalizedOptions } = normalizeOptions(rawFile, rawArguments, rawOptions);
       const options = handleAsyncOptions(normalizedOptions);
       const fileDescriptors = handleStdioAsync(options, verboseInfo);
       return {
         file,
         commandArguments,
-        command,
+        command: command2,
         escapedCommand,
         startTime,
         verboseInfo,
@@ -8105,14 +8105,14 @@ var init_main_async = __esm({
       }
       return { ...options, timeoutDuration: timeout };
     };
-    spawnSubprocessAsync = ({ file, commandArguments, options, startTime, verboseInfo, command, escapedCommand, fileDescriptors }) => {
+    spawnSubprocessAsync = ({ file, commandArguments, options, startTime, verboseInfo, command: command2, escapedCommand, fileDescriptors }) => {
       let subprocess;
       try {
         subprocess = (0, import_node_child_process5.spawn)(...concatenateShell(file, commandArguments, options));
       } catch (error) {
         return handleEarlyError({
           error,
-          command,
+          command: command2,
           escapedCommand,
           fileDescriptors,
           options,
@@ -8144,7 +8144,7 @@ var init_main_async = __esm({
         verboseInfo,
         fileDescriptors,
         originalStreams,
-        command,
+        command: command2,
         escapedCommand,
         context,
         onInternalError,
@@ -8152,7 +8152,7 @@ var init_main_async = __esm({
       });
       return { subprocess, promise };
     };
-    handlePromise = async ({ subprocess, options, startTime, verboseInfo, fileDescriptors, originalStreams, command, escapedCommand, context, onInternalError, controller }) => {
+    handlePromise = async ({ subprocess, options, startTime, verboseInfo, fileDescriptors, originalStreams, command: command2, escapedCommand, context, onInternalError, controller }) => {
       const [
         errorInfo,
         [exitCode, signal],
@@ -8182,15 +8182,15 @@ var init_main_async = __esm({
         ipcOutput,
         context,
         options,
-        command,
+        command: command2,
         escapedCommand,
         startTime
       });
       return handleResult(result, verboseInfo, options);
     };
-    getAsyncResult = ({ errorInfo, exitCode, signal, stdio, all, ipcOutput, context, options, command, escapedCommand, startTime }) => "error" in errorInfo ? makeError({
+    getAsyncResult = ({ errorInfo, exitCode, signal, stdio, all, ipcOutput, context, options, command: command2, escapedCommand, startTime }) => "error" in errorInfo ? makeError({
       error: errorInfo.error,
-      command,
+      command: command2,
       escapedCommand,
       timedOut: context.terminationReason === "timeout",
       isCanceled: context.terminationReason === "cancel" || context.terminationReason === "gracefulCancel",
@@ -8206,7 +8206,7 @@ var init_main_async = __esm({
       startTime,
       isSync: false
     }) : makeSuccessResult({
-      command,
+      command: command2,
       escapedCommand,
       stdio,
       all,
@@ -8305,18 +8305,18 @@ var init_command2 = __esm({
   "node_modules/execa/lib/methods/command.js"() {
     mapCommandAsync = ({ file, commandArguments }) => parseCommand(file, commandArguments);
     mapCommandSync = ({ file, commandArguments }) => ({ ...parseCommand(file, commandArguments), isSync: true });
-    parseCommand = (command, unusedArguments) => {
+    parseCommand = (command2, unusedArguments) => {
       if (unusedArguments.length > 0) {
-        throw new TypeError(`The command and its arguments must be passed as a single string: ${command} ${unusedArguments}.`);
+        throw new TypeError(`The command and its arguments must be passed as a single string: ${command2} ${unusedArguments}.`);
       }
-      const [file, ...commandArguments] = parseCommandString(command);
+      const [file, ...commandArguments] = parseCommandString(command2);
       return { file, commandArguments };
     };
-    parseCommandString = (command) => {
-      if (typeof command !== "string") {
-        throw new TypeError(`The command must be a string: ${String(command)}.`);
+    parseCommandString = (command2) => {
+      if (typeof command2 !== "string") {
+        throw new TypeError(`The command must be a string: ${String(command2)}.`);
       }
-      const trimmedCommand = command.trim();
+      const trimmedCommand = command2.trim();
       if (trimmedCommand === "") {
         return [];
       }
@@ -8400,8 +8400,8 @@ function isApiKeyVariable(name) {
 function childEnv(env = process.env) {
   return Object.fromEntries(Object.entries(env).filter(([name]) => !isApiKeyVariable(name)));
 }
-async function runOpenSshTool(tool, args, failure2, signal) {
-  const r = await runTool(tool, args, childEnv(), 3e4, signal);
+async function runOpenSshTool(tool, args2, failure2, signal) {
+  const r = await runTool(tool, args2, childEnv(), 3e4, signal);
   if (r.missing) throw new LocalFileError(`${tool} not found`, { fix: "install the OpenSSH client" });
   if (r.canceled) throw new LocalFileError(`${failure2}: ${tool} did not finish within the deadline`);
   if (r.code !== 0) throw new LocalFileError(`${failure2}: ${(r.stderr.trim() || `exit code ${r.code ?? "none (timed out)"}`).split("\n")[0]}`);
@@ -8412,9 +8412,9 @@ async function foundByShell(name, path6) {
   const r = await runTool(shell, ["-c", `command -v ${name}`], path6 === void 0 ? void 0 : { ...childEnv(), PATH: path6 });
   return { shell, missing: r.missing, path: r.code === 0 ? r.stdout.trim() : void 0 };
 }
-async function runGroup(command, signal, maxOutput) {
+async function runGroup(command2, signal, maxOutput) {
   const { execa: execa2, parseCommandString: parseCommandString2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
-  const [file = "", ...args] = typeof command === "string" ? parseCommandString2(command) : command;
+  const [file = "", ...args2] = typeof command2 === "string" ? parseCommandString2(command2) : command2;
   let timedOut = false;
   let subprocess;
   const killGroup = () => {
@@ -8430,7 +8430,7 @@ async function runGroup(command, signal, maxOutput) {
   signal.addEventListener("abort", stop, { once: true });
   process.once("exit", killGroup);
   try {
-    subprocess = execa2(file, args, {
+    subprocess = execa2(file, args2, {
       env: childEnv(),
       extendEnv: false,
       stdin: "ignore",
@@ -8456,9 +8456,9 @@ async function runGroup(command, signal, maxOutput) {
     if (subprocess?.exitCode === null) killGroup();
   }
 }
-async function runTool(file, args, env = childEnv(), timeoutMs = 3e4, signal) {
+async function runTool(file, args2, env = childEnv(), timeoutMs = 3e4, signal) {
   const { execa: execa2 } = await Promise.resolve().then(() => (init_execa(), execa_exports));
-  const r = await execa2(file, args, { env, extendEnv: false, reject: false, stdin: "ignore", timeout: timeoutMs, cancelSignal: signal, forceKillAfterDelay: 100 });
+  const r = await execa2(file, args2, { env, extendEnv: false, reject: false, stdin: "ignore", timeout: timeoutMs, cancelSignal: signal, forceKillAfterDelay: 100 });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), missing: r.code === "ENOENT", canceled: r.isCanceled };
 }
 var API_KEY_VARIABLE_PREFIX, LINGER_MS;
@@ -8752,9 +8752,6 @@ function unusableBecause(cert) {
 function namesLogin(cert, login2) {
   return cert.principals.includes(login2);
 }
-function hasStarted(cert, nowSeconds) {
-  return Number(cert.validAfter) <= nowSeconds;
-}
 function printable(text) {
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c3) => `\\x${c3.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
@@ -8858,10 +8855,12 @@ function pairIdentity(key) {
     return [`${folder}/${(0, import_node_path7.basename)(path6)}`, ...stats ? [`file ${stats.dev}:${stats.ino}`] : []];
   });
 }
-function certificateFileText(line, clockOffsetMs, refreshedAt, caChange) {
+function certificateFileText(line, clockOffsetMs, refreshedAt, { fresh, caChange } = {}) {
   const [type, base64] = line.split(/\s+/);
+  const window2 = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, clockOffsetMs);
+  const word = window2 && Number.isFinite(window2.untilMs) ? `${FRESH_WORD}${[Math.ceil(window2.fromMs / 1e3), Math.floor(window2.untilMs / 1e3), fresh.publicKey.blob.toString("base64")].join(FRESH_SEPARATOR)} ` : "";
   const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : "";
-  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}
+  return `${type} ${base64} cscs-sa ${word}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}
 `;
 }
 function date(text) {
@@ -8880,12 +8879,14 @@ function pairFileRules(what) {
 function readText(path6, what) {
   return readTrusted(path6, pairFileRules(what))?.text;
 }
-function gatewayNow(clockOffsetMs, localNowMs = Date.now()) {
-  return (localNowMs + clockOffsetMs) / 1e3;
+function freshWindow(certificate, marginSeconds, clockOffsetMs) {
+  const fromMs = (Number(certificate.validAfter) - 1) * 1e3 - clockOffsetMs;
+  const untilMs = certificate.validBefore === FOREVER ? Infinity : (Number(certificate.validBefore) - marginSeconds) * 1e3 - clockOffsetMs;
+  return { fromMs, untilMs };
 }
 function judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs = Date.now(), login2) {
-  const now = gatewayNow(clockOffsetMs, localNowMs);
-  const left = secondsLeft(certificate, now);
+  const left = secondsLeft(certificate, (localNowMs + clockOffsetMs) / 1e3);
+  const { fromMs, untilMs } = freshWindow(certificate, marginSeconds, clockOffsetMs);
   if (certificate.certType !== 1 /* user */) return { status: "not-user-certificate", detail: "a host certificate, not a user certificate", secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: "other-key", detail: "certifies another key", secondsLeft: left };
   const unusable = unusableBecause(certificate);
@@ -8894,9 +8895,9 @@ function judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs 
     const names = certificate.principals.map((p) => `"${printable(p)}"`).join(", ") || "no principal";
     return { status: "other-login", detail: `names ${names}, not the login name "${printable(login2)}"`, secondsLeft: left };
   }
-  if (!hasStarted(certificate, now + 1)) return { status: "not-yet-valid", detail: `valid only from ${new Date(Number(certificate.validAfter) * 1e3).toISOString()}`, secondsLeft: left };
+  if (localNowMs < fromMs) return { status: "not-yet-valid", detail: `valid only from ${new Date(Number(certificate.validAfter) * 1e3).toISOString()}`, secondsLeft: left };
   if (left <= 0) return { status: "expired", detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
-  if (left <= marginSeconds) return { status: "expiring", detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
+  if (localNowMs >= untilMs) return { status: "expiring", detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
   return { status: "fresh", secondsLeft: left };
 }
 function inspect3(paths, marginSeconds, localNowMs = Date.now(), login2) {
@@ -8925,7 +8926,7 @@ function inspect3(paths, marginSeconds, localNowMs = Date.now(), login2) {
   }
   return { ...base, publicKey, ...judge(certificate, publicKey, marginSeconds, base.clockOffsetMs, localNowMs, login2) };
 }
-var import_node_fs7, import_node_path7, META;
+var import_node_fs7, import_node_path7, FRESH_WORD, FRESH_SEPARATOR, META;
 var init_store = __esm({
   "src/core/store.ts"() {
     "use strict";
@@ -8934,7 +8935,9 @@ var init_store = __esm({
     init_errors();
     init_trust();
     init_certificate();
-    META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
+    FRESH_WORD = "fresh=";
+    FRESH_SEPARATOR = "..";
+    META = /(?:^|\s)cscs-sa (?:fresh=\S+ )?offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
   }
 });
 
@@ -11087,14 +11090,14 @@ var require_loader = __commonJS({
       state.result = snapshot.result;
     }
     var directiveHandlers = {
-      YAML: function handleYamlDirective(state, name, args) {
+      YAML: function handleYamlDirective(state, name, args2) {
         if (state.version !== null) {
           throwError(state, "duplication of %YAML directive");
         }
-        if (args.length !== 1) {
+        if (args2.length !== 1) {
           throwError(state, "YAML directive accepts exactly one argument");
         }
-        const match = /^([0-9]+)\.([0-9]+)$/.exec(args[0]);
+        const match = /^([0-9]+)\.([0-9]+)$/.exec(args2[0]);
         if (match === null) {
           throwError(state, "ill-formed argument of the YAML directive");
         }
@@ -11103,19 +11106,19 @@ var require_loader = __commonJS({
         if (major !== 1) {
           throwError(state, "unacceptable YAML version of the document");
         }
-        state.version = args[0];
+        state.version = args2[0];
         state.checkLineBreaks = minor < 2;
         if (minor !== 1 && minor !== 2) {
           throwWarning(state, "unsupported YAML version of the document");
         }
       },
-      TAG: function handleTagDirective(state, name, args) {
+      TAG: function handleTagDirective(state, name, args2) {
         let prefix;
-        if (args.length !== 2) {
+        if (args2.length !== 2) {
           throwError(state, "TAG directive accepts exactly two arguments");
         }
-        const handle = args[0];
-        prefix = args[1];
+        const handle = args2[0];
+        prefix = args2[1];
         if (!PATTERN_TAG_HANDLE.test(handle)) {
           throwError(state, "ill-formed tag handle (first argument) of the TAG directive");
         }
@@ -12448,14 +12451,14 @@ var require_dumper = __commonJS({
       let hasFoldableLine = false;
       const shouldTrackWidth = lineWidth !== -1;
       let previousLineBreak = -1;
-      let plain = isPlainSafeFirst(codePointAt(string, 0)) && isPlainSafeLast(codePointAt(string, string.length - 1));
+      let plain2 = isPlainSafeFirst(codePointAt(string, 0)) && isPlainSafeLast(codePointAt(string, string.length - 1));
       if (singleLineOnly || forceQuotes) {
         for (i2 = 0; i2 < string.length; char >= 65536 ? i2 += 2 : i2++) {
           char = codePointAt(string, i2);
           if (!isPrintable(char)) {
             return STYLE_DOUBLE;
           }
-          plain = plain && isPlainSafe(char, prevChar, inblock);
+          plain2 = plain2 && isPlainSafe(char, prevChar, inblock);
           prevChar = char;
         }
       } else {
@@ -12471,13 +12474,13 @@ var require_dumper = __commonJS({
           } else if (!isPrintable(char)) {
             return STYLE_DOUBLE;
           }
-          plain = plain && isPlainSafe(char, prevChar, inblock);
+          plain2 = plain2 && isPlainSafe(char, prevChar, inblock);
           prevChar = char;
         }
         hasFoldableLine = hasFoldableLine || shouldTrackWidth && (i2 - previousLineBreak - 1 > lineWidth && string[previousLineBreak + 1] !== " ");
       }
       if (!hasLineBreak && !hasFoldableLine) {
-        if (plain && !forceQuotes && !testAmbiguousType(string)) {
+        if (plain2 && !forceQuotes && !testAmbiguousType(string)) {
           return STYLE_PLAIN;
         }
         return quotingType === QUOTING_TYPE_DOUBLE ? STYLE_DOUBLE : STYLE_SINGLE;
@@ -14301,20 +14304,37 @@ var init_config = __esm({
 });
 
 // src/core/fastpath.ts
-function matchIsFresh(args, env = process.env) {
+function fastSettings(flags, env) {
+  const configFile = findConfigFile(env);
+  if (configFile && !configFile.endsWith(".json")) return void 0;
+  const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content), configFile) : {};
+  return settingsFrom(flags, env, file, configFile);
+}
+function matchIsFresh(args2, env = process.env) {
   try {
-    const { values, positionals } = (0, import_node_util12.parseArgs)({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    const { values, positionals } = (0, import_node_util12.parseArgs)({ args: args2, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
     if (positionals.length > MATCH_POSITIONALS.length) return false;
-    const configFile = findConfigFile(env);
-    if (configFile && !configFile.endsWith(".json")) return false;
-    const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content), configFile) : {};
-    const settings = settingsFrom({ key: values.key, account: values.account }, env, file, configFile);
-    return inspect3(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user).status === "fresh";
+    const settings = fastSettings({ key: values.key, env: values.env, account: values.account }, env);
+    return settings !== void 0 && inspect3(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user).status === "fresh";
   } catch {
     return false;
   }
 }
-var import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS;
+function plainRelay(args2, env = process.env) {
+  try {
+    const { values, positionals } = (0, import_node_util12.parseArgs)({ args: args2, options: PROXY_OPTIONS, allowPositionals: true, strict: true });
+    const [host, portText] = positionals;
+    if (positionals.length !== 2 || !host || values.agent || values["connect-timeout"] !== void 0) return void 0;
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) return void 0;
+    const settings = fastSettings({ account: values.account }, env);
+    if (!settings || settings.agent) return void 0;
+    return { host, port, timeoutSeconds: settings.connectTimeout, log: values.log };
+  } catch {
+    return void 0;
+  }
+}
+var import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS;
 var init_fastpath = __esm({
   "src/core/fastpath.ts"() {
     "use strict";
@@ -14323,57 +14343,7 @@ var init_fastpath = __esm({
     init_store();
     MATCH_OPTIONS = { key: { type: "string", short: "f" }, env: { type: "string" }, account: { type: "string" } };
     MATCH_POSITIONALS = ["HOST"];
-  }
-});
-
-// src/doctor/probe.ts
-function recordProbe(path6, args) {
-  const fix = `unset ${PROBE_ENV} (it names no probe file of cscs-sa doctor)`;
-  let opened;
-  try {
-    if (!(0, import_node_path10.basename)(path6).startsWith(PREFIX)) throw new LocalFileError(`probe file ${path6} is not named ${PREFIX}*`, { fix });
-    const rules = { what: "probe file", error: LocalFileError, maxBytes: 1024 * 1024, owners: "us", mode: "private", noFollow: true, action: "append to", fix };
-    opened = openTrusted(path6, rules, import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_APPEND);
-    if (!opened) throw new LocalFileError(`probe file ${path6} does not exist`, { fix });
-    (0, import_node_fs9.writeSync)(opened.fd, `${JSON.stringify({ args })}
-`);
-    return ExitCode.ok;
-  } catch (err) {
-    process.stderr.write(`cscs-sa: ${err instanceof LocalFileError ? err.line : err.message}
-`);
-    return ExitCode.localFiles;
-  } finally {
-    if (opened) (0, import_node_fs9.closeSync)(opened.fd);
-  }
-}
-var import_node_fs9, import_node_os6, import_node_path10, PROBE_ENV, PREFIX, Probe;
-var init_probe = __esm({
-  "src/doctor/probe.ts"() {
-    "use strict";
-    import_node_fs9 = require("node:fs");
-    import_node_os6 = require("node:os");
-    import_node_path10 = require("node:path");
-    init_errors();
-    init_trust();
-    PROBE_ENV = "CSCS_SA_PROBE";
-    PREFIX = "cscs-sa-probe-";
-    Probe = class {
-      dir = (0, import_node_fs9.mkdtempSync)((0, import_node_path10.join)((0, import_node_os6.tmpdir)(), "cscs-sa-doctor-"));
-      count = 0;
-      /** A new empty probe file (0600 in a 0700 folder). */
-      file() {
-        const path6 = (0, import_node_path10.join)(this.dir, `${PREFIX}${this.count++}`);
-        (0, import_node_fs9.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
-        return path6;
-      }
-      /** The argument lists of every `cscs-sa match` that wrote to `path`. */
-      read(path6) {
-        return (0, import_node_fs9.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
-      }
-      remove() {
-        (0, import_node_fs9.rmSync)(this.dir, { recursive: true, force: true });
-      }
-    };
+    PROXY_OPTIONS = { agent: { type: "boolean" }, account: { type: "string" }, log: { type: "string" }, "connect-timeout": { type: "string" } };
   }
 });
 
@@ -14525,7 +14495,7 @@ var require_common2 = __commonJS({
         let enableOverride = null;
         let namespacesCache;
         let enabledCache;
-        function debug(...args) {
+        function debug(...args2) {
           if (!debug.enabled) {
             return;
           }
@@ -14536,28 +14506,28 @@ var require_common2 = __commonJS({
           self.prev = prevTime;
           self.curr = curr;
           prevTime = curr;
-          args[0] = createDebug.coerce(args[0]);
-          if (typeof args[0] !== "string") {
-            args.unshift("%O");
+          args2[0] = createDebug.coerce(args2[0]);
+          if (typeof args2[0] !== "string") {
+            args2.unshift("%O");
           }
           let index = 0;
-          args[0] = args[0].replace(/%([a-zA-Z%])/g, (match, format3) => {
+          args2[0] = args2[0].replace(/%([a-zA-Z%])/g, (match, format3) => {
             if (match === "%%") {
               return "%";
             }
             index++;
             const formatter = createDebug.formatters[format3];
             if (typeof formatter === "function") {
-              const val = args[index];
+              const val = args2[index];
               match = formatter.call(self, val);
-              args.splice(index, 1);
+              args2.splice(index, 1);
               index--;
             }
             return match;
           });
-          createDebug.formatArgs.call(self, args);
+          createDebug.formatArgs.call(self, args2);
           const logFn = self.log || createDebug.log;
-          logFn.apply(self, args);
+          logFn.apply(self, args2);
         }
         debug.namespace = namespace;
         debug.useColors = createDebug.useColors();
@@ -14779,16 +14749,16 @@ var require_browser = __commonJS({
       typeof navigator !== "undefined" && navigator.userAgent && (m = navigator.userAgent.toLowerCase().match(/firefox\/(\d+)/)) && parseInt(m[1], 10) >= 31 || // Double check webkit in userAgent just in case we are in a worker
       typeof navigator !== "undefined" && navigator.userAgent && navigator.userAgent.toLowerCase().match(/applewebkit\/(\d+)/);
     }
-    function formatArgs(args) {
-      args[0] = (this.useColors ? "%c" : "") + this.namespace + (this.useColors ? " %c" : " ") + args[0] + (this.useColors ? "%c " : " ") + "+" + module2.exports.humanize(this.diff);
+    function formatArgs(args2) {
+      args2[0] = (this.useColors ? "%c" : "") + this.namespace + (this.useColors ? " %c" : " ") + args2[0] + (this.useColors ? "%c " : " ") + "+" + module2.exports.humanize(this.diff);
       if (!this.useColors) {
         return;
       }
       const c3 = "color: " + this.color;
-      args.splice(1, 0, c3, "color: inherit");
+      args2.splice(1, 0, c3, "color: inherit");
       let index = 0;
       let lastC = 0;
-      args[0].replace(/%[a-zA-Z%]/g, (match) => {
+      args2[0].replace(/%[a-zA-Z%]/g, (match) => {
         if (match === "%%") {
           return;
         }
@@ -14797,7 +14767,7 @@ var require_browser = __commonJS({
           lastC = index;
         }
       });
-      args.splice(lastC, 0, c3);
+      args2.splice(lastC, 0, c3);
     }
     exports2.log = console.debug || console.log || (() => {
     });
@@ -14846,7 +14816,7 @@ var require_node = __commonJS({
     var tty3 = require("tty");
     var util = require("util");
     exports2.init = init;
-    exports2.log = log10;
+    exports2.log = log9;
     exports2.formatArgs = formatArgs;
     exports2.save = save;
     exports2.load = load2;
@@ -14963,16 +14933,16 @@ var require_node = __commonJS({
     function useColors() {
       return "colors" in exports2.inspectOpts ? Boolean(exports2.inspectOpts.colors) : tty3.isatty(process.stderr.fd);
     }
-    function formatArgs(args) {
+    function formatArgs(args2) {
       const { namespace: name, useColors: useColors2 } = this;
       if (useColors2) {
         const c3 = this.color;
         const colorCode = "\x1B[3" + (c3 < 8 ? c3 : "8;5;" + c3);
         const prefix = `  ${colorCode};1m${name} \x1B[0m`;
-        args[0] = prefix + args[0].split("\n").join("\n" + prefix);
-        args.push(colorCode + "m+" + module2.exports.humanize(this.diff) + "\x1B[0m");
+        args2[0] = prefix + args2[0].split("\n").join("\n" + prefix);
+        args2.push(colorCode + "m+" + module2.exports.humanize(this.diff) + "\x1B[0m");
       } else {
-        args[0] = getDate() + name + " " + args[0];
+        args2[0] = getDate() + name + " " + args2[0];
       }
     }
     function getDate() {
@@ -14981,8 +14951,8 @@ var require_node = __commonJS({
       }
       return (/* @__PURE__ */ new Date()).toISOString() + " ";
     }
-    function log10(...args) {
-      return process.stderr.write(util.formatWithOptions(exports2.inspectOpts, ...args) + "\n");
+    function log9(...args2) {
+      return process.stderr.write(util.formatWithOptions(exports2.inspectOpts, ...args2) + "\n");
     }
     function save(namespaces) {
       if (namespaces) {
@@ -15048,42 +15018,238 @@ function setLogFile(path6) {
       action: "log to",
       fix
     },
-    import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_APPEND | import_node_fs10.constants.O_CREAT
+    import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_APPEND | import_node_fs9.constants.O_CREAT
   );
   if (!opened) throw new LocalFileError(`cannot log to ${path6}: its folder does not exist`, { fix });
   logFd = opened.fd;
 }
 function loadDebug() {
   const debug = require_src();
-  debug.log = (...args) => process.stderr.write(redact((0, import_node_util13.format)(...args)) + "\n");
+  debug.log = (...args2) => process.stderr.write(redact((0, import_node_util13.format)(...args2)) + "\n");
   return debug;
 }
 function createLog(namespace) {
-  let log10;
-  return (formatter, ...args) => {
+  let log9;
+  return (formatter, ...args2) => {
     if (logFd !== void 0) {
-      const line = `${(/* @__PURE__ */ new Date()).toISOString()} ${process.pid} cscs-sa:${namespace} ${(0, import_node_util13.format)(formatter, ...args)}
+      const line = `${(/* @__PURE__ */ new Date()).toISOString()} ${process.pid} cscs-sa:${namespace} ${(0, import_node_util13.format)(formatter, ...args2)}
 `;
       try {
-        (0, import_node_fs10.writeSync)(logFd, redact(line));
+        (0, import_node_fs9.writeSync)(logFd, redact(line));
       } catch {
       }
     }
     if (!process.env.DEBUG) return;
     debugFactory ??= loadDebug();
-    log10 ??= debugFactory(`cscs-sa:${namespace}`);
-    log10(formatter, ...args);
+    log9 ??= debugFactory(`cscs-sa:${namespace}`);
+    log9(formatter, ...args2);
   };
 }
-var import_node_fs10, import_node_util13, secrets, logFd, debugFactory;
+var import_node_fs9, import_node_util13, secrets, logFd, debugFactory;
 var init_log2 = __esm({
   "src/base/log.ts"() {
     "use strict";
-    import_node_fs10 = require("node:fs");
+    import_node_fs9 = require("node:fs");
     import_node_util13 = require("node:util");
     init_errors();
     init_trust();
     secrets = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/base/report.ts
+function report(err) {
+  if (err instanceof CscsSaError) {
+    process.stderr.write(`cscs-sa: ${redact(err.line)}
+`);
+    if (process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}
+`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`cscs-sa: unexpected error: ${redact(message)} (run with DEBUG=cscs-sa:* for details)
+`);
+  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${redact(err.stack)}
+`);
+  return ExitCode.failure;
+}
+function exitOnSignals() {
+  for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]]) {
+    process.on(signal, () => {
+      createLog("cli")("%s: exiting", signal);
+      process.exit(128 + number);
+    });
+  }
+}
+function runToExit(command2) {
+  command2.then(
+    (code) => process.exit(code),
+    (err) => process.exit(report(err))
+  );
+}
+var init_report = __esm({
+  "src/base/report.ts"() {
+    "use strict";
+    init_errors();
+    init_log2();
+  }
+});
+
+// src/doctor/probe.ts
+function recordProbe(path6, args2) {
+  const fix = `unset ${PROBE_ENV} (it names no probe file of cscs-sa doctor)`;
+  let opened;
+  try {
+    if (!(0, import_node_path10.basename)(path6).startsWith(PREFIX)) throw new LocalFileError(`probe file ${path6} is not named ${PREFIX}*`, { fix });
+    const rules = { what: "probe file", error: LocalFileError, maxBytes: 1024 * 1024, owners: "us", mode: "private", noFollow: true, action: "append to", fix };
+    opened = openTrusted(path6, rules, import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_APPEND);
+    if (!opened) throw new LocalFileError(`probe file ${path6} does not exist`, { fix });
+    (0, import_node_fs10.writeSync)(opened.fd, `${JSON.stringify({ args: args2 })}
+`);
+    return ExitCode.ok;
+  } catch (err) {
+    process.stderr.write(`cscs-sa: ${err instanceof LocalFileError ? err.line : err.message}
+`);
+    return ExitCode.localFiles;
+  } finally {
+    if (opened) (0, import_node_fs10.closeSync)(opened.fd);
+  }
+}
+var import_node_fs10, import_node_os6, import_node_path10, PROBE_ENV, PREFIX, Probe;
+var init_probe = __esm({
+  "src/doctor/probe.ts"() {
+    "use strict";
+    import_node_fs10 = require("node:fs");
+    import_node_os6 = require("node:os");
+    import_node_path10 = require("node:path");
+    init_errors();
+    init_trust();
+    PROBE_ENV = "CSCS_SA_PROBE";
+    PREFIX = "cscs-sa-probe-";
+    Probe = class {
+      dir = (0, import_node_fs10.mkdtempSync)((0, import_node_path10.join)((0, import_node_os6.tmpdir)(), "cscs-sa-doctor-"));
+      count = 0;
+      /** A new empty probe file (0600 in a 0700 folder). */
+      file() {
+        const path6 = (0, import_node_path10.join)(this.dir, `${PREFIX}${this.count++}`);
+        (0, import_node_fs10.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
+        return path6;
+      }
+      /** The argument lists of every `cscs-sa match` that wrote to `path`. */
+      read(path6) {
+        return (0, import_node_fs10.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
+      }
+      remove() {
+        (0, import_node_fs10.rmSync)(this.dir, { recursive: true, force: true });
+      }
+    };
+  }
+});
+
+// src/ssh/relay.ts
+function connectOne(address, port, timeoutMs, onread) {
+  return new Promise((resolve2, reject) => {
+    const socket = (0, import_node_net.connect)({ host: address, port, allowHalfOpen: true, noDelay: true, onread });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve2(socket);
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    });
+  });
+}
+async function connectTo(host, port, timeoutMs, onread) {
+  let addresses;
+  try {
+    addresses = await (0, import_promises12.lookup)(host, { all: true, verbatim: true });
+  } catch (err) {
+    const code = err.code;
+    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === "ENOTFOUND" ? "no such host" : errnoReason(err)}`, { cause: err });
+  }
+  const failures = [];
+  for (const { address } of addresses) {
+    try {
+      const socket = await connectOne(address, port, timeoutMs, onread);
+      log("connected to %s port %d", address, port);
+      return socket;
+    } catch (err) {
+      log("%s port %d: %s", address, port, errnoReason(err));
+      failures.push(`${address}: ${errnoReason(err)}`);
+    }
+  }
+  throw new ConnectError(`cannot connect to ${host} port ${port}: ${failures.join(", ")}`);
+}
+function forward(out, resume, counted) {
+  return {
+    buffer: Buffer.allocUnsafe(CHUNK),
+    callback(n2, buffer) {
+      counted.bytes += n2;
+      let waiting = false;
+      out.write(buffer.subarray(0, n2), () => waiting && resume());
+      if (out.writableLength === 0) return true;
+      waiting = true;
+      return false;
+    }
+  };
+}
+async function proxy(host, port, timeoutMs, output) {
+  const up = { bytes: 0 };
+  const down = { bytes: 0 };
+  let socket;
+  let input;
+  socket = await connectTo(host, port, timeoutMs, forward(output, () => socket.resume(), down));
+  const server = socket;
+  return new Promise((resolve2, reject) => {
+    const options = { fd: 0, readable: true, writable: false, onread: forward(server, () => input.resume(), up) };
+    input = new import_node_net.Socket(options);
+    input.on("end", () => {
+      log("client side ended after %d bytes: half-closing", up.bytes);
+      server.end();
+    });
+    input.on("error", () => resolve2());
+    output.on("error", () => resolve2());
+    server.on("error", (err) => reject(new ConnectError(`connection to the server failed: ${errnoReason(err)}`, { cause: err })));
+    server.on("end", () => {
+      log("server side ended after %d bytes", down.bytes);
+      output.write("", () => resolve2());
+    });
+  });
+}
+async function relay(host, port, timeoutSeconds, logFile) {
+  if (logFile) {
+    try {
+      setLogFile(logFile);
+    } catch (err) {
+      if (!(err instanceof LocalFileError)) throw err;
+      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log
+`);
+    }
+  }
+  process.once("exit", () => {
+    const usage10 = process.resourceUsage();
+    log("exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB", Math.round(usage10.userCPUTime / 1e3), Math.round(usage10.systemCPUTime / 1e3), usage10.maxRSS);
+  });
+  await proxy(host, port, timeoutSeconds * 1e3, process.stdout);
+  return 0;
+}
+var import_promises12, import_node_net, log, CHUNK;
+var init_relay = __esm({
+  "src/ssh/relay.ts"() {
+    "use strict";
+    import_promises12 = require("node:dns/promises");
+    import_node_net = require("node:net");
+    init_errors();
+    init_log2();
+    log = createLog("proxy");
+    CHUNK = 64 * 1024;
   }
 });
 
@@ -15114,13 +15280,13 @@ var init_suggest = __esm({
 });
 
 // src/commands/args.ts
-function parseCommandArgs(command, args, options, positionals) {
-  const see = `see cscs-sa ${command} --help`;
+function parseCommandArgs(command2, args2, options, positionals) {
+  const see = `see cscs-sa ${command2} --help`;
   let parsed;
   try {
-    parsed = (0, import_node_util14.parseArgs)({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, allowNegative: true, strict: true });
+    parsed = (0, import_node_util14.parseArgs)({ args: args2, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, allowNegative: true, strict: true });
   } catch (err) {
-    const message = `${command}: ${err.message.split(/\.\s|\n/, 1)[0]}`;
+    const message = `${command2}: ${err.message.split(/\.\s|\n/, 1)[0]}`;
     const unknown = err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'(--[^'=]+)/.exec(message)?.[1] : void 0;
     const meant = unknown && didYouMean(unknown, [...Object.keys(options), "help"].map((name) => `--${name}`));
     if (meant) throw new UsageError(message, { fix: `did you mean ${meant}? (${see})`, cause: err });
@@ -15129,7 +15295,7 @@ function parseCommandArgs(command, args, options, positionals) {
   const extra = parsed.positionals[positionals.length];
   if (extra !== void 0) {
     const takes = positionals.length === 0 ? "no arguments" : `only ${positionals.join(" ")}`;
-    throw new UsageError(`${command}: unexpected argument "${extra}"`, { fix: `${command} takes ${takes} (${see})` });
+    throw new UsageError(`${command2}: unexpected argument "${extra}"`, { fix: `${command2} takes ${takes} (${see})` });
   }
   return parsed;
 }
@@ -15200,16 +15366,48 @@ var init_proc = __esm({
   }
 });
 
+// src/ssh/version.ts
+function parseSshVersion(output) {
+  const m = /OpenSSH_(\d+)\.(\d+)(p\d+)?/.exec(output);
+  return m ? { major: Number(m[1]), minor: Number(m[2]), text: m[0].slice("OpenSSH_".length) } : void 0;
+}
+async function sshVersion(ssh = "ssh") {
+  const r = await runTool(ssh, ["-V"], void 0, 5e3);
+  return r.missing ? void 0 : parseSshVersion(r.stderr);
+}
+function atLeast(version2, major, minor) {
+  return version2.major > major || version2.major === major && version2.minor >= minor;
+}
+function matchExecTokens(version2) {
+  return ["%L", "%d", "%h", "%l", "%n", "%p", "%r", "%u", "%%", ...atLeast(version2, 8, 3) ? ["%C"] : []];
+}
+function unknownTokens(command2, version2) {
+  const known = matchExecTokens(version2);
+  return [...new Set(command2.match(/%./g) ?? [])].filter((token2) => !known.includes(token2));
+}
+function sshOptionString(version2) {
+  const current = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
+  return version2 && !atLeast(version2, 9, 4) ? current.replace("P:", "P") : current;
+}
+var OLDEST;
+var init_version = __esm({
+  "src/ssh/version.ts"() {
+    "use strict";
+    init_child();
+    OLDEST = { major: 7, minor: 3, text: "7.3" };
+  }
+});
+
 // src/ssh/parent.ts
 var parent_exports = {};
 __export(parent_exports, {
   sshArgsHaveG: () => sshArgsHaveG,
   startedBySshG: () => startedBySshG
 });
-function sshArgsHaveG(args) {
+function sshArgsHaveG(args2, options = sshOptionString()) {
   let destination = false;
-  for (let i2 = 0; i2 < args.length; i2++) {
-    const arg = args[i2];
+  for (let i2 = 0; i2 < args2.length; i2++) {
+    const arg = args2[i2];
     if (arg === "--") return false;
     if (arg.length < 2 || !arg.startsWith("-")) {
       if (destination) return false;
@@ -15219,8 +15417,8 @@ function sshArgsHaveG(args) {
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j];
       if (letter === "G") return true;
-      const at = SSH_OPTIONS.indexOf(letter);
-      if (letter !== ":" && at !== -1 && SSH_OPTIONS[at + 1] === ":") {
+      const at = options.indexOf(letter);
+      if (letter !== ":" && at !== -1 && options[at + 1] === ":") {
         if (j === arg.length - 1) i2++;
         break;
       }
@@ -15233,29 +15431,33 @@ async function nearestSshByPs() {
   for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
     const r = await runTool("ps", ["-o", "ppid=,comm=,args=", "-p", String(pid)]);
     if (r.code !== 0) return void 0;
-    const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
-    if ((0, import_node_path11.basename)(comm ?? "") === "ssh") return args;
+    const [parent, comm, ...args2] = r.stdout.trim().split(/\s+/);
+    if ((0, import_node_path11.basename)(comm ?? "") === "ssh") return { args: args2, program: comm };
     pid = Number(parent);
   }
   return void 0;
 }
-async function nearestSshArgs() {
+async function nearestSsh() {
   if (process.platform !== "linux") return nearestSshByPs();
   const ssh = ancestors(MAX_DEPTH).find((a2) => a2.comm === "ssh");
-  return ssh && procArgs(ssh.pid);
+  const args2 = ssh && procArgs(ssh.pid);
+  return args2 && { args: args2, program: `/proc/${ssh.pid}/exe` };
 }
 async function startedBySshG() {
-  const args = await nearestSshArgs().catch(() => void 0);
-  return args !== void 0 && sshArgsHaveG(args.slice(1));
+  const ssh = await nearestSsh().catch(() => void 0);
+  if (!ssh) return false;
+  const args2 = ssh.args.slice(1);
+  const version2 = args2.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(ssh.program) : void 0;
+  return sshArgsHaveG(args2, sshOptionString(version2));
 }
-var import_node_path11, SSH_OPTIONS, MAX_DEPTH;
+var import_node_path11, MAX_DEPTH;
 var init_parent = __esm({
   "src/ssh/parent.ts"() {
     "use strict";
     import_node_path11 = require("node:path");
     init_child();
     init_proc();
-    SSH_OPTIONS = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
+    init_version();
     MAX_DEPTH = 4;
   }
 });
@@ -15313,8 +15515,8 @@ function fromFile(path6) {
   if (!read) throw new ApiKeyError(`cannot read API key file ${path6}: no such file or directory`);
   return acceptApiKey(read.text, `apiKeyFile ${path6}`);
 }
-async function fromCommand(command, deadline) {
-  const r = await runGroup(command, deadline.signal, MAX_COMMAND_OUTPUT);
+async function fromCommand(command2, deadline) {
+  const r = await runGroup(command2, deadline.signal, MAX_COMMAND_OUTPUT);
   const source = `apiKeyCommand (${r.file})`;
   if (r.code === 0) return acceptApiKey(r.stdout, source);
   const why = r.missing ? "command not found" : r.timedOut ? `no answer within the ${deadline} deadline` : r.overflowed ? `printed more than ${MAX_COMMAND_OUTPUT / 1024} KiB` : r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`;
@@ -15970,8 +16172,8 @@ var require_dispatcher = __commonJS({
       destroy() {
         throw new Error("not implemented");
       }
-      compose(...args) {
-        const interceptors = Array.isArray(args[0]) ? args[0] : args;
+      compose(...args2) {
+        const interceptors = Array.isArray(args2[0]) ? args2[0] : args2;
         let dispatch = this.dispatch.bind(this);
         for (const interceptor of interceptors) {
           if (interceptor == null) {
@@ -26702,11 +26904,11 @@ var require_socks5_client = __commonJS({
       /**
        * Build a SOCKS5 request
        */
-      buildConnectRequest(command, address, port) {
+      buildConnectRequest(command2, address, port) {
         const { type: addressType, buffer: addressBuffer } = parseAddress(address);
         const request = Buffer5.alloc(4 + addressBuffer.length + 2);
         request[0] = SOCKS_VERSION;
-        request[1] = command;
+        request[1] = command2;
         request[2] = 0;
         request[3] = addressType;
         addressBuffer.copy(request, 4);
@@ -27480,7 +27682,7 @@ async function sign(exchange, accessToken, publicKeyLine2) {
   const auth = { authorization: `Bearer ${accessToken}` };
   let reply = await exchange.post(SIGN_PATH, auth, JSON.stringify({ publicKey: publicKeyLine2, duration: "1min" }));
   if (reply.status === 422) {
-    log("sign answered 422, retrying with the documented public_key body");
+    log2("sign answered 422, retrying with the documented public_key body");
     reply = await exchange.post(SIGN_PATH, auth, JSON.stringify({ public_key: publicKeyLine2 }));
   }
   const detail2 = describeBody(reply.text, header(reply, "content-type"));
@@ -27523,17 +27725,17 @@ async function requestCertificate(apiKey, publicKeyLine2, options, deadline) {
     exchange.close();
   }
 }
-var import_promises12, import_node_v82, log, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, NETWORK_WORDS, Exchange;
+var import_promises13, import_node_v82, log2, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, NETWORK_WORDS, Exchange;
 var init_gateway = __esm({
   "src/refresh/gateway.ts"() {
     "use strict";
     init_http();
-    import_promises12 = require("node:timers/promises");
+    import_promises13 = require("node:timers/promises");
     import_node_v82 = require("node:v8");
     init_deadline();
     init_errors();
     init_log2();
-    log = createLog("gateway");
+    log2 = createLog("gateway");
     TOKEN_PATH = "/api-service-account/api/v1/auth/token";
     SIGN_PATH = "/api-ssh-service/api/v1/ssh-keys/sign";
     MAX_BODY = 1 << 20;
@@ -27587,8 +27789,8 @@ var init_gateway = __esm({
       async backoff(attempt, retryAfter) {
         const waitMs = nextRetryMs(attempt, retryAfter, this.deadline.remainingMs());
         if (waitMs === void 0) return false;
-        log("retrying in %d ms", Math.round(waitMs));
-        await (0, import_promises12.setTimeout)(waitMs, void 0, { signal: this.signal }).catch(() => {
+        log2("retrying in %d ms", Math.round(waitMs));
+        await (0, import_promises13.setTimeout)(waitMs, void 0, { signal: this.signal }).catch(() => {
         });
         return !this.signal.aborted;
       }
@@ -27601,11 +27803,11 @@ var init_gateway = __esm({
             if (this.signal.aborted) throw this.timedOut();
             const code = errorCode(err);
             const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
-            log("POST %s failed: %s", path6, why);
+            log2("POST %s failed: %s", path6, why);
             if (code && RETRYABLE_CODES.has(code) && await this.backoff(attempt)) continue;
             throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${why}`, { cause: err });
           }
-          log("POST %s -> %d", path6, reply.status);
+          log2("POST %s -> %d", path6, reply.status);
           if (reply.status === 429 || reply.status >= 500) {
             const retryAfter = retryAfterMs(header(reply, "retry-after"));
             if (await this.backoff(attempt, retryAfter)) continue;
@@ -27696,8 +27898,8 @@ async function checkPair(paths, publicKey, signal) {
     fix: `replace it with the private key's own: ssh-keygen -y -f ${paths.key} > ${paths.publicKey}`
   });
 }
-function sshKeygen(args, signal) {
-  return runOpenSshTool("ssh-keygen", args, "ssh-keygen failed", signal);
+function sshKeygen(args2, signal) {
+  return runOpenSshTool("ssh-keygen", args2, "ssh-keygen failed", signal);
 }
 function readPublicKey(path6) {
   const text = readTrusted(path6, pairFileRules("public key"))?.text;
@@ -27715,14 +27917,14 @@ async function ensureKeyPair(paths, proof, signal) {
       const publicKey = readPublicKey(paths.publicKey);
       if (!provenPair(keyStats, publicKey, proof)) {
         await checkPair(paths, publicKey, signal);
-        log2("checked that %s belongs to %s", paths.publicKey, paths.key);
+        log3("checked that %s belongs to %s", paths.publicKey, paths.key);
       }
       return { publicKey, created: false };
     }
     const line = await sshKeygen(["-y", "-P", "", "-f", paths.key], signal);
     writePublicKey(paths.publicKey, `${line.trim()}
 `);
-    log2("derived %s from the private key", paths.publicKey);
+    log3("derived %s from the private key", paths.publicKey);
     return { publicKey: parsePublicKey(line), created: false };
   }
   if (statOrUndefined2(paths.publicKey)) {
@@ -27754,14 +27956,14 @@ async function createKeyPair(paths, signal) {
     } catch (err) {
       throw new LocalFileError(describeFsError(err, "create", paths.publicKey), { cause: err });
     }
-    log2("created key pair %s", paths.key);
+    log3("created key pair %s", paths.key);
     return { publicKey: readPublicKey(paths.publicKey), created: true };
   } finally {
     (0, import_node_fs13.rmSync)(tmp.key, { force: true });
     (0, import_node_fs13.rmSync)(tmp.publicKey, { force: true });
   }
 }
-var import_node_fs13, import_node_os8, log2, PRIVATE_KEY_RULES;
+var import_node_fs13, import_node_os8, log3, PRIVATE_KEY_RULES;
 var init_keypair = __esm({
   "src/core/keypair.ts"() {
     "use strict";
@@ -27774,7 +27976,7 @@ var init_keypair = __esm({
     init_log2();
     init_store();
     init_trust();
-    log2 = createLog("keypair");
+    log3 = createLog("keypair");
     PRIVATE_KEY_RULES = {
       what: "key",
       error: LocalFileError,
@@ -27982,7 +28184,7 @@ async function acquireLock(path6, options) {
       vanished = 0;
       const reason = staleReason(seen, options.staleMs);
       if (reason) {
-        log3("taking over lock %s: %s", path6, reason);
+        log4("taking over lock %s: %s", path6, reason);
         breakLock(path6, seen.id);
         continue;
       }
@@ -27994,7 +28196,7 @@ async function acquireLock(path6, options) {
     if (left === 0 && Date.now() > options.deadline.at + SETTLE_GRACE_MS) {
       throw new LockBusyError(seen.kind === "lock" ? describeHolder(seen.owner) : "another process", seen.kind === "lock" ? seen.ageMs : 0);
     }
-    await (0, import_promises13.setTimeout)(pollMs / 2 + Math.random() * pollMs);
+    await (0, import_promises14.setTimeout)(pollMs / 2 + Math.random() * pollMs);
   }
 }
 function heldLock(path6, fd) {
@@ -28033,20 +28235,20 @@ function releaseIfOurs(path6, fd) {
   } catch {
   }
 }
-var import_node_fs14, import_node_os9, import_node_crypto3, import_promises13, log3, UNFINISHED_MS, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
+var import_node_fs14, import_node_os9, import_node_crypto3, import_promises14, log4, UNFINISHED_MS, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
 var init_lock = __esm({
   "src/refresh/lock.ts"() {
     "use strict";
     import_node_fs14 = require("node:fs");
     import_node_os9 = require("node:os");
     import_node_crypto3 = require("node:crypto");
-    import_promises13 = require("node:timers/promises");
+    import_promises14 = require("node:timers/promises");
     init_errors();
     init_fsutil();
     init_log2();
     init_proc();
     init_trust();
-    log3 = createLog("lock");
+    log4 = createLog("lock");
     UNFINISHED_MS = 1e3;
     HEARTBEAT_MS = 1e3;
     SETTLE_GRACE_MS = 300;
@@ -28105,7 +28307,7 @@ function write(path6, stored) {
     writeFileAtomic(path6, `${JSON.stringify(stored)}
 `, 384);
   } catch (err) {
-    log4("cannot write %s: %s", path6, err.message);
+    log5("cannot write %s: %s", path6, err.message);
   }
 }
 function forgetFailure(path6) {
@@ -28118,7 +28320,7 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
     if (!read) return void 0;
     stored = JSON.parse(read.text);
   } catch (err2) {
-    log4("ignoring %s: %s", path6, err2.message);
+    log5("ignoring %s: %s", path6, err2.message);
     return void 0;
   }
   if (typeof stored.at !== "number" || now - stored.at >= MEMO_TTL_MS || stored.at > now + 1e3) return void 0;
@@ -28129,7 +28331,7 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
   const expected = Buffer.from(stored.hash, "hex");
   const actual = hashOf(material, Buffer.from(stored.salt, "hex"));
   if (expected.length !== actual.length || !(0, import_node_crypto4.timingSafeEqual)(expected, actual)) return void 0;
-  log4("failure recorded %d ms ago: %s", now - stored.at, stored.message);
+  log5("failure recorded %d ms ago: %s", now - stored.at, stored.message);
   const err = new Class(printable(stored.message), typeof stored.fix === "string" ? { fix: printable(stored.fix) } : {});
   const shownTo = Array.isArray(stored.shownTo) ? stored.shownTo : [];
   const { ids, ssh } = lineage();
@@ -28140,7 +28342,7 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
   }
   return err;
 }
-var import_node_fs15, import_node_crypto4, log4, MEMO_TTL_MS, CLASSES, MEMO_RULES, shownAbove;
+var import_node_fs15, import_node_crypto4, log5, MEMO_TTL_MS, CLASSES, MEMO_RULES, shownAbove;
 var init_memo = __esm({
   "src/refresh/memo.ts"() {
     "use strict";
@@ -28152,7 +28354,7 @@ var init_memo = __esm({
     init_proc();
     init_trust();
     init_certificate();
-    log4 = createLog("memo");
+    log5 = createLog("memo");
     MEMO_TTL_MS = 5e3;
     CLASSES = [ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConfigError];
     MEMO_RULES = { what: "failure memo", error: LocalFileError, maxBytes: 64 * 1024, owners: "us", mode: "secret", noFollow: true };
@@ -28175,7 +28377,7 @@ function bundledUndiciVersion() {
   return true ? "7.30.2" : void 0;
 }
 var import_node_fs16;
-var init_version = __esm({
+var init_version2 = __esm({
   "src/base/version.ts"() {
     "use strict";
     import_node_fs16 = require("node:fs");
@@ -28256,12 +28458,12 @@ async function refreshCertificate(settings, { force = false, deadline = new Dead
   const dir = (0, import_node_path13.dirname)(paths.key);
   try {
     const swept = sweepLeftovers(dir, [paths.certificate, paths.publicKey, paths.key, paths.lock, memo.path], settings.timeout * 1e3);
-    if (swept.length > 0) log5("removed leftovers of an interrupted refresh: %o", swept);
+    if (swept.length > 0) log6("removed leftovers of an interrupted refresh: %o", swept);
     const previous = fresh();
     if (!force) {
       if (previous.status === "fresh") return { state: previous, refreshed: false };
       recall();
-      log5("refreshing: %s", previous.detail ?? previous.status);
+      log6("refreshing: %s", previous.detail ?? previous.status);
     }
     try {
       const result = await fetchAndWrite(paths, settings, deadline, previous);
@@ -28286,11 +28488,11 @@ async function fetchAndWrite(paths, settings, deadline, previous) {
   const was = previous.certificate && caFingerprint(previous.certificate);
   const caChange = was === void 0 ? void 0 : was === ca ? previous.caChange : { at: refreshedAt, was };
   try {
-    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, caChange), 420);
+    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, { caChange, fresh: { certificate, publicKey, marginSeconds: settings.refreshMargin } }), 420);
   } catch (err) {
     throw new LocalFileError(`${describeFsError(err, "write certificate", paths.certificate)}; the previous certificate was kept`, { cause: err });
   }
-  log5("wrote %s (clock offset %d ms, CA %s)", paths.certificate, clockOffsetMs, ca);
+  log6("wrote %s (clock offset %d ms, CA %s)", paths.certificate, clockOffsetMs, ca);
   const notice = caChange?.at === refreshedAt ? `note: the gateway signed ${paths.certificate} with another CA (${ca}) than the certificate it replaced (${was}): if sshd refuses it, ask CSCS whether their CA changed` : void 0;
   return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt, caChange }, refreshed: true, createdKey: created, notice };
 }
@@ -28308,7 +28510,7 @@ async function refreshForSsh(settings, state) {
     if (!deadline.short || !(err instanceof CscsSaError)) throw err;
     const left = Math.floor(inspect3(keyPaths(settings.key), 0).secondsLeft ?? 0);
     if (err.cause instanceof LockBusyError || isShownAbove(err)) {
-      log5("another process is still refreshing; the current certificate has %d s left", left);
+      log6("another process is still refreshing; the current certificate has %d s left", left);
       return { refreshed: false };
     }
     return { refreshed: false, warning: `${err.message}: using the current certificate, valid for ${left} s more` };
@@ -28336,7 +28538,7 @@ function checkSigned(line, publicKey, clockOffsetMs, settings) {
   }
   return { certificate, verdict };
 }
-var import_node_path13, log5, OPPORTUNITY_SECONDS, LOGIN_SECONDS, UNUSABLE_FIX;
+var import_node_path13, log6, OPPORTUNITY_SECONDS, LOGIN_SECONDS, UNUSABLE_FIX;
 var init_refresh = __esm({
   "src/refresh/refresh.ts"() {
     "use strict";
@@ -28353,8 +28555,8 @@ var init_refresh = __esm({
     init_log2();
     init_memo();
     init_store();
-    init_version();
-    log5 = createLog("refresh");
+    init_version2();
+    log6 = createLog("refresh");
     OPPORTUNITY_SECONDS = 1.5;
     LOGIN_SECONDS = 5;
     UNUSABLE_FIX = {
@@ -28370,14 +28572,14 @@ __export(match_exports, {
   run: () => run,
   usage: () => usage
 });
-async function run(args) {
-  const { values, positionals } = parseCommandArgs("match", args, MATCH_OPTIONS, MATCH_POSITIONALS);
+async function run(args2) {
+  const { values, positionals } = parseCommandArgs("match", args2, MATCH_OPTIONS, MATCH_POSITIONALS);
   if (values.help) return process.stdout.write(`${usage}
 `), 0;
   const settings = await loadSettings({ key: values.key, env: values.env, account: values.account });
   const state = inspect3(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user);
   if (state.status === "fresh") return 0;
-  if (await (await Promise.resolve().then(() => (init_parent(), parent_exports))).startedBySshG()) return log6("host %j: ssh -G, no refresh", positionals[0] ?? ""), 0;
+  if (await (await Promise.resolve().then(() => (init_parent(), parent_exports))).startedBySshG()) return log7("host %j: ssh -G, no refresh", positionals[0] ?? ""), 0;
   const { refreshForSsh: refreshForSsh2 } = await Promise.resolve().then(() => (init_refresh(), refresh_exports));
   const { isShownAbove: isShownAbove2 } = await Promise.resolve().then(() => (init_memo(), memo_exports));
   let outcome;
@@ -28390,10 +28592,10 @@ async function run(args) {
   const { refreshed, warning } = outcome;
   if (warning) process.stderr.write(`cscs-sa: ${redact(warning)}
 `);
-  log6("host %j: %s", positionals[0] ?? "", refreshed ? "refreshed" : "not refreshed by this process");
+  log7("host %j: %s", positionals[0] ?? "", refreshed ? "refreshed" : "not refreshed by this process");
   return 0;
 }
-var log6, usage;
+var log7, usage;
 var init_match = __esm({
   "src/commands/match.ts"() {
     "use strict";
@@ -28402,7 +28604,7 @@ var init_match = __esm({
     init_store();
     init_fastpath();
     init_args();
-    log6 = createLog("match");
+    log7 = createLog("match");
     usage = `Usage: cscs-sa match [--account NAME] [-f KEY] [HOST]
 
 Makes sure KEY-cert.pub is a certificate for KEY with enough validity left, fetching a new one
@@ -28423,96 +28625,6 @@ Options:
 
 Exit status 0 when a usable certificate is in place; otherwise one line on stderr and the exit
 codes listed by cscs-sa --help.`;
-  }
-});
-
-// src/ssh/relay.ts
-function connectOne(address, port, timeoutMs, onread) {
-  return new Promise((resolve2, reject) => {
-    const socket = (0, import_node_net.connect)({ host: address, port, allowHalfOpen: true, noDelay: true, onread });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve2(socket);
-    });
-    socket.once("error", (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    });
-  });
-}
-async function connectTo(host, port, timeoutMs, onread) {
-  let addresses;
-  try {
-    addresses = await (0, import_promises14.lookup)(host, { all: true, verbatim: true });
-  } catch (err) {
-    const code = err.code;
-    throw new ConnectError(`cannot resolve host ${JSON.stringify(host)}: ${code === "ENOTFOUND" ? "no such host" : errnoReason(err)}`, { cause: err });
-  }
-  const failures = [];
-  for (const { address } of addresses) {
-    try {
-      const socket = await connectOne(address, port, timeoutMs, onread);
-      log7("connected to %s port %d", address, port);
-      return socket;
-    } catch (err) {
-      log7("%s port %d: %s", address, port, errnoReason(err));
-      failures.push(`${address}: ${errnoReason(err)}`);
-    }
-  }
-  throw new ConnectError(`cannot connect to ${host} port ${port}: ${failures.join(", ")}`);
-}
-function forward(out, resume, counted) {
-  return {
-    buffer: Buffer.allocUnsafe(CHUNK),
-    callback(n2, buffer) {
-      counted.bytes += n2;
-      let waiting = false;
-      out.write(buffer.subarray(0, n2), () => waiting && resume());
-      if (out.writableLength === 0) return true;
-      waiting = true;
-      return false;
-    }
-  };
-}
-async function proxy(host, port, timeoutMs, output) {
-  const up = { bytes: 0 };
-  const down = { bytes: 0 };
-  let socket;
-  let input;
-  socket = await connectTo(host, port, timeoutMs, forward(output, () => socket.resume(), down));
-  const server = socket;
-  return new Promise((resolve2, reject) => {
-    const options = { fd: 0, readable: true, writable: false, onread: forward(server, () => input.resume(), up) };
-    input = new import_node_net.Socket(options);
-    input.on("end", () => {
-      log7("client side ended after %d bytes: half-closing", up.bytes);
-      server.end();
-    });
-    input.on("error", () => resolve2());
-    output.on("error", () => resolve2());
-    server.on("error", (err) => reject(new ConnectError(`connection to the server failed: ${errnoReason(err)}`, { cause: err })));
-    server.on("end", () => {
-      log7("server side ended after %d bytes", down.bytes);
-      output.write("", () => resolve2());
-    });
-  });
-}
-var import_promises14, import_node_net, log7, CHUNK;
-var init_relay = __esm({
-  "src/ssh/relay.ts"() {
-    "use strict";
-    import_promises14 = require("node:dns/promises");
-    import_node_net = require("node:net");
-    init_errors();
-    init_log2();
-    log7 = createLog("proxy");
-    CHUNK = 64 * 1024;
   }
 });
 
@@ -28555,24 +28667,10 @@ __export(proxy_exports, {
   run: () => run2,
   usage: () => usage2
 });
-async function run2(args) {
-  const { values, positionals } = parseCommandArgs("proxy", args, {
-    agent: { type: "boolean" },
-    account: { type: "string" },
-    log: { type: "string" },
-    "connect-timeout": { type: "string" }
-  }, ["HOST", "PORT"]);
+async function run2(args2) {
+  const { values, positionals } = parseCommandArgs("proxy", args2, PROXY_OPTIONS, ["HOST", "PORT"]);
   if (values.help) return process.stdout.write(`${usage2}
 `), 0;
-  if (values.log) {
-    try {
-      setLogFile(values.log);
-    } catch (err) {
-      if (!(err instanceof LocalFileError)) throw err;
-      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log
-`);
-    }
-  }
   const [host, portText] = positionals;
   if (!host || !portText) throw new UsageError("proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)");
   const port = Number(portText);
@@ -28582,21 +28680,15 @@ async function run2(args) {
     const { loadIntoAgent: loadIntoAgent2 } = await Promise.resolve().then(() => (init_agent(), agent_exports));
     await loadIntoAgent2(settings);
   }
-  const timeout = flagSeconds(values["connect-timeout"], "connectTimeout", "--connect-timeout") ?? settings.connectTimeout;
-  process.once("exit", () => {
-    const usage10 = process.resourceUsage();
-    log9("exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB", Math.round(usage10.userCPUTime / 1e3), Math.round(usage10.systemCPUTime / 1e3), usage10.maxRSS);
-  });
-  await proxy(host, port, timeout * 1e3, process.stdout);
-  return 0;
+  return relay(host, port, flagSeconds(values["connect-timeout"], "connectTimeout", "--connect-timeout") ?? settings.connectTimeout, values.log);
 }
-var usage2, log9;
+var usage2;
 var init_proxy = __esm({
   "src/commands/proxy.ts"() {
     "use strict";
     init_config();
     init_errors();
-    init_log2();
+    init_fastpath();
     init_relay();
     init_args();
     usage2 = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
@@ -28618,7 +28710,6 @@ Options:
                             a symlink or another user's file is refused, and the relay goes on
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
-    log9 = createLog("proxy");
   }
 });
 
@@ -28628,8 +28719,8 @@ __export(sign_exports, {
   run: () => run3,
   usage: () => usage3
 });
-async function run3(args) {
-  const { values } = parseCommandArgs("sign", args, {
+async function run3(args2) {
+  const { values } = parseCommandArgs("sign", args2, {
     account: { type: "string" },
     key: { type: "string", short: "f" },
     env: { type: "string" },
@@ -28756,8 +28847,8 @@ function table(reports) {
   return rows.map((row) => `${row.map((cell, i2) => i2 === row.length - 1 ? cell : cell.padEnd(widths[i2] + 2)).join("")}
 `).join("");
 }
-async function run4(args) {
-  const { values } = parseCommandArgs("status", args, {
+async function run4(args2) {
+  const { values } = parseCommandArgs("status", args2, {
     account: { type: "string" },
     key: { type: "string", short: "f" },
     json: { type: "boolean" }
@@ -29041,6 +29132,44 @@ var init_lex = __esm({
   }
 });
 
+// src/ssh/freshcheck.ts
+function freshCheck(key, match) {
+  const paths = keyPaths(key);
+  const args2 = [paths.certificate, paths.publicKey].map((path6) => shellWord("the key", path6));
+  return `${tokenLiteral(`sh -c '${SCRIPT}' cscs-sa ${args2.join(" ")}`)} 2>/dev/null || ${match}`;
+}
+function freshCheckAsShellRuns(key) {
+  return freshCheck(key, "false").replaceAll("%%", "%");
+}
+var SEP, SCRIPT;
+var init_freshcheck = __esm({
+  "src/ssh/freshcheck.ts"() {
+    "use strict";
+    init_store();
+    init_lex();
+    SEP = FRESH_SEPARATOR;
+    SCRIPT = [
+      "set -f",
+      "IFS=",
+      [
+        "[ -z ${CSCS_SA_PROBE:+x} ]",
+        "read -r l < $1",
+        "read -r k < $2",
+        // The `.pub` line is `TYPE BASE64 [COMMENT]`: its second word.
+        "k=${k#* }",
+        "k=${k%% *}",
+        `w=\${l#* cscs-sa ${FRESH_WORD}}`,
+        "w=${w%% *}",
+        `[ \${w#*${SEP}*${SEP}} = $k ]`,
+        `w=\${w%${SEP}*}`,
+        "n=$(date +%s)",
+        `[ $n -ge \${w%${SEP}*} ]`,
+        `[ $n -lt \${w#*${SEP}} ]`
+      ].join(" && ")
+    ].join("; ");
+  }
+});
+
 // src/ssh/multiplex.ts
 function sshConfigPath(flag) {
   return flag ? expandHome(flag) : (0, import_node_path16.join)((0, import_node_os11.userInfo)().homedir, ".ssh", "config");
@@ -29064,10 +29193,6 @@ function prepareControlDir(dir) {
     if (err instanceof LocalFileError) throw err;
     throw new LocalFileError(describeFsError(err, "create", dir));
   }
-}
-function masterCheck(dir, match) {
-  const socket = (path6) => `${tokenLiteral(shellWord("the socket folder", path6))}/%C`;
-  return `test -S ${socket(dir)} && ssh -F /dev/null -S ${socket(tokenLiteral(dir))} -O check _ 2>/dev/null || ${match}`;
 }
 function multiplexLines(dir) {
   return ["ControlMaster auto", `ControlPath ${configWord("the socket folder", dir, { tokens: true, env: true }, "/%C")}`, `ControlPersist ${CONTROL_PERSIST}`];
@@ -29099,10 +29224,10 @@ function parseTarget(spec, flag) {
   const hostName = m[2].toLowerCase();
   return [m[1].toLowerCase(), port === void 0 ? { hostName } : { hostName, port }];
 }
-function parseHosts(command, list, prefix) {
+function parseHosts(command2, list, prefix) {
   const clusters = [];
   const targets = {};
-  const flag = `${command}: --hosts`;
+  const flag = `${command2}: --hosts`;
   for (const raw of list.split(",").map((h2) => h2.trim())) {
     if (raw === "") continue;
     const spec = raw.toLowerCase().startsWith(prefix) ? raw.slice(prefix.length) : raw;
@@ -29160,15 +29285,15 @@ function renderBlock(o2) {
     ...o2.extraDefaults ?? [],
     ...o2.multiplex ? [
       "# Burst mode: one connection per host for all commands within ControlPersist seconds of each",
-      "# other; a command on a live master needs no certificate (the Match line below skips cscs-sa).",
+      "# other (the Match line below still keeps the certificate fresh, for any ssh that does not use it).",
       ...multiplexLines(o2.multiplex)
     ] : []
   ];
   const words = (what, values) => values.map((value) => ({ what, value }));
-  const command = words("the cscs-sa command", o2.command);
-  const refresh = sshCommand([...command, ...words("an argument of match", ["match", ...o2.matchArgs ?? []])], "%n");
-  const match = o2.multiplex ? masterCheck(o2.multiplex, refresh) : refresh;
-  const proxy2 = sshCommand([...command, ...words("an argument of proxy", ["proxy", ...o2.agent ? ["--agent", ...o2.proxyArgs ?? []] : []])], "%h %p");
+  const command2 = words("the cscs-sa command", o2.command);
+  const refresh = sshCommand([...command2, ...words("an argument of match", ["match", ...o2.matchArgs ?? []])], "%n");
+  const match = freshCheck(o2.key, refresh);
+  const proxy2 = sshCommand([...command2, ...words("an argument of proxy", ["proxy", ...o2.agent ? ["--agent", ...o2.proxyArgs ?? []] : []])], "%h %p");
   const host = (name, t, route) => [`Host ${prefix}${name}`, `    HostName ${t.hostName}`, ...t.port && t.port !== 22 ? [`    Port ${t.port}`] : [], `    ${route}`, ""].join("\n");
   const targets = blockTargets(o2);
   const hosts = Object.entries(targets).map(([name, t]) => host(name, t, name === JUMP_HOST.name ? `ProxyCommand ${proxy2}` : `ProxyJump ${prefix}${JUMP_HOST.name}`));
@@ -29188,11 +29313,11 @@ ${hosts.join("\n")}
 Host ${prefix}*
 ${defaults.map((l) => `    ${l}`).join("\n")}
 
-# Last, so that it sees the final values of the lines above (host, port, user, and %C made of
-# them): refreshes the certificate of the key above when it is missing or about to expire,
-# before ssh loads any key. It sets nothing itself, so the blocks above apply even when a
-# refresh fails. originalhost (the name typed, %n) keeps it working when your own HostName for
-# a host comes first.
+# Last, so that it sees the final values of the lines above: refreshes the certificate of the
+# key above when it is missing or about to expire, before ssh loads any key. A fresh one is
+# told by the shell alone (its fresh window is in the certificate's comment); anything else runs
+# cscs-sa match. It sets nothing itself, so the blocks above apply even when a refresh fails.
+# originalhost (the name typed, %n) keeps it working when your own HostName for a host comes first.
 Match originalhost ${prefix}* exec "${match}"
 `;
 }
@@ -29253,6 +29378,7 @@ var init_sshconfig = __esm({
     "use strict";
     init_account();
     init_errors();
+    init_freshcheck();
     init_multiplex();
     init_lex();
     init_suggest();
@@ -29395,8 +29521,8 @@ async function closeMasters(dir) {
   for (const socket of stale) (0, import_node_fs21.rmSync)(socket, { force: true });
   return { closed: live.length, removed: stale.length };
 }
-async function run5(args) {
-  const { values } = parseCommandArgs("close", args, { "ssh-config": { type: "string" } }, []);
+async function run5(args2) {
+  const { values } = parseCommandArgs("close", args2, { "ssh-config": { type: "string" } }, []);
   if (values.help) return process.stdout.write(`${usage5}
 `), 0;
   const { closed, removed } = await closeMasters(controlDir(sshConfigPath(values["ssh-config"])));
@@ -29437,6 +29563,19 @@ __export(setup_exports, {
   run: () => run6,
   usage: () => usage6
 });
+async function checkClient(block) {
+  const version2 = await sshVersion();
+  if (!version2) {
+    process.stderr.write(`cscs-sa: note: ssh -V names no OpenSSH client here: the block is written for OpenSSH ${OLDEST.text} or newer
+`);
+    return;
+  }
+  if (!atLeast(version2, OLDEST.major, OLDEST.minor)) throw new SetupRefusedError(`OpenSSH ${version2.text} is too old for the cscs-sa block (Include, ProxyJump)`, { fix: `install OpenSSH ${OLDEST.text} or newer (nothing was changed)` });
+  for (const [, command2] of block.matchAll(/^Match .* exec "(.*)"$/gm)) {
+    const unknown = unknownTokens(command2, version2);
+    if (unknown.length > 0) throw new SetupRefusedError(`OpenSSH ${version2.text} does not expand ${unknown.join(" ")} in Match exec, which would stop every ssh`, { fix: "report this as a bug of cscs-sa (nothing was changed)" });
+  }
+}
 function knownHostsSource(flag) {
   if (flag === "-") return { text: readCapped(0, "-", KNOWN_HOSTS_RULES), from: "stdin" };
   if (flag !== void 0) {
@@ -29525,8 +29664,8 @@ async function storeApiKeyFile(account, flag) {
   if (changed) lines2.push(`named it as apiKeyFile${account === DEFAULT_ACCOUNT ? "" : ` of account ${account}`} in ${path6}`);
   return lines2;
 }
-async function run6(args) {
-  const { values } = parseCommandArgs("setup", args, {
+async function run6(args2) {
+  const { values } = parseCommandArgs("setup", args2, {
     account: { type: "string" },
     remove: { type: "boolean" },
     purge: { type: "boolean" },
@@ -29576,9 +29715,9 @@ async function run6(args) {
   const tooLong = sockets && controlDirProblem(sockets);
   if (tooLong) throw new SetupRefusedError(`setup --multiplex: ${tooLong}`, { fix: "run setup with --ssh-config in a folder with a shorter path, or without --multiplex" });
   const knownHosts = (0, import_node_path19.join)(sshDir, "cscs-sa.known_hosts");
-  const command = await helperCommand();
-  const render = (settings2, user2) => accountBlock(settings2, { clusters, targets, user: user2, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command, sockets });
-  render(settings0, PLACEHOLDER_USER);
+  const command2 = await helperCommand();
+  const render = (settings2, user2) => accountBlock(settings2, { clusters, targets, user: user2, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command: command2, sockets });
+  await checkClient(render(settings0, PLACEHOLDER_USER));
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values["known-hosts"]);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);
@@ -29793,6 +29932,7 @@ var init_setup2 = __esm({
     init_multiplex();
     init_choices();
     init_helper();
+    init_version();
     init_args();
     init_close();
     usage6 = `Usage: cscs-sa setup [--account NAME] [--user NAME] [--hosts LIST] [--key PATH] [--env ENV]
@@ -29841,8 +29981,9 @@ Options:
                           repeatable. Other settings go into cscs-sa.overrides, which the block
                           includes first and setup never writes
       --multiplex         burst mode: commands share one connection per host (ControlMaster) for
-                          up to ${CONTROL_PERSIST} s after the last one, with no cscs-sa start while it is
-                          open; sockets in cscs-sa-cm beside the ssh config; cscs-sa close ends them
+                          up to ${CONTROL_PERSIST} s after the last one; the certificate is still kept
+                          fresh for any ssh that does not use it; sockets in cscs-sa-cm beside the
+                          ssh config; cscs-sa close ends them
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
@@ -29889,8 +30030,8 @@ async function resolveHop(probe, config, name, extra, depth) {
   if (!hop.failed && jumps && jumps !== "none" && depth < MAX_HOPS) {
     const list = jumps.split(",");
     const next = parseJump(list.pop());
-    const args = [...next.user ? ["-l", next.user] : [], ...next.port ? ["-p", next.port] : [], ...list.length ? ["-J", list.join(",")] : []];
-    hop.jump = await resolveHop(probe, config, next.host, args, depth + 1);
+    const args2 = [...next.user ? ["-l", next.user] : [], ...next.port ? ["-p", next.port] : [], ...list.length ? ["-J", list.join(",")] : []];
+    hop.jump = await resolveHop(probe, config, next.host, args2, depth + 1);
   }
   return hop;
 }
@@ -29943,8 +30084,8 @@ function whyNoMatch(hop) {
     if (!/checking match for '.*cscs-sa.*' host \S+ originally \S+$/.test(block[0])) continue;
     const verdict = block.map((l) => /^debug\d: (.+) line (\d+): not matched '(\w+) "(.*)"'/.exec(l)).find(Boolean);
     if (!verdict) {
-      const command = block.map((l) => /Executing command: '(.*)'$/.exec(l)?.[1]).find(Boolean) ?? "its Match exec";
-      return fail2(`ssh runs "${command}" for ${hop.name}, which did not answer doctor's probe: it is not this cscs-sa (an older one?)`, "run cscs-sa setup, which names this cscs-sa by absolute path");
+      const command2 = block.map((l) => /Executing command: '(.*)'$/.exec(l)?.[1]).find(Boolean) ?? "its Match exec";
+      return fail2(`ssh runs "${command2}" for ${hop.name}, which did not answer doctor's probe: it is not this cscs-sa (an older one?)`, "run cscs-sa setup, which names this cscs-sa by absolute path");
     }
     const [, file, line, criterion, value] = verdict;
     const where2 = `the Match line at ${file} line ${line}`;
@@ -29965,9 +30106,9 @@ function whyNoMatch(hop) {
     `run cscs-sa setup, or add ${MATCH_LINE} after your Host blocks (an Include of the cscs-sa block must come before any Host or Match line)`
   );
 }
-async function matchKey(args) {
+async function matchKey(args2) {
   try {
-    const { values } = (0, import_node_util15.parseArgs)({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
+    const { values } = (0, import_node_util15.parseArgs)({ args: args2, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
     return { key: (await loadSettings({ key: values.key, env: values.env, account: values.account })).key };
   } catch (err) {
     return { error: err.message };
@@ -30001,8 +30142,8 @@ async function checkHostKey(hop) {
       break;
     }
   }
-  const command = option(hop, "knownhostscommand");
-  if (!found && command && command !== "none") return warn(`host keys for ${name} (${hop.name}) come from KnownHostsCommand ${command}, which doctor does not run`, "make sure it prints the host keys, or pin them: cscs-sa known-hosts, cscs-sa setup --known-hosts FILE");
+  const command2 = option(hop, "knownhostscommand");
+  if (!found && command2 && command2 !== "none") return warn(`host keys for ${name} (${hop.name}) come from KnownHostsCommand ${command2}, which doctor does not run`, "make sure it prints the host keys, or pin them: cscs-sa known-hosts, cscs-sa setup --known-hosts FILE");
   const strict = option(hop, "stricthostkeychecking") ?? "ask";
   const batch = option(hop, "batchmode") === "yes";
   if (strict === "false") return warn(`ssh accepts any host key for ${hop.name} (StrictHostKeyChecking no): whoever sits on the path can pose as ${name}`, `${PIN_FIX}, with StrictHostKeyChecking yes`);
@@ -30051,7 +30192,7 @@ async function checkRoute(hop) {
   const before = hop.jump ? await checkRoute(hop.jump) : [];
   if (hop.failed) return [...before, fail2(`ssh -G ${hop.name} failed: ${hop.failed}`, "fix the ssh config it names")];
   const results = [];
-  const ran = await Promise.all(hop.matches.map((args) => matchKey(args)));
+  const ran = await Promise.all(hop.matches.map((args2) => matchKey(args2)));
   const keys = [...new Set(ran.flatMap((r) => r.key ? [r.key] : []))];
   const refused = ran.find((r) => r.error);
   if (hop.matches.length === 0) results.push(whyNoMatch(hop));
@@ -30149,11 +30290,20 @@ function failure(err, fallback) {
 async function checkOpenSsh() {
   const r = await runTool("ssh", ["-V"]);
   if (r.missing) return fail2("OpenSSH client not found", "install it (apt-get install openssh-client)");
-  const m = /OpenSSH_(\d+)\.(\d+)(p\d+)?/.exec(r.stderr);
-  if (!m) return fail2(`ssh -V says "${r.stderr.trim()}"`, "cscs-sa needs the OpenSSH client");
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major < 7 || major === 7 && minor < 3) return fail2(`OpenSSH ${m[0].slice(8)} is too old`, "cscs-sa needs OpenSSH 7.3 or newer (Include, ProxyJump)");
-  return pass(`OpenSSH ${m[0].slice(8)}`);
+  const version2 = parseSshVersion(r.stderr);
+  if (!version2) return fail2(`ssh -V says "${r.stderr.trim()}"`, "cscs-sa needs the OpenSSH client");
+  if (!atLeast(version2, OLDEST.major, OLDEST.minor)) return fail2(`OpenSSH ${version2.text} is too old`, `cscs-sa needs OpenSSH ${OLDEST.text} or newer (Include, ProxyJump)`);
+  return pass(`OpenSSH ${version2.text}`);
+}
+async function checkFreshCheck(settings) {
+  const shell = process.env.SHELL || "/bin/sh";
+  const state = inspect3(keyPaths(settings.key), settings.refreshMargin);
+  const r = await runTool(shell, ["-c", freshCheckAsShellRuns(settings.key)]);
+  const fresh = r.code === 0;
+  if (state.status === "fresh" && fresh) return pass(`the Match line tells a fresh certificate in $SHELL (${shell}) alone, without starting Node`);
+  if (state.status !== "fresh" && fresh) return fail2(`the Match line's shell check says fresh, but match says ${state.status}`, "run cscs-sa sign --force, which writes the window with the refresh margin set now");
+  if (state.status !== "fresh") return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
+  return fail2(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, "run cscs-sa sign --force (the refresh writes what the check reads), and check that sh and date run in that shell");
 }
 async function checkShell() {
   const { shell, missing, path: path6 } = await foundByShell("cscs-sa");
@@ -30220,8 +30370,8 @@ async function checkGateway(settings) {
     return [failure(err, "check the network, DNS and HTTPS_PROXY")];
   }
 }
-async function run7(args) {
-  const { values, positionals } = parseCommandArgs("doctor", args, {
+async function run7(args2) {
+  const { values, positionals } = parseCommandArgs("doctor", args2, {
     account: { type: "string" },
     key: { type: "string", short: "f" },
     env: { type: "string" },
@@ -30244,7 +30394,7 @@ async function run7(args) {
   } catch (err) {
     results.push(failure(err, "fix the setting it names"));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkApiKey2(settings), ...await checkGateway(settings));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), await checkApiKey2(settings), ...await checkGateway(settings));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });
@@ -30301,6 +30451,8 @@ var init_doctor = __esm({
     init_route();
     init_store();
     init_signature();
+    init_freshcheck();
+    init_version();
     init_args();
     usage7 = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
 
@@ -30345,8 +30497,8 @@ async function login(settings, known) {
     return { user: known ?? PLACEHOLDER_USER, noCertificate: err };
   }
 }
-async function run8(args) {
-  const { values } = parseCommandArgs("known-hosts", args, {
+async function run8(args2) {
+  const { values } = parseCommandArgs("known-hosts", args2, {
     account: { type: "string" },
     hosts: { type: "string" },
     host: { type: "string", multiple: true },
@@ -30494,9 +30646,9 @@ __export(cli_exports, {
   usage: () => usage9
 });
 async function main(argv) {
-  const [name, ...args] = argv;
+  const [name, ...args2] = argv;
   if (name === "--version" || name === "-V" || name === "-v") {
-    const { bundledUndiciVersion: bundledUndiciVersion2, version: version2 } = await Promise.resolve().then(() => (init_version(), version_exports));
+    const { bundledUndiciVersion: bundledUndiciVersion2, version: version2 } = await Promise.resolve().then(() => (init_version2(), version_exports));
     const undici = bundledUndiciVersion2();
     process.stdout.write(`${version2()}${undici ? ` (undici ${undici})` : ""}
 `);
@@ -30507,35 +30659,20 @@ async function main(argv) {
 `);
     return name === void 0 ? ExitCode.usage : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const command2 = COMMANDS[name];
+  if (!command2) {
     const meant = didYouMean(name, [...Object.keys(COMMANDS), "--help", "--version"]);
     if (meant) throw new UsageError(`unknown command "${name}"`, { fix: `did you mean ${meant}? (see cscs-sa --help)` });
     throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(", ")}; see cscs-sa --help)`);
   }
-  return (await command.load()).run(args);
-}
-function report(err) {
-  if (err instanceof CscsSaError) {
-    process.stderr.write(`cscs-sa: ${redact(err.line)}
-`);
-    if (process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}
-`);
-    return err.exitCode;
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`cscs-sa: unexpected error: ${redact(message)} (run with DEBUG=cscs-sa:* for details)
-`);
-  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${redact(err.stack)}
-`);
-  return ExitCode.failure;
+  return (await command2.load()).run(args2);
 }
 var COMMANDS, usage9;
 var init_cli = __esm({
   "src/cli.ts"() {
     "use strict";
     init_errors();
-    init_log2();
+    init_report();
     init_suggest();
     COMMANDS = {
       match: { summary: "refresh the certificate if needed (for ssh_config Match exec)", load: () => Promise.resolve().then(() => (init_match(), match_exports)) },
@@ -30574,24 +30711,23 @@ Exit status:
   3 configuration
 
 Run cscs-sa COMMAND --help for a command's options; cscs-sa -v for the version.`;
-    for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]]) {
-      process.on(signal, () => {
-        createLog("cli")("%s: exiting", signal);
-        process.exit(128 + number);
-      });
-    }
-    main(process.argv.slice(2)).then(
-      (code) => process.exit(code),
-      (err) => process.exit(report(err))
-    );
+    exitOnSignals();
+    runToExit(main(process.argv.slice(2)));
   }
 });
 
 // src/entry.ts
 init_fastpath();
+init_report();
 init_probe();
-if (process.argv[2] === "match" && process.env[PROBE_ENV]) {
-  process.exitCode = recordProbe(process.env[PROBE_ENV], process.argv.slice(3));
-} else if (!(process.argv[2] === "match" && matchIsFresh(process.argv.slice(3)))) {
+init_relay();
+var [command, ...args] = process.argv.slice(2);
+var plain = command === "proxy" ? plainRelay(args) : void 0;
+if (command === "match" && process.env[PROBE_ENV]) {
+  process.exitCode = recordProbe(process.env[PROBE_ENV], args);
+} else if (plain) {
+  exitOnSignals();
+  runToExit(relay(plain.host, plain.port, plain.timeoutSeconds, plain.log));
+} else if (!(command === "match" && matchIsFresh(args))) {
   void Promise.resolve().then(() => (init_cli(), cli_exports));
 }

@@ -117,14 +117,6 @@ function confFile(account) {
   return account === DEFAULT_ACCOUNT ? "cscs-sa.conf" : `cscs-sa-${account}.conf`;
 }
 
-// src/ssh/multiplex.ts
-var import_node_os3 = require("node:os");
-var import_node_path4 = require("node:path");
-
-// src/core/config.ts
-var import_node_os = require("node:os");
-var import_node_path2 = require("node:path");
-
 // src/core/store.ts
 var import_node_fs = require("node:fs");
 var import_node_path = require("node:path");
@@ -159,8 +151,57 @@ function pairIdentity(key) {
     return [`${folder}/${(0, import_node_path.basename)(path)}`, ...stats ? [`file ${stats.dev}:${stats.ino}`] : []];
   });
 }
+var FRESH_WORD = "fresh=";
+var FRESH_SEPARATOR = "..";
+
+// src/ssh/lex.ts
+function unsafeReason(value, expansion = {}) {
+  if (value === "") return "it is empty";
+  if (/[\u0000-\u001f\u007f]/.test(value)) return "it contains a newline or another control character";
+  if (/["'\\]/.test(value)) return "it contains a quote or a backslash, which ssh_config cannot carry the same way in every OpenSSH version";
+  if (/(^|\s)#/.test(value)) return "it has a word starting with #, which ssh reads as a comment";
+  if (expansion.env && value.includes("${")) return "it contains ${, which ssh expands as an environment variable";
+  if (expansion.glob && /[*?[\]]/.test(value)) return "it contains *, ? or [, which Include expands as a pattern";
+  return void 0;
+}
+function check(what, value, expansion) {
+  const reason = unsafeReason(value, expansion);
+  if (reason) throw new UsageError(`setup: cannot write ${what} ${JSON.stringify(value)} into the ssh config: ${reason}`, { fix: "use a path without it (nothing was changed)" });
+}
+function shellWord(what, value) {
+  check(what, value, {});
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value}'`;
+}
+
+// src/ssh/freshcheck.ts
+var SEP = FRESH_SEPARATOR;
+var SCRIPT = [
+  "set -f",
+  "IFS=",
+  [
+    "[ -z ${CSCS_SA_PROBE:+x} ]",
+    "read -r l < $1",
+    "read -r k < $2",
+    // The `.pub` line is `TYPE BASE64 [COMMENT]`: its second word.
+    "k=${k#* }",
+    "k=${k%% *}",
+    `w=\${l#* cscs-sa ${FRESH_WORD}}`,
+    "w=${w%% *}",
+    `[ \${w#*${SEP}*${SEP}} = $k ]`,
+    `w=\${w%${SEP}*}`,
+    "n=$(date +%s)",
+    `[ $n -ge \${w%${SEP}*} ]`,
+    `[ $n -lt \${w#*${SEP}} ]`
+  ].join(" && ")
+].join("; ");
+
+// src/ssh/multiplex.ts
+var import_node_os3 = require("node:os");
+var import_node_path4 = require("node:path");
 
 // src/core/config.ts
+var import_node_os = require("node:os");
+var import_node_path2 = require("node:path");
 var AUTHX_URLS = { prod: "https://authx-gateway.svc.cscs.ch", tds: "https://authx-gateway.tds.cscs.ch" };
 var ENV = {
   key: "CSCS_SA_KEY",
@@ -369,25 +410,6 @@ function makeFolders(dir, mode) {
       if (err.code !== "EEXIST") throw err;
     }
   }
-}
-
-// src/ssh/lex.ts
-function unsafeReason(value, expansion = {}) {
-  if (value === "") return "it is empty";
-  if (/[\u0000-\u001f\u007f]/.test(value)) return "it contains a newline or another control character";
-  if (/["'\\]/.test(value)) return "it contains a quote or a backslash, which ssh_config cannot carry the same way in every OpenSSH version";
-  if (/(^|\s)#/.test(value)) return "it has a word starting with #, which ssh reads as a comment";
-  if (expansion.env && value.includes("${")) return "it contains ${, which ssh expands as an environment variable";
-  if (expansion.glob && /[*?[\]]/.test(value)) return "it contains *, ? or [, which Include expands as a pattern";
-  return void 0;
-}
-function check(what, value, expansion) {
-  const reason = unsafeReason(value, expansion);
-  if (reason) throw new UsageError(`setup: cannot write ${what} ${JSON.stringify(value)} into the ssh config: ${reason}`, { fix: "use a path without it (nothing was changed)" });
-}
-function shellWord(what, value) {
-  check(what, value, {});
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value}'`;
 }
 
 // src/ssh/multiplex.ts

@@ -60,6 +60,9 @@ async function buildDist() {
     entryPoints: ['src/entry.ts'],
     outfile: 'dist/entry.cjs',
     format: 'cjs',
+    // The relay's log loads debug with createRequire(import.meta.url), which CommonJS has not.
+    define: { ...common.define, 'import.meta.url': '__cscsSaEntryUrl' },
+    banner: { js: "const __cscsSaEntryUrl = require('node:url').pathToFileURL(__filename).href;" },
     // The ES module CLI stays a separate file, imported only when the hot path cannot answer.
     external: ['./cli.js'],
   });

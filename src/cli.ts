@@ -2,8 +2,8 @@
  * Entry point: dispatches to one command module, each loaded only when named, and turns errors
  * into one line on stderr and a documented exit code.
  */
-import { CscsSaError, ExitCode, UsageError } from './base/errors.js';
-import { createLog, redact } from './base/log.js';
+import { ExitCode, UsageError } from './base/errors.js';
+import { exitOnSignals, runToExit } from './base/report.js';
 import { didYouMean } from './base/suggest.js';
 
 interface Command {
@@ -73,30 +73,5 @@ async function main(argv: string[]): Promise<number> {
   return (await command.load()).run(args);
 }
 
-function report(err: unknown): number {
-  if (err instanceof CscsSaError) {
-    process.stderr.write(`cscs-sa: ${redact(err.line)}\n`);
-    if (process.env.DEBUG && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
-    return err.exitCode;
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`cscs-sa: unexpected error: ${redact(message)} (run with DEBUG=cscs-sa:* for details)\n`);
-  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${redact(err.stack)}\n`);
-  return ExitCode.failure;
-}
-
-// Exit by code, never by signal: ssh treats a Match exec killed by a signal as fatal, and the
-// 'exit' handlers (lock release) run only on an orderly exit.
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
-  process.on(signal, () => {
-    createLog('cli')('%s: exiting', signal);
-    process.exit(128 + number);
-  });
-}
-
-// Exit explicitly: an open stdin (proxy) or a keep-alive socket must not hold the process. On
-// Linux, writes to stdout and stderr are synchronous, so nothing printed is lost.
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => process.exit(report(err)),
-);
+exitOnSignals();
+runToExit(main(process.argv.slice(2)));

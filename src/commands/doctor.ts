@@ -16,6 +16,8 @@ import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '..
 import { resolveRoute } from '../doctor/route.js';
 import { inspect, keyPaths } from '../core/store.js';
 import { caFingerprint } from '../core/signature.js';
+import { freshCheckAsShellRuns } from '../ssh/freshcheck.js';
+import { atLeast, OLDEST, parseSshVersion } from '../ssh/version.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa doctor [HOST] [--account NAME] [-f KEY] [--ssh-config FILE] [--sign] [--connect]
@@ -48,12 +50,27 @@ function failure(err: unknown, fallback: string): Result {
 async function checkOpenSsh(): Promise<Result> {
   const r = await runTool('ssh', ['-V']);
   if (r.missing) return fail('OpenSSH client not found', 'install it (apt-get install openssh-client)');
-  const m = /OpenSSH_(\d+)\.(\d+)(p\d+)?/.exec(r.stderr);
-  if (!m) return fail(`ssh -V says "${r.stderr.trim()}"`, 'cscs-sa needs the OpenSSH client');
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  // Include and ProxyJump arrived in 7.3; Match exec in 6.5.
-  if (major < 7 || (major === 7 && minor < 3)) return fail(`OpenSSH ${m[0]!.slice(8)} is too old`, 'cscs-sa needs OpenSSH 7.3 or newer (Include, ProxyJump)');
-  return pass(`OpenSSH ${m[0]!.slice(8)}`);
+  const version = parseSshVersion(r.stderr);
+  if (!version) return fail(`ssh -V says "${r.stderr.trim()}"`, 'cscs-sa needs the OpenSSH client');
+  if (!atLeast(version, OLDEST.major, OLDEST.minor)) return fail(`OpenSSH ${version.text} is too old`, `cscs-sa needs OpenSSH ${OLDEST.text} or newer (Include, ProxyJump)`);
+  return pass(`OpenSSH ${version.text}`);
+}
+
+/**
+ * The Match line's shell check for the account's key, run as ssh runs it ($SHELL -c), against
+ * what match decides: it may say fresh only when match would, and should when match would.
+ */
+async function checkFreshCheck(settings: Settings): Promise<Result> {
+  const shell = process.env.SHELL || '/bin/sh';
+  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+  const r = await runTool(shell, ['-c', freshCheckAsShellRuns(settings.key)]);
+  const fresh = r.code === 0;
+  if (state.status === 'fresh' && fresh) return pass(`the Match line tells a fresh certificate in $SHELL (${shell}) alone, without starting Node`);
+  // The window was written with the refresh margin of the last refresh: a larger one set since
+  // (CSCS_SA_REFRESH_MARGIN, refreshMargin) is the one way this happens.
+  if (state.status !== 'fresh' && fresh) return fail(`the Match line's shell check says fresh, but match says ${state.status}`, 'run cscs-sa sign --force, which writes the window with the refresh margin set now');
+  if (state.status !== 'fresh') return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
+  return fail(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, 'run cscs-sa sign --force (the refresh writes what the check reads), and check that sh and date run in that shell');
 }
 
 async function checkShell(): Promise<Result> {
@@ -167,7 +184,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

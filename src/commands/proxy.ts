@@ -1,7 +1,7 @@
 import { flagSeconds, loadSettings } from '../core/config.js';
-import { LocalFileError, UsageError } from '../base/errors.js';
-import { createLog, setLogFile } from '../base/log.js';
-import { proxy } from '../ssh/relay.js';
+import { UsageError } from '../base/errors.js';
+import { PROXY_OPTIONS } from '../core/fastpath.js';
+import { relay } from '../ssh/relay.js';
 import { parseCommandArgs } from './args.js';
 
 export const usage = `Usage: cscs-sa proxy [--agent [--account NAME]] [--log FILE] [--connect-timeout S] HOST PORT
@@ -24,26 +24,9 @@ Options:
       --connect-timeout S   seconds per address (default 5, or "connectTimeout" in the config)
   -h, --help                this text`;
 
-const log = createLog('proxy');
-
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('proxy', args, {
-    agent: { type: 'boolean' },
-    account: { type: 'string' },
-    log: { type: 'string' },
-    'connect-timeout': { type: 'string' },
-  }, ['HOST', 'PORT']);
+  const { values, positionals } = parseCommandArgs('proxy', args, PROXY_OPTIONS, ['HOST', 'PORT']);
   if (values.help) return (process.stdout.write(`${usage}\n`), 0);
-  if (values.log) {
-    try {
-      setLogFile(values.log);
-    } catch (err) {
-      // The log is diagnostics: a bad --log must not cost the connection (nor let whoever planted
-      // the file there break every ssh); say so once and relay without it.
-      if (!(err instanceof LocalFileError)) throw err;
-      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log\n`);
-    }
-  }
   const [host, portText] = positionals;
   if (!host || !portText) throw new UsageError('proxy takes HOST and PORT (ProxyCommand cscs-sa proxy %h %p)');
   const port = Number(portText);
@@ -53,13 +36,5 @@ export async function run(args: string[]): Promise<number> {
     const { loadIntoAgent } = await import('../refresh/agent.js');
     await loadIntoAgent(settings);
   }
-  const timeout = flagSeconds(values['connect-timeout'], 'connectTimeout', '--connect-timeout') ?? settings.connectTimeout;
-  // The proxy's own cost, for --log: it carries every byte of every scp and rsync.
-  process.once('exit', () => {
-    const usage = process.resourceUsage();
-    log('exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB', Math.round(usage.userCPUTime / 1000), Math.round(usage.systemCPUTime / 1000), usage.maxRSS);
-  });
-  // ssh's SIGHUP when it exits ends us through the CLI's signal handler; nothing is left to flush.
-  await proxy(host, port, timeout * 1000, process.stdout);
-  return 0;
+  return relay(host, port, flagSeconds(values['connect-timeout'], 'connectTimeout', '--connect-timeout') ?? settings.connectTimeout, values.log);
 }

@@ -16,6 +16,7 @@ import { type FileRules, readCapped } from '../base/trust.js';
 import { CONTROL_PERSIST, controlDir, controlDirProblem, prepareControlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { choicesLine, describeChanges, parseChoices, readIfExists, type SetupChoices, TEXT_RULES } from '../ssh/choices.js';
 import { CRON_PATH, helperCommand } from '../ssh/helper.js';
+import { atLeast, OLDEST, sshVersion, unknownTokens } from '../ssh/version.js';
 import { parseCommandArgs } from './args.js';
 import { closeMasters } from './close.js';
 
@@ -65,8 +66,9 @@ Options:
                           repeatable. Other settings go into cscs-sa.overrides, which the block
                           includes first and setup never writes
       --multiplex         burst mode: commands share one connection per host (ControlMaster) for
-                          up to ${CONTROL_PERSIST} s after the last one, with no cscs-sa start while it is
-                          open; sockets in cscs-sa-cm beside the ssh config; cscs-sa close ends them
+                          up to ${CONTROL_PERSIST} s after the last one; the certificate is still kept
+                          fresh for any ssh that does not use it; sockets in cscs-sa-cm beside the
+                          ssh config; cscs-sa close ends them
       --ssh-config FILE   the ssh config to add the Include to (default ~/.ssh/config of the
                           password database's home, which is the one ssh reads)
       --dry-run           show the changes as a diff and change nothing
@@ -77,6 +79,24 @@ cscs-sa and node are named by absolute path in the block unless PATH=${CRON_PATH
 them too: ssh runs them under the PATH of whatever started it.`;
 
 const KNOWN_HOSTS_RULES: FileRules = { ...TEXT_RULES, error: UsageError, what: 'setup: --known-hosts', typeFix: 'pass a file of host key lines, or - for stdin' };
+
+/**
+ * The block must parse on the ssh that will read it: an old client stops at a token it does not
+ * expand in Match exec, for every host. Asked of `ssh -V`; without an OpenSSH there, the block
+ * is written for the oldest supported client.
+ */
+async function checkClient(block: string): Promise<void> {
+  const version = await sshVersion();
+  if (!version) {
+    process.stderr.write(`cscs-sa: note: ssh -V names no OpenSSH client here: the block is written for OpenSSH ${OLDEST.text} or newer\n`);
+    return;
+  }
+  if (!atLeast(version, OLDEST.major, OLDEST.minor)) throw new SetupRefusedError(`OpenSSH ${version.text} is too old for the cscs-sa block (Include, ProxyJump)`, { fix: `install OpenSSH ${OLDEST.text} or newer (nothing was changed)` });
+  for (const [, command] of block.matchAll(/^Match .* exec "(.*)"$/gm)) {
+    const unknown = unknownTokens(command!, version);
+    if (unknown.length > 0) throw new SetupRefusedError(`OpenSSH ${version.text} does not expand ${unknown.join(' ')} in Match exec, which would stop every ssh`, { fix: 'report this as a bug of cscs-sa (nothing was changed)' });
+  }
+}
 
 /** The host key lines to pin: --known-hosts FILE (- for stdin), else CSCS_SA_KNOWN_HOSTS; undefined for neither. */
 function knownHostsSource(flag: string | undefined): { text: string; from: string } | undefined {
@@ -248,7 +268,7 @@ export async function run(args: string[]): Promise<number> {
   const render = (settings: Settings, user: string) =>
     accountBlock(settings, { clusters, targets, user, multiplex, agent, trustOnFirstUse }, { sshDir, knownHosts, command, sockets });
   // Everything given is checked before anything (the key pair included) is created.
-  render(settings0, PLACEHOLDER_USER);
+  await checkClient(render(settings0, PLACEHOLDER_USER));
   const hostNames = Object.values(blockTargets({ clusters, targets })).map(knownHostsName);
   const source = knownHostsSource(values['known-hosts']);
   const pinned = source && parseKnownHosts(source.text, hostNames, source.from);

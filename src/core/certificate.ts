@@ -260,11 +260,6 @@ export function namesLogin(cert: Certificate, login: string): boolean {
   return cert.principals.includes(login);
 }
 
-/** Whether the certificate's validity window has started at `nowSeconds`. */
-export function hasStarted(cert: Certificate, nowSeconds: number): boolean {
-  return Number(cert.validAfter) <= nowSeconds;
-}
-
 /**
  * A certificate's string (principal, key id) for a terminal. OpenSSH refuses only NUL in them, so
  * a gateway's answer could carry escape sequences or a newline that forge output lines: control

@@ -3,9 +3,9 @@
  * of one account (src/core/account.ts: key pair, gateway, login name, API key source).
  *
  * The config file is searched only in the user's config folder. Listing that folder is one
- * syscall; cosmiconfig's YAML loader (and src/core/configcode.ts for a .js file) is imported only
- * when such a file is there and the fast path (src/core/fastpath.ts, which reads a JSON file
- * itself) cannot answer, because `match` runs for every ssh invocation.
+ * syscall; a JSON file is parsed here, and cosmiconfig's YAML loader (src/core/configcode.ts for a
+ * .js file) is imported only for the other formats, because `match` and `proxy` run for every
+ * ssh invocation.
  */
 import { readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';

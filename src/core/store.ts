@@ -10,6 +10,10 @@
  * fingerprint is therefore kept with it), and when a refresh brings a certificate from another CA
  * than the one it replaces, the comment records when and which CA it was before, carried on by
  * later refreshes from the same CA, for status and doctor to show.
+ * So is the fresh window (freshWindow) in this machine's clock and the key it is for, for the
+ * shell check of the Match line (src/ssh/freshcheck.ts), which can read a line but neither parse
+ * a certificate nor add a clock offset: written by the same rename that installs the certificate,
+ * it can never describe another certificate, and one put there by any other hand has no such word.
  */
 import { type Stats, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -18,10 +22,10 @@ import { type FileRules, readTrusted } from '../base/trust.js';
 import {
   type Certificate,
   CertType,
+  FOREVER,
   type PublicKey,
   certifies,
   CertificateParseError,
-  hasStarted,
   parseCertificate,
   parsePublicKey,
   printable,
@@ -114,16 +118,35 @@ export interface CaChange {
   was: string;
 }
 
-const META = /(?:^|\s)cscs-sa offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
+/**
+ * The comment word for the Match line's shell check: `fresh=FROM..UNTIL..KEY`, the fresh window in
+ * whole seconds of this machine's clock and the base64 of the public key it was judged for (as the
+ * `.pub` file has it), so that the shell can tell "this certificate, for this key pair" too.
+ */
+export const FRESH_WORD = 'fresh=';
+export const FRESH_SEPARATOR = '..';
+
+const META = /(?:^|\s)cscs-sa (?:fresh=\S+ )?offset=(-?\d+) refreshed=(\S+)(?: ca-changed=(\S+) ca-was=(SHA256:[A-Za-z0-9+/]+))?/;
+
+/** What the fresh window is computed from: the certificate, the key it was checked for, the refresh margin. */
+export interface FreshFor {
+  certificate: Certificate;
+  publicKey: PublicKey;
+  marginSeconds: number;
+}
 
 /**
  * The certificate file's content for the gateway's certificate `line`: its type and data, and our
- * comment in place of the gateway's, which readMeta reads back.
+ * comment in place of the gateway's, which readMeta reads back: with `fresh`, the fresh window
+ * first (unless the certificate never expires; a second n in [FROM, UNTIL) has all of its instants
+ * in freshWindow), then the clock offset and when it was written, and last a change of CA (caChange).
  */
-export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, caChange?: CaChange): string {
+export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, { fresh, caChange }: { fresh?: FreshFor; caChange?: CaChange } = {}): string {
   const [type, base64] = line.split(/\s+/);
+  const window = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, clockOffsetMs);
+  const word = window && Number.isFinite(window.untilMs) ? `${FRESH_WORD}${[Math.ceil(window.fromMs / 1000), Math.floor(window.untilMs / 1000), fresh.publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
   const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : '';
-  return `${type} ${base64} cscs-sa offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}\n`;
+  return `${type} ${base64} cscs-sa ${word}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}\n`;
 }
 
 function date(text: string | undefined): Date | undefined {
@@ -151,9 +174,17 @@ function readText(path: string, what: string): string | undefined {
   return readTrusted(path, pairFileRules(what))?.text;
 }
 
-/** The gateway's "now" in seconds, given the local clock and the learned offset. */
-function gatewayNow(clockOffsetMs: number, localNowMs = Date.now()): number {
-  return (localNowMs + clockOffsetMs) / 1000;
+/**
+ * The one rule for "fresh": the interval of this machine's clock, in ms, [fromMs, untilMs), in
+ * which the certificate has started and has more than `marginSeconds` left by the gateway's clock
+ * (local + clockOffsetMs). The gateway's Date header has one-second resolution, so one second
+ * before valid_after counts as started. judge() decides by it, and the refresh writes it beside
+ * the certificate for the Match line's shell check, so the two cannot disagree.
+ */
+export function freshWindow(certificate: Certificate, marginSeconds: number, clockOffsetMs: number): { fromMs: number; untilMs: number } {
+  const fromMs = (Number(certificate.validAfter) - 1) * 1000 - clockOffsetMs;
+  const untilMs = certificate.validBefore === FOREVER ? Infinity : (Number(certificate.validBefore) - marginSeconds) * 1000 - clockOffsetMs;
+  return { fromMs, untilMs };
 }
 
 /**
@@ -168,8 +199,8 @@ export function judge(
   localNowMs = Date.now(),
   login?: string,
 ): { status: CertStatus; detail?: string; secondsLeft: number } {
-  const now = gatewayNow(clockOffsetMs, localNowMs);
-  const left = secondsLeft(certificate, now);
+  const left = secondsLeft(certificate, (localNowMs + clockOffsetMs) / 1000);
+  const { fromMs, untilMs } = freshWindow(certificate, marginSeconds, clockOffsetMs);
   if (certificate.certType !== CertType.user) return { status: 'not-user-certificate', detail: 'a host certificate, not a user certificate', secondsLeft: left };
   if (!certifies(certificate, publicKey)) return { status: 'other-key', detail: 'certifies another key', secondsLeft: left };
   const unusable = unusableBecause(certificate);
@@ -178,10 +209,9 @@ export function judge(
     const names = certificate.principals.map((p) => `"${printable(p)}"`).join(', ') || 'no principal';
     return { status: 'other-login', detail: `names ${names}, not the login name "${printable(login)}"`, secondsLeft: left };
   }
-  // The gateway's Date header has one-second resolution, so allow one second before valid_after.
-  if (!hasStarted(certificate, now + 1)) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
+  if (localNowMs < fromMs) return { status: 'not-yet-valid', detail: `valid only from ${new Date(Number(certificate.validAfter) * 1000).toISOString()}`, secondsLeft: left };
   if (left <= 0) return { status: 'expired', detail: `expired ${Math.round(-left)} s ago`, secondsLeft: left };
-  if (left <= marginSeconds) return { status: 'expiring', detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
+  if (localNowMs >= untilMs) return { status: 'expiring', detail: `${Math.floor(left)} s left, refresh margin ${marginSeconds} s`, secondsLeft: left };
   return { status: 'fresh', secondsLeft: left };
 }
 

@@ -157,7 +157,7 @@ async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Dead
   const was = previous.certificate && caFingerprint(previous.certificate);
   const caChange = was === undefined ? undefined : was === ca ? previous.caChange : { at: refreshedAt, was };
   try {
-    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, caChange), 0o644);
+    writeFileAtomic(paths.certificate, certificateFileText(signed.line, clockOffsetMs, refreshedAt, { caChange, fresh: { certificate, publicKey, marginSeconds: settings.refreshMargin } }), 0o644);
   } catch (err) {
     throw new LocalFileError(`${describeFsError(err, 'write certificate', paths.certificate)}; the previous certificate was kept`, { cause: err });
   }

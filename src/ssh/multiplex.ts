@@ -1,7 +1,15 @@
 /**
- * Burst mode: ssh multiplexing for the sa-* hosts. Where the control sockets live, the
- * ssh_config lines that use them, and the shell check that lets a command on a live master
- * skip cscs-sa (no Node start, no certificate) altogether.
+ * Burst mode: ssh multiplexing for the sa-* hosts. Where the control sockets live and the
+ * ssh_config lines that use them.
+ *
+ * The Match line does not look for a live master: it cannot know which ControlPath the ssh at
+ * hand really uses (`-S none`, `-o ControlPath=none`, ControlMaster no, Ansible's own
+ * ControlPath, scp with any of them), nor whether the master it saw still lives when ssh gets to
+ * it (its ControlPersist ends about with the certificate). Skipping the refresh for a master
+ * therefore let such commands present an expired certificate. So burst mode keeps the
+ * certificate fresh exactly as without it (src/ssh/freshcheck.ts: no Node while fresh), and a
+ * master only saves the connection: a command on it costs the shell check, and at most one
+ * refresh per certificate lifetime.
  */
 import { chmodSync, lstatSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -10,7 +18,7 @@ import { expandHome } from '../core/config.js';
 import { describeFsError, LocalFileError } from '../base/errors.js';
 import { makeFolders } from '../base/fsutil.js';
 import { ownedBy } from '../base/trust.js';
-import { configWord, shellWord, tokenLiteral } from './lex.js';
+import { configWord } from './lex.js';
 
 /**
  * Seconds an idle master stays open. As long as a certificate lives: commands seconds apart
@@ -57,22 +65,6 @@ export function prepareControlDir(dir: string): void {
     if (err instanceof LocalFileError) throw err;
     throw new LocalFileError(describeFsError(err, 'create', dir));
   }
-}
-
-/**
- * The Match exec command: exit 0 at once when a live master for this very connection exists
- * (no Node, no certificate: the master needs none), else run MATCH. `%C` here is the same hash
- * as in ControlPath because the Match line comes after every setting that feeds it. `test -S`
- * alone is not enough: after a master died its socket stays, and ssh's mux client would unlink
- * it and connect as a new master without a refresh; `-O check` fails on it, so MATCH runs.
- * `-F /dev/null` keeps the check out of this config (no recursion). Layers, outermost first:
- * ssh expands the tokens (`%%` is `%`), the shell splits words, the checking ssh expands -S.
- */
-export function masterCheck(dir: string, match: string): string {
-  // The folder is a literal for the shell and, in -S, for the checking ssh too (`%%` there);
-  // ssh writes %C's value in before either sees it.
-  const socket = (path: string) => `${tokenLiteral(shellWord('the socket folder', path))}/%C`;
-  return `test -S ${socket(dir)} && ssh -F /dev/null -S ${socket(tokenLiteral(dir))} -O check _ 2>/dev/null || ${match}`;
 }
 
 /** The `Host PREFIX*` lines of burst mode. */

@@ -7,9 +7,7 @@
 import { basename } from 'node:path';
 import { runTool } from '../base/child.js';
 import { ancestors, procArgs } from '../base/proc.js';
-
-/** ssh's getopt string (OpenSSH 9.x ssh.c): a letter followed by ':' takes an argument. */
-const SSH_OPTIONS = '1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy';
+import { sshOptionString, sshVersion } from './version.js';
 
 /** How far up to look: ssh, its shell, maybe `env` of a #! line, then us. */
 const MAX_DEPTH = 4;
@@ -19,7 +17,7 @@ const MAX_DEPTH = 4;
  * its own, no reordering), options before the destination and again right after it (ssh
  * parses a second round there), none after `--` or in the remote command.
  */
-export function sshArgsHaveG(args: string[]): boolean {
+export function sshArgsHaveG(args: string[], options = sshOptionString()): boolean {
   let destination = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -32,8 +30,8 @@ export function sshArgsHaveG(args: string[]): boolean {
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!;
       if (letter === 'G') return true;
-      const at = SSH_OPTIONS.indexOf(letter);
-      if (letter !== ':' && at !== -1 && SSH_OPTIONS[at + 1] === ':') {
+      const at = options.indexOf(letter);
+      if (letter !== ':' && at !== -1 && options[at + 1] === ':') {
         if (j === arg.length - 1) i++; // its argument is the next word
         break; // or the rest of this one
       }
@@ -42,27 +40,34 @@ export function sshArgsHaveG(args: string[]): boolean {
   return false;
 }
 
+/** The nearest ssh above us: its argv, and what to run for its own -V (on Linux its very executable). */
+interface Ssh {
+  args: string[];
+  program: string;
+}
+
 /**
  * macOS and the BSDs, which have no /proc: the nearest ssh's argv from ps, whose args are joined
  * by spaces (an argument with a space splits; -G still shows).
  */
-async function nearestSshByPs(): Promise<string[] | undefined> {
+async function nearestSshByPs(): Promise<Ssh | undefined> {
   let pid = process.ppid;
   for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
     const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
     if (r.code !== 0) return undefined;
     const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
-    if (basename(comm ?? '') === 'ssh') return args;
+    if (basename(comm ?? '') === 'ssh') return { args, program: comm! };
     pid = Number(parent);
   }
   return undefined;
 }
 
-/** The argv of the nearest ssh above us, or undefined when there is none or it cannot be read. */
-async function nearestSshArgs(): Promise<string[] | undefined> {
+/** The nearest ssh above us, or undefined when there is none or it cannot be read. */
+async function nearestSsh(): Promise<Ssh | undefined> {
   if (process.platform !== 'linux') return nearestSshByPs();
   const ssh = ancestors(MAX_DEPTH).find((a) => a.comm === 'ssh');
-  return ssh && procArgs(ssh.pid);
+  const args = ssh && procArgs(ssh.pid);
+  return args && { args, program: `/proc/${ssh.pid}/exe` };
 }
 
 /**
@@ -70,6 +75,10 @@ async function nearestSshArgs(): Promise<string[] | undefined> {
  * ancestry cannot be read (then we refresh, as without this check).
  */
 export async function startedBySshG(): Promise<boolean> {
-  const args = await nearestSshArgs().catch(() => undefined);
-  return args !== undefined && sshArgsHaveG(args.slice(1));
+  const ssh = await nearestSsh().catch(() => undefined);
+  if (!ssh) return false;
+  const args = ssh.args.slice(1);
+  // Only -P reads differently across versions: ask that ssh its version only when it matters.
+  const version = args.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(ssh.program) : undefined;
+  return sshArgsHaveG(args, sshOptionString(version));
 }

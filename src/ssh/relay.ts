@@ -12,8 +12,8 @@
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 import type { Writable } from 'node:stream';
-import { ConnectError, errnoReason } from '../base/errors.js';
-import { createLog } from '../base/log.js';
+import { ConnectError, errnoReason, LocalFileError } from '../base/errors.js';
+import { createLog, setLogFile } from '../base/log.js';
 
 const log = createLog('proxy');
 
@@ -110,4 +110,28 @@ export async function proxy(host: string, port: number, timeoutMs: number, outpu
       output.write('', () => resolve());
     });
   });
+}
+
+/**
+ * The proxy command once its settings are known (both entries run it): the --log file, the
+ * process's own cost logged at exit (it carries every byte of every scp and rsync), and the relay.
+ */
+export async function relay(host: string, port: number, timeoutSeconds: number, logFile?: string): Promise<number> {
+  if (logFile) {
+    try {
+      setLogFile(logFile);
+    } catch (err) {
+      // The log is diagnostics: a bad --log must not cost the connection (nor let whoever planted
+      // the file there break every ssh); say so once and relay without it.
+      if (!(err instanceof LocalFileError)) throw err;
+      process.stderr.write(`cscs-sa: ${err.line}; relaying without a log\n`);
+    }
+  }
+  process.once('exit', () => {
+    const usage = process.resourceUsage();
+    log('exit: %d ms user CPU, %d ms system CPU, peak RSS %d KiB', Math.round(usage.userCPUTime / 1000), Math.round(usage.systemCPUTime / 1000), usage.maxRSS);
+  });
+  // ssh's SIGHUP when it exits ends us through the entry's signal handler; nothing is left to flush.
+  await proxy(host, port, timeoutSeconds * 1000, process.stdout);
+  return 0;
 }

@@ -4,7 +4,8 @@
  */
 import { BEGIN, END } from '../core/account.js';
 import { errorKind, ExitCode, UsageError } from '../base/errors.js';
-import { masterCheck, multiplexLines } from './multiplex.js';
+import { freshCheck } from './freshcheck.js';
+import { multiplexLines } from './multiplex.js';
 import { configWord, sshCommand } from './lex.js';
 import { didYouMean } from '../base/suggest.js';
 import { keyPaths } from '../core/store.js';
@@ -144,7 +145,7 @@ export function renderBlock(o: BlockOptions): string {
     ...(o.multiplex
       ? [
           '# Burst mode: one connection per host for all commands within ControlPersist seconds of each',
-          '# other; a command on a live master needs no certificate (the Match line below skips cscs-sa).',
+          '# other (the Match line below still keeps the certificate fresh, for any ssh that does not use it).',
           ...multiplexLines(o.multiplex),
         ]
       : []),
@@ -152,7 +153,7 @@ export function renderBlock(o: BlockOptions): string {
   const words = (what: string, values: string[]) => values.map((value) => ({ what, value }));
   const command = words('the cscs-sa command', o.command);
   const refresh = sshCommand([...command, ...words('an argument of match', ['match', ...(o.matchArgs ?? [])])], '%n');
-  const match = o.multiplex ? masterCheck(o.multiplex, refresh) : refresh;
+  const match = freshCheck(o.key, refresh);
   const proxy = sshCommand([...command, ...words('an argument of proxy', ['proxy', ...(o.agent ? ['--agent', ...(o.proxyArgs ?? [])] : [])])], '%h %p');
   const host = (name: string, t: Target, route: string) =>
     [`Host ${prefix}${name}`, `    HostName ${t.hostName}`, ...(t.port && t.port !== 22 ? [`    Port ${t.port}`] : []), `    ${route}`, ''].join('\n');
@@ -174,11 +175,11 @@ ${hosts.join('\n')}
 Host ${prefix}*
 ${defaults.map((l) => `    ${l}`).join('\n')}
 
-# Last, so that it sees the final values of the lines above (host, port, user, and %C made of
-# them): refreshes the certificate of the key above when it is missing or about to expire,
-# before ssh loads any key. It sets nothing itself, so the blocks above apply even when a
-# refresh fails. originalhost (the name typed, %n) keeps it working when your own HostName for
-# a host comes first.
+# Last, so that it sees the final values of the lines above: refreshes the certificate of the
+# key above when it is missing or about to expire, before ssh loads any key. A fresh one is
+# told by the shell alone (its fresh window is in the certificate's comment); anything else runs
+# cscs-sa match. It sets nothing itself, so the blocks above apply even when a refresh fails.
+# originalhost (the name typed, %n) keeps it working when your own HostName for a host comes first.
 Match originalhost ${prefix}* exec "${match}"
 `;
 }

@@ -168,10 +168,12 @@ test('the fresh path with accounts in a JSON config file loads no config loader 
   assert.not.match(fresh.stderr, /cosmiconfig/);
   assert.not.match(fresh.stderr, /cli\.js/);
   assert.is(gw.signCallsFor(KEY_PROJ), 1, 'fresh: no second refresh');
-  // The control: a refresh takes the full path, and the trace shows it (a JSON config file needs no loader there either).
+  // The control: a refresh takes the full path, and the trace shows its ES modules; a JSON config
+  // file needs no loader there either.
   const refresh = await cscsSa(['match', '--account', 'proj', 'proj-clariden'], { ...traced, CSCS_SA_REFRESH_MARGIN: '3600' });
   assert.is(refresh.exitCode, 0, refresh.stderr);
   assert.match(refresh.stderr, /cli\.js/);
+  assert.not.match(refresh.stderr, /cosmiconfig/);
   assert.is(gw.signCallsFor(KEY_PROJ), 2);
 });
 

@@ -11,6 +11,7 @@ import { worldSuite } from '../helpers/suites.ts';
 import { execa } from 'execa';
 import { BIN, cscsSa } from '../helpers/cli.ts';
 import { freePort } from '../helpers/sshd.ts';
+import { setupHome } from '../helpers/setup-home.ts';
 
 const { world, test } = worldSuite('doctor');
 test.before.each(async () => {
@@ -30,6 +31,29 @@ test('a working setup: every line ✔, exit 0, the API key never shown', async (
     assert.match(r.stdout, line);
   }
   assert.not.ok(r.stdout.includes(world.env.CSCS_API_KEY!));
+});
+
+test("the block setup writes: doctor's probe sees match behind the shell check, which tells a fresh certificate alone; one written by hand it cannot", async () => {
+  await setupHome(world);
+  assert.is((await cscsSa(['sign'], world.env)).exitCode, 0);
+  const r = await doctor();
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^✔ ssh runs cscs-sa match for sa-ela \(key .*\)$/m);
+  assert.match(r.stdout, /^✔ the Match line tells a fresh certificate in \$SHELL \(\/bin\/sh\) alone, without starting Node$/m);
+
+  writeFileSync(world.home.cert, `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'))}\n`);
+  const byHand = await doctor();
+  assert.is(byHand.exitCode, 1);
+  assert.match(byHand.stdout, /^✘ the Match line's shell check does not tell the fresh certificate in \$SHELL \(\/bin\/sh\): every ssh starts Node\n {2}→ run cscs-sa sign --force \(the refresh writes what the check reads\), and check that sh and date run in that shell$/m);
+
+  assert.is((await cscsSa(['sign', '--force'], world.env)).exitCode, 0);
+  // The window was written with the margin of that refresh; a larger one set since makes match refresh sooner.
+  const raised = await doctor([], { ...world.env, CSCS_SA_REFRESH_MARGIN: '3600' });
+  assert.match(raised.stdout, /^✘ the Match line's shell check says fresh, but match says expiring\n {2}→ run cscs-sa sign --force, which writes the window with the refresh margin set now$/m);
+
+  rmSync(world.home.cert);
+  const none = await doctor();
+  assert.match(none.stdout, /^✔ the certificate is missing: the next ssh runs cscs-sa match$/m);
 });
 
 test('no key pair', async () => {

@@ -52,7 +52,7 @@ async function startReader(path: string): Promise<{ stop(): Promise<{ reads: num
        process.on('SIGTERM', () => { console.log(JSON.stringify({ reads, torn })); process.exit(0); });
        (function loop() { for (let i = 0; i < 200; i++) { let t; try { t = fs.readFileSync(${JSON.stringify(path)}, 'utf8'); } catch { continue; }
          if (reads++ === 0) process.stderr.write('ready\\n');
-         if (!/^ssh-ed25519-cert-v01@openssh.com [A-Za-z0-9+/=]+ cscs-sa offset=-?\\d+ refreshed=\\S+\\n$/.test(t)) torn++; }
+         if (!/^ssh-ed25519-cert-v01@openssh.com [A-Za-z0-9+/=]+ cscs-sa (?:fresh=\\S+ )?offset=-?\\d+ refreshed=\\S+\\n$/.test(t)) torn++; }
          setImmediate(loop); })();`,
     ],
     { reject: false },

@@ -1,8 +1,7 @@
 /**
  * Burst mode (setup --multiplex) through real ssh and sshd: the block that setup writes, with
  * the loopback addresses put in front of it the way a user overrides a host. Counts what a user
- * cannot see but pays for: gateway calls at the double, and Node starts (every node process
- * started with this world's environment appends its arguments to a file).
+ * cannot see but pays for: gateway calls at the double, and Node starts.
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
@@ -12,37 +11,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
 import { cscsSa } from '../helpers/cli.ts';
+import { type SetupHome, setupHome } from '../helpers/setup-home.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-mux-'));
 const { world, test } = worldSuite('burst mode', { after: () => rmSync(scratch, { recursive: true, force: true }) });
 
-const recorder = join(scratch, 'record-node.cjs');
-writeFileSync(recorder, "require('node:fs').appendFileSync(process.env.CSCS_SA_TEST_NODE_LOG, process.argv.slice(1).join(' ') + '\\n');\n");
-
-interface Burst {
-  config: string;
-  sockets: string;
-  nodeLog: string;
-}
+type Burst = SetupHome;
 
 /** A fresh HOME with the block of `setup --multiplex`, the loopback hosts in front of it. */
-async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
-  const home = world.freshHome({ env });
-  const nodeLog = join(home.dir, 'node-starts');
-  Object.assign(world.env, { NODE_OPTIONS: `--require ${recorder}`, CSCS_SA_TEST_NODE_LOG: nodeLog });
-  const ssh = join(home.dir, '.ssh');
-  mkdirSync(ssh, { recursive: true, mode: 0o700 });
-  const config = join(ssh, 'config');
-  const r = await cscsSa(['setup', '--multiplex', '--user', world.user, '--key', home.key, '--hosts', 'clariden', '--ssh-config', config], world.env);
-  assert.is(r.exitCode, 0, r.stderr);
-  writeFileSync(config, world.userConfig(join(ssh, 'cscs-sa.conf')));
-  world.sshConfig = config;
-  rmSync(nodeLog, { force: true });
-  return { config, sockets: join(ssh, 'cscs-sa-cm'), nodeLog };
-}
+const burstHome = (env: Record<string, string> = {}): Promise<Burst> => setupHome(world, { env, args: ['--multiplex'] });
 
-const nodeStarts = (b: Burst) => (existsSync(b.nodeLog) ? readFileSync(b.nodeLog, 'utf8').split('\n').filter(Boolean) : []);
 const sockets = (b: Burst) => (existsSync(b.sockets) ? readdirSync(b.sockets).filter((n) => lstatSync(join(b.sockets, n)).isSocket()) : []);
 
 async function controlPath(host: string): Promise<string> {
@@ -84,7 +63,7 @@ test('ssh -G: reads -G the way ssh does', () => {
   }
 });
 
-test('a long command outlives its certificate; then commands on the master: no sign call, no Node start, ProxyJump, scp, sftp, rsync, git', async () => {
+test('a long command outlives its certificate; then commands on the master (ProxyJump, scp, sftp, rsync, git): one refresh for all, no other Node start', async () => {
   const b = await burstHome({ CSCS_SA_REFRESH_MARGIN: '1' });
   world.gateway.options.validity = '-5s:+4s';
   try {
@@ -95,12 +74,11 @@ test('a long command outlives its certificate; then commands on the master: no s
     world.gateway.options.validity = undefined;
   }
   assert.ok(world.gateway.issued.every((c) => c.validBefore < Date.now() / 1000), 'the certificate has expired');
-  // %C in the Match line is the ControlPath's: both masters sit where ssh -G says, the jump
-  // host's (made by the ProxyJump child ssh -W) included.
+  // Both masters sit where ssh -G says, the jump host's (made by the ProxyJump child ssh -W) included.
   const paths = [await controlPath('sa-clariden'), await controlPath('sa-ela')];
   assert.equal(sockets(b).sort(), paths.map((p) => p.slice(b.sockets.length + 1)).sort());
   world.gateway.reset();
-  rmSync(b.nodeLog, { force: true });
+  b.starts.reset();
 
   const echo = await world.ssh('sa-clariden', 'echo', 'on the master');
   assert.is(echo.exitCode, 0, echo.stderr);
@@ -124,8 +102,40 @@ test('a long command outlives its certificate; then commands on the master: no s
   const git = await execa('git', ['ls-remote', `sa-clariden:${repo}`], { env: { ...world.env, GIT_SSH_COMMAND: `ssh -F ${b.config}` }, extendEnv: false, reject: false });
   assert.is(git.exitCode, 0, git.stderr);
 
-  assert.is(world.gateway.signCalls, 0);
-  assert.equal(nodeStarts(b), []);
+  // The first command refreshed (its Match line cannot know that this ssh will use the master);
+  // every later one found the certificate fresh in the shell. No relay: all rode the masters.
+  assert.is(world.gateway.signCalls, 1);
+  assert.is(b.starts.of('match').length, 1, b.starts.list().join('\n'));
+  assert.is(b.starts.list().length, 1, b.starts.list().join('\n'));
+});
+
+test('with a live master and an expired certificate, an ssh that does not use that master refreshes and works: -S none, ControlPath=none, ControlMaster=no, Ansible\'s ControlPath, scp', async () => {
+  const b = await burstHome();
+  assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
+  assert.is(sockets(b).length, 2);
+  const ansible = mkdtempSync(join(scratch, 'ansible-cp-'));
+  const file = join(scratch, 'other.txt');
+  writeFileSync(file, 'other\n');
+  const runs: [string, () => ReturnType<typeof world.ssh>][] = [
+    ['-S none', () => world.ssh('-S', 'none', 'sa-clariden', 'echo', 'works')],
+    ['-o ControlPath=none', () => world.ssh('-o', 'ControlPath=none', 'sa-clariden', 'echo', 'works')],
+    ['-o ControlMaster=no', () => world.ssh('-o', 'ControlMaster=no', 'sa-clariden', 'echo', 'works')],
+    // What Ansible's ssh connection passes.
+    ["Ansible's", () => world.ssh('-o', 'ControlMaster=auto', '-o', 'ControlPersist=60s', '-o', `ControlPath=${ansible}/%C`, 'sa-clariden', 'echo', 'works')],
+    ['scp -o ControlPath=none', async () => {
+      const r = await world.tool('scp', ['-q', '-o', 'ControlPath=none', file, `sa-clariden:${join(scratch, 'scp-other.txt')}`]);
+      return { ...r, stdout: readFileSync(join(scratch, 'scp-other.txt'), 'utf8') === 'other\n' ? 'works' : 'not copied' };
+    }],
+  ];
+  for (const [what, run] of runs) {
+    await expireCertificate();
+    world.gateway.reset();
+    const r = await run();
+    assert.is(r.exitCode, 0, `${what}: ${r.stderr}`);
+    assert.is(r.stdout, 'works', what);
+    assert.is(world.gateway.signCalls, 1, what);
+  }
+  await execa('ssh', ['-o', `ControlPath=${ansible}/%C`, '-F', world.sshConfig, '-O', 'exit', 'sa-clariden'], { env: world.env, extendEnv: false, reject: false });
 });
 
 test('cscs-sa close ends the masters; the next command refreshes and works', async () => {
@@ -198,12 +208,11 @@ test('setup --multiplex: folder 0700; % and spaces in its path survive ssh\'s le
   writeFileSync(b.config, readFileSync(b.config, 'utf8').replace(/^Include .*$/m, `Include "${join(odd, 'cscs-sa.conf')}"`));
   assert.is(await controlPath('sa-clariden').then((p) => p.startsWith(`${join(odd, 'cscs-sa-cm')}/`)), true);
   assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
-  rmSync(b.nodeLog, { force: true });
-  await expireCertificate();
-  world.gateway.reset();
+  assert.is(sockets(b).length, 0, 'the masters sit in the folder with % and a space');
+  assert.ok(readdirSync(join(odd, 'cscs-sa-cm')).length > 0);
+  b.starts.reset();
   assert.is((await world.ssh('sa-clariden', 'true')).exitCode, 0);
-  assert.is(world.gateway.signCalls, 0);
-  assert.equal(nodeStarts(b), []);
+  assert.equal(b.starts.list(), [], 'on the master, with a fresh certificate: no Node at all');
   await cscsSa(['close', '--ssh-config', join(odd, 'config')], world.env);
 
   const deep = join(scratch, 'x'.repeat(60));

@@ -4,6 +4,7 @@
  * certificate used when its refresh fails. Calls are counted at the gateway double.
  */
 import * as assert from 'uvu/assert';
+import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gatewaySuite } from '../helpers/suites.ts';
@@ -52,24 +53,29 @@ test('slow API key command and slow sign that together fit the deadline: 8 paral
 });
 
 test('slow API key command and slow sign that exceed the deadline: all fail within it, one line, no second refresh', async ({ home, env }) => {
-  env.CSCS_SA_TIMEOUT = '3';
-  slowKeyCommand(home, env, 'sleep 2; cat KEYFILE');
-  gw.faults.sign.push({ delayMs: 3000 });
+  // The key command takes a part of the deadline, the sign more than the rest. Wide margins both
+  // ways, so that a loaded machine neither ends the key command past the deadline nor the sign in time.
+  env.CSCS_SA_TIMEOUT = '6';
+  slowKeyCommand(home, env, 'sleep 1; cat KEYFILE');
+  gw.faults.sign.push({ delayMs: 8000 });
   const startup = await startupMs(8, env);
   const runs = await parallel(8, ['match'], env);
   const slowest = Math.max(...runs.map((r) => r.ms));
   for (const r of runs) {
     assert.is(r.exitCode, 5, r.stderr);
-    assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 3 s: check the network or HTTPS_PROXY, or raise "timeout"\n$/);
+    assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 6 s: check the network or HTTPS_PROXY, or raise "timeout"\n$/);
   }
   assert.is(new Set(runs.map((r) => r.stderr)).size, 1, 'every process printed the same line');
   assert.is(gw.tokenCalls, 1, 'no waiter started a refresh of its own');
-  assert.ok(slowest < startup + 3000 + 1000, `slowest ${slowest} ms for a 3 s deadline (start-up ${startup} ms)`);
-  console.log(`    key command 2 s + sign 3 s, deadline 3 s: 8 parallel match all exit 5 in at most ${slowest} ms (start-up alone ${startup} ms), ${gw.tokenCalls} token call`);
+  // One deadline, not two: the bound is generous for a loaded machine, but below a second deadline.
+  assert.ok(slowest < startup + 2 * 6000, `slowest ${slowest} ms for a 6 s deadline (start-up ${startup} ms)`);
+  console.log(`    key command 1 s + sign 8 s, deadline 6 s: 8 parallel match all exit 5 in at most ${slowest} ms (start-up alone ${startup} ms), ${gw.tokenCalls} token call`);
 });
 
-test('a persistent 5xx outage with 16 parallel match: about one deadline in all, calls bounded by one holder', async ({ env }) => {
+test('a persistent 5xx outage with 16 parallel match: about one deadline in all, calls bounded by one holder', async ({ home, env }) => {
   env.CSCS_SA_TIMEOUT = '4';
+  // The key pair exists, as on every refresh but the first: its ssh-keygen is not what this measures.
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa', '-f', home.key]);
   for (let i = 0; i < 500; i++) gw.faults.token.push({ status: 503 });
   const startup = await startupMs(16, env);
   const started = Date.now();
@@ -81,7 +87,7 @@ test('a persistent 5xx outage with 16 parallel match: about one deadline in all,
   }
   assert.is(new Set(runs.map((r) => r.stderr)).size, 1, 'every process printed the holder\'s line');
   assert.ok(gw.tokenCalls >= 1 && gw.tokenCalls <= 4, `${gw.tokenCalls} token calls: at most one holder's 4 attempts`);
-  assert.ok(total < startup + 4000 + 1000, `${total} ms in all for a 4 s deadline (start-up ${startup} ms)`);
+  assert.ok(total < startup + 2 * 4000, `${total} ms in all for a 4 s deadline (start-up ${startup} ms): not a second deadline`);
   console.log(`    persistent 503, 16 parallel match: ${gw.tokenCalls} token calls in all, ${total} ms (start-up alone ${startup} ms)`);
 });
 
@@ -129,7 +135,9 @@ test('an outage while the certificate is still valid inside the margin: match ex
   const calls1 = gw.tokenCalls;
   const next = await cscsSa(['match'], env);
   assert.is(next.exitCode, 0);
-  assert.is(next.stderr, r.stderr);
+  // The same line; the seconds left are counted again, and a slow machine may have spent some.
+  const anySeconds = (line: string) => line.replace(/valid for \d+ s more/, 'valid for N s more');
+  assert.is(anySeconds(next.stderr), anySeconds(r.stderr));
   assert.is(gw.tokenCalls, calls1);
   // ... but a full deadline is not bound by a 1.5 s failure: `sign` tries (and here fails) in full.
   const full = await cscsSa(['sign'], { ...env, CSCS_SA_TIMEOUT: '2' });
@@ -159,7 +167,8 @@ test('an API key command whose child keeps running: the whole group is stopped a
   const ms = Date.now() - started;
   assert.is(r.exitCode, 4, r.stderr);
   assert.is(r.stderr, 'cscs-sa: apiKeyCommand (sh) failed: no answer within the 3 s deadline\n');
-  assert.ok(ms < startup + 3000 + 1000, `${ms} ms for a 3 s deadline (start-up ${startup} ms)`);
+  // Generous for a loaded machine, and far below the 25 s the command's child would run.
+  assert.ok(ms < startup + 2 * 3000, `${ms} ms for a 3 s deadline (start-up ${startup} ms)`);
   console.log(`    key command "sleep 25; ...", deadline 3 s: exit 4 after ${ms} ms`);
 });
 

@@ -7,9 +7,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { execa } from 'execa';
-import { BIN } from '../helpers/cli.ts';
+import { execa, execaSync } from 'execa';
+import { BIN, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
 import { freePort } from '../helpers/sshd.ts';
+import { skipTest } from '../helpers/suites.ts';
 
 const test = suite('proxy');
 
@@ -148,5 +149,28 @@ test('--log FILE records the connection for ControlPersist masters, whose stderr
   assert.match(text, new RegExp(`cscs-sa:proxy connected to 127\\.0\\.0\\.1 port ${port}`));
   assert.match(text, /cscs-sa:proxy server side ended after 1 bytes/);
 });
+
+const straceMissing = execaSync('sh', ['-c', 'command -v strace'], { reject: false }).exitCode !== 0;
+const lean = 'a plain relay with a JSON config file starts from the CommonJS entry alone: no config loader, no ES module, nothing under node_modules';
+if (straceMissing) {
+  skipTest(lean, 'strace is not installed (apt-get install strace)');
+} else {
+  test(lean, async () => {
+    const home = tempHome();
+    try {
+      writeConfig(home, 'config.json', '{"connectTimeout": 3}');
+      const { server, port } = await listen((socket) => socket.end('served\n'));
+      const trace = `${home.dir}/trace`;
+      const r = await execa('strace', ['-f', '-e', 'trace=open,openat', '-o', trace, process.execPath, BIN, 'proxy', '127.0.0.1', String(port)], { env: userEnv(home), extendEnv: false, reject: false });
+      server.close();
+      assert.equal([r.exitCode, r.stdout, r.stderr], [0, 'served', '']);
+      const opened = [...new Set([...readFileSync(trace, 'utf8').matchAll(/open(?:at)?\([^"]*"([^"]+)"/g)].map((m) => m[1]!))];
+      const ours = opened.filter((path) => path.includes('/node_modules/') || path.includes('/dist/') || path.includes('/src/'));
+      assert.equal(ours.map((path) => path.replace(/^.*\/(dist|src|node_modules)\//, '$1/')), ['dist/entry.cjs']);
+    } finally {
+      home.remove();
+    }
+  });
+}
 
 test.run();

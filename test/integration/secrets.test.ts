@@ -34,7 +34,8 @@ test('refreshes leak neither key nor token into argv, child environments, logs, 
   for (let i = 0; i < 8; i++) {
     const home = tempHome();
     homes.push(home);
-    const env = userEnv(home, { CSCS_AUTHX_URL: gw.url, DEBUG: 'cscs-sa:*' });
+    // A generous deadline: what is scanned must be refreshes that succeed, also on a loaded machine.
+    const env = userEnv(home, { CSCS_AUTHX_URL: gw.url, DEBUG: 'cscs-sa:*', CSCS_SA_TIMEOUT: '60' });
     if (i % 2 === 0) {
       env.CSCS_API_KEY = API_KEY;
     } else {

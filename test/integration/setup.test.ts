@@ -149,12 +149,12 @@ test('--hosts chooses the clusters; --env tds is passed to match; --agent to pro
 
 test('names cscs-sa by absolute paths where ssh\'s $SHELL -c would not find it, also when only the PATH setup runs under would (cron\'s is /usr/bin:/bin)', async (ctx) => {
   const hidden = await setup(ctx, '--user', 'svc_test', '--print');
-  assert.match(hidden.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
+  assert.match(hidden.stdout, new RegExp(`^Match originalhost sa-\\* exec "sh -c .* \\|\\| ${process.execPath} ${BIN} match %n"$`, 'm'));
   const bin = join(ctx.home.dir, 'bin');
   mkdirSync(bin);
   symlinkSync(BIN, join(bin, 'cscs-sa'));
   const onPath = await cscsSa(['setup', '--ssh-config', ctx.config, '--user', 'svc_test', '--print'], { ...ctx.env, PATH: `${bin}:${ctx.env.PATH}` });
-  assert.match(onPath.stdout, new RegExp(`^Match originalhost sa-\\* exec "${process.execPath} ${BIN} match %n"$`, 'm'));
+  assert.match(onPath.stdout, new RegExp(`^Match originalhost sa-\\* exec "sh -c .* \\|\\| ${process.execPath} ${BIN} match %n"$`, 'm'));
   assert.match(onPath.stdout, new RegExp(`^ {4}ProxyCommand ${process.execPath} ${BIN} proxy %h %p$`, 'm'));
 });
 
@@ -230,7 +230,7 @@ test('--print prints the block that examples/ssh_config shows', async (ctx) => {
   const r = await cscsSa(['setup', '--print', '--user', 'svc_account_name', '--key', '~/.ssh/cscs-key-sa', '--ssh-config', '~/.ssh/config'], ctx.env);
   assert.is(r.exitCode, 0, r.stderr);
   // As a user with cscs-sa on the PATH sees it: the example names the command and ~.
-  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* exec ")[^"]*?( match %n")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
+  const shown = r.stdout.replaceAll(ctx.home.dir, '~').replace(/^(Match .* \|\| )[^|]*?( match %n")$/m, '$1cscs-sa$2').replace(/^( {4}ProxyCommand ).*?( proxy %h %p)$/m, '$1cscs-sa$2');
   assert.is(shown, readFileSync(new URL('../../examples/ssh_config', import.meta.url), 'utf8'));
 });
 

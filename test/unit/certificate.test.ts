@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertType, parseCertificate, parsePublicKey } from '../../src/core/certificate.ts';
@@ -105,6 +105,23 @@ test('the store reads the clock offset and refresh time back from the certificat
   writeFileSync(paths.certificate, certificateFileText(`${cert()} gateway-comment`, 40_000, refreshedAt));
   const state = inspect(paths, 20, NOW);
   assert.equal([state.clockOffsetMs, state.refreshedAt?.toISOString(), state.status, state.secondsLeft], [40_000, refreshedAt.toISOString(), 'expiring', 15]);
+});
+
+test('the fresh window written for the shell check: the seconds of this clock in which judge says fresh, and the key', () => {
+  const paths = keyPaths(join(dir, 'k3'));
+  writeFileSync(paths.publicKey, `${ours}\n`);
+  const line = cert();
+  const offset = 40_300;
+  writeFileSync(paths.certificate, certificateFileText(line, offset, new Date(NOW), { fresh: { certificate: parseCertificate(line), publicKey: key, marginSeconds: 20 } }));
+  const text = readFileSync(paths.certificate, 'utf8');
+  const [, from, until, b64] = /cscs-sa fresh=(\d+)\.\.(\d+)\.\.(\S+) offset=40300 /.exec(text)!;
+  assert.is(b64, ours.split(' ')[1]);
+  // Every instant of the seconds [from, until) is fresh, and the window loses less than a second at
+  // either end: the second before it starts and the one after it ends hold instants judge refuses.
+  for (const ms of [Number(from) * 1000, Number(until) * 1000 - 1]) assert.is(inspect(paths, 20, ms).status, 'fresh', String(ms));
+  assert.is(inspect(paths, 20, (Number(from) - 1) * 1000).status, 'not-yet-valid');
+  assert.is(inspect(paths, 20, (Number(until) + 1) * 1000).status, 'expiring');
+  assert.is(inspect(paths, 20, NOW).clockOffsetMs, offset);
 });
 
 test.run();

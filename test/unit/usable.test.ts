@@ -101,7 +101,7 @@ test('a CA change written in the comment is read back with the certificate; with
     writeFileSync(paths.publicKey, `ssh-ed25519 ${keyBlob.toString('base64')}\n`);
     const line = certificateLine({ type: 'ssh-ed25519-cert-v01@openssh.com', keyFields: keyBlob.subarray(15) }, ca);
     const at = new Date('2026-12-07T18:00:00.000Z');
-    writeFileSync(paths.certificate, certificateFileText(line, -250, at, { at, was: 'SHA256:abc+/def' }));
+    writeFileSync(paths.certificate, certificateFileText(line, -250, at, { caChange: { at, was: 'SHA256:abc+/def' } }));
     const state = inspect(paths, 20);
     assert.is(state.clockOffsetMs, -250);
     assert.equal(state.caChange, { at, was: 'SHA256:abc+/def' });

@@ -1,0 +1,148 @@
+/**
+ * The Match line's shell check (src/ssh/freshcheck.ts), through real ssh and the block that setup
+ * writes: with a fresh certificate ssh starts no Node but the relay, under every shell ssh may run
+ * it with; anything the check cannot vouch for goes to `cscs-sa match`, which refreshes.
+ */
+import * as assert from 'uvu/assert';
+import { execaSync } from 'execa';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cscsSa, writeConfig } from '../helpers/cli.ts';
+import type { NodeStarts } from '../helpers/node-starts.ts';
+import { setupHome } from '../helpers/setup-home.ts';
+import { skipTest, worldSuite } from '../helpers/suites.ts';
+import { API_KEY } from '../helpers/world.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-fresh-'));
+const { world, test } = worldSuite('fresh check', { after: () => rmSync(scratch, { recursive: true, force: true }) });
+
+const setupBlocks = async (env: Record<string, string> = {}, accounts?: string[][]): Promise<NodeStarts> => (await setupHome(world, { env, accounts })).starts;
+
+async function sshWorks(host = 'sa-clariden', ...options: string[]): Promise<void> {
+  const r = await world.ssh(...options, host, 'echo', 'works');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'works');
+  assert.is(r.stderr, '');
+}
+
+/** A valid certificate for `pub` written by hand, without cscs-sa's comment. */
+async function handWritten(pub: string, validity?: string): Promise<string> {
+  return `${await world.gateway.sign(readFileSync(pub, 'utf8'), validity ? { validity } : {})}\n`;
+}
+
+const SHELLS = ['/bin/sh', '/bin/bash', '/bin/dash', '/usr/bin/zsh', '/usr/bin/fish'];
+
+for (const shell of SHELLS) {
+  const name = `SHELL=${shell}: a fresh certificate costs ssh no Node start but the relay, ssh -G none; the first command refreshes`;
+  if (!existsSync(shell)) {
+    skipTest(name, `${shell} is not installed (apt-get install ${shell.split('/').pop()})`);
+    continue;
+  }
+  test(name, async () => {
+    const starts = await setupBlocks({ SHELL: shell });
+    await sshWorks();
+    assert.is(world.gateway.signCalls, 1);
+    assert.is(starts.of('match').length, 1, starts.list().join('\n'));
+    world.gateway.reset();
+    starts.reset();
+
+    await sshWorks();
+    assert.is((await world.ssh('-G', 'sa-clariden')).exitCode, 0);
+    assert.is(world.gateway.signCalls, 0);
+    // Two hops (sa-clariden and its ProxyJump sa-ela) ran the Match line; only the relay is Node.
+    assert.equal(starts.of('match'), []);
+    assert.is(starts.list().length, 1, starts.list().join('\n'));
+    assert.is(starts.of('proxy').length, 1);
+  });
+}
+
+test('a certificate removed, expired, written by hand, of another account, or a key pair replaced: match judges it, refreshes where needed, ssh works', async () => {
+  const starts = await setupBlocks({ CSCS_API_KEY_PROJ: API_KEY }, [[], ['--account', 'proj']]);
+  await sshWorks();
+  await sshWorks('proj-clariden');
+  const proj = join(world.home.dir, '.ssh', 'cscs-key-proj');
+  // What changed, how many sign calls follow, and in how many of the two hops' Match lines match ran.
+  const cases: [string, () => Promise<void> | void, number, number?][] = [
+    ['removed', () => rmSync(world.home.cert), 1],
+    ['expired, by hand', async () => writeFileSync(world.home.cert, await handWritten(world.home.pub, '-10m:-5m')), 1],
+    // Valid, but without the fresh window: match runs for both hops, finds it fresh and keeps it.
+    ['valid, by hand', async () => writeFileSync(world.home.cert, await handWritten(world.home.pub)), 0, 2],
+    // Its own window and key are proj's: not this key pair's.
+    ["account proj's, copied", () => writeFileSync(world.home.cert, readFileSync(`${proj}-cert.pub`)), 1],
+    [
+      'key pair replaced',
+      () => {
+        rmSync(world.home.key);
+        rmSync(world.home.pub);
+        execaSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', world.home.key]);
+      },
+      1,
+    ],
+  ];
+  for (const [what, change, signs, matches = 1] of cases) {
+    await change();
+    world.gateway.reset();
+    starts.reset();
+    await sshWorks();
+    assert.is(world.gateway.signCalls, signs, what);
+    assert.is(starts.of('match').length, matches, `${what}: ${starts.list().join(', ')}`);
+    // And now it is fresh by the shell again (for the valid one written by hand: once refreshed).
+    if (signs === 1) {
+      starts.reset();
+      await sshWorks();
+      assert.equal(starts.of('match'), [], what);
+    }
+  }
+});
+
+test('match --env bogus with a fresh certificate: exit 3 and one line, on the fast path and on the full one', async () => {
+  await setupBlocks();
+  await sshWorks();
+  const line = 'cscs-sa: --env: "bogus" is not a CSCS environment: use prod or tds\n';
+  const fast = await cscsSa(['match', '--env', 'bogus', 'sa-clariden'], world.env);
+  assert.equal([fast.exitCode, fast.stderr, fast.stdout], [3, line, '']);
+  // A YAML config file: the fast path leaves it to the full command and its loader.
+  writeConfig(world.home, 'config.yaml', 'timeout: 5\n');
+  const full = await cscsSa(['match', '--env', 'bogus', 'sa-clariden'], world.env);
+  assert.equal([full.exitCode, full.stderr, full.stdout], [3, line, '']);
+  assert.is((await cscsSa(['match', 'sa-clariden'], world.env)).exitCode, 0);
+});
+
+const LIFETIME = 12;
+const MARGIN = 3;
+
+for (const shift of ['+10m', '-10m']) {
+  const name = `local clock ${shift} off the gateway's and sshd's: every command works, match runs only to refresh`;
+  if (execaSync('sh', ['-c', 'command -v faketime'], { reject: false }).exitCode !== 0) {
+    skipTest(name, 'faketime is not installed (apt-get install faketime)');
+    continue;
+  }
+  test(name, async () => {
+    // ssh runs the Match line (sh, date, cscs-sa) and the relay through $SHELL: all of it on the skewed clock.
+    const skewed = join(scratch, `skewed${shift}`);
+    writeFileSync(skewed, `#!/bin/sh\nexec faketime -f ${shift} /bin/sh "$@"\n`);
+    chmodSync(skewed, 0o755);
+    const starts = await setupBlocks({ SHELL: skewed, CSCS_SA_REFRESH_MARGIN: String(MARGIN) });
+    world.gateway.options.validity = `-5s:+${LIFETIME}s`;
+    try {
+      const started = Date.now();
+      let runs = 0;
+      while (Date.now() - started < 2 * LIFETIME * 1000) {
+        const r = await world.ssh('sa-ela', 'true');
+        assert.is(r.exitCode, 0, `run ${runs} at ${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr}`);
+        runs++;
+      }
+      const signs = world.gateway.signCalls;
+      assert.ok(signs >= 2, `${signs} sign calls over two lifetimes: a certificate was used after it expired`);
+      // match ran for the refreshes (one more where a refresh found another's), the shell for the rest.
+      const matches = starts.of('match').length;
+      assert.ok(matches <= signs + 1, `${matches} match starts for ${signs} refreshes in ${runs} runs`);
+      assert.ok(runs > matches, `${runs} runs, ${matches} match starts`);
+    } finally {
+      world.gateway.options.validity = undefined;
+    }
+  });
+}
+
+test.run();
