@@ -14,19 +14,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { GatewayDouble } from '../test/helpers/gateway-double.ts';
 import { Sshd } from '../test/helpers/sshd.ts';
 import { BIN } from '../test/helpers/cli.ts';
 import { ADDRESSES, addNames, unavailable } from '../test/helpers/cscs-names.ts';
-import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespace.js';
+import { rerunInNamespace } from './namespace.js';
 
-if (!process.env[NAMESPACE_VARIABLE] && !namespaceUnavailable()) {
-  const [cmd, args] = inNamespace([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
-  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, [NAMESPACE_VARIABLE]: '1' } });
-  process.exit(r.status ?? 1);
-}
+rerunInNamespace();
 
 const home = mkdtempSync(join(tmpdir(), 'cscs-sa-demo-'));
 const gateway = new GatewayDouble({ apiKey: 'demo-api-key-not-a-real-one', principals: [userInfo().username] });

@@ -2,3 +2,4 @@
 export const NAMESPACE_VARIABLE: string;
 export function inNamespace(command: string[]): [string, string[]];
 export function namespaceUnavailable(): string | undefined;
+export function rerunInNamespace(): void;

@@ -36,3 +36,15 @@ export function namespaceUnavailable() {
   if (r.error) return `${cmd}: ${r.error.message} (util-linux and iproute2 bring unshare and ip)`;
   return r.status === 0 ? undefined : `unshare --net --mount failed: ${r.stderr.trim().split('\n')[0]}`;
 }
+
+/**
+ * For a script that wants the real host names (the demo, the benchmark): as root outside a
+ * namespace, runs this same process again inside one and exits with its status; elsewhere returns
+ * and the script goes on as it is.
+ */
+export function rerunInNamespace() {
+  if (process.env[NAMESPACE_VARIABLE] || namespaceUnavailable()) return;
+  const [cmd, args] = inNamespace([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, [NAMESPACE_VARIABLE]: '1' } });
+  process.exit(r.status ?? 1);
+}
