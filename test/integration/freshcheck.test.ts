@@ -96,16 +96,16 @@ test('a certificate removed, expired, written by hand, of another account, or a 
   }
 });
 
-test('match --env bogus with a fresh certificate: exit 3 and one line, on the fast path and on the full one', async () => {
+test('match --env bogus with a fresh certificate: exit 2 (a bad flag) and one line, on the fast path and on the full one', async () => {
   await setupBlocks();
   await sshWorks();
   const line = 'cscs-sa: --env: "bogus" is not a CSCS environment: use prod or tds\n';
   const fast = await cscsSa(['match', '--env', 'bogus', 'sa-clariden'], world.env);
-  assert.equal([fast.exitCode, fast.stderr, fast.stdout], [3, line, '']);
+  assert.equal([fast.exitCode, fast.stderr, fast.stdout], [2, line, '']);
   // A YAML config file: the fast path leaves it to the full command and its loader.
   writeConfig(world.home, 'config.yaml', 'timeout: 5\n');
   const full = await cscsSa(['match', '--env', 'bogus', 'sa-clariden'], world.env);
-  assert.equal([full.exitCode, full.stderr, full.stdout], [3, line, '']);
+  assert.equal([full.exitCode, full.stderr, full.stdout], [2, line, '']);
   assert.is((await cscsSa(['match', 'sa-clariden'], world.env)).exitCode, 0);
 });
 
