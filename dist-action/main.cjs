@@ -570,6 +570,13 @@ function command(name, data = "", properties = {}) {
   process.stdout.write(`::${name}${props ? ` ${props}` : ""}::${escapeData(data)}
 `);
 }
+function showVerbatim(text) {
+  if (!text) return;
+  const token = `cscs-sa-${(0, import_node_crypto3.randomBytes)(12).toString("hex")}`;
+  process.stdout.write(`::stop-commands::${token}
+${text}${text.endsWith("\n") ? "" : "\n"}::${token}::
+`);
+}
 function mask(value) {
   command("add-mask", value);
 }
@@ -689,7 +696,7 @@ async function main() {
   try {
     const setup = cscsSa(plan, setupArgs(plan), `${knownHosts}
 `);
-    process.stdout.write(setup.stdout + setup.stderr);
+    showVerbatim(setup.stdout + setup.stderr);
     if (setup.code !== 0) throw failure("setup failed", setup);
     const accountArgs = account === "sa" ? [] : ["--account", account];
     const refresh = cscsSa(plan, ["match", ...accountArgs]);
@@ -709,8 +716,7 @@ async function main() {
       `host keys:    ${pins.length ? pins.join("\n              ") : "not pinned (trust-on-first-use)"}`,
       `cscs-sa:      ${(0, import_node_path7.join)(plan.store.bin, "cscs-sa")} (on PATH for the next steps)`
     ];
-    process.stdout.write(`${lines.join("\n")}
-`);
+    showVerbatim(lines.join("\n"));
     setOutput("host", `${prefix}${clusters[0]}`);
     setOutput("hosts", clusters.map((c) => `${prefix}${c}`).join(" "));
     setOutput("user", user);

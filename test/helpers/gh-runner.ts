@@ -117,6 +117,26 @@ export class GitHubRunner {
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
+  /**
+   * The workflow commands the runner would carry out, in order, as `name data`: a line
+   * `::NAME [PROPERTIES]::DATA`, except between `::stop-commands::TOKEN` and `::TOKEN::`.
+   */
+  get commands(): string[] {
+    const done: string[] = [];
+    let stopped: string | undefined;
+    for (const line of this.raw.split('\n')) {
+      if (stopped !== undefined) {
+        if (line === `::${stopped}::`) stopped = undefined;
+        continue;
+      }
+      const command = /^::([A-Za-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+      if (!command) continue;
+      if (command[1] === 'stop-commands') stopped = command[2];
+      else done.push(`${command[1]} ${command[2]}`);
+    }
+    return done;
+  }
+
   /** The log as the runner shows it: ::add-mask:: lines consumed, masked values as ***. */
   get log(): string {
     const masks: string[] = [];
