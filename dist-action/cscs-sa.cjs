@@ -86,7 +86,8 @@ var init_errors = __esm({
       }
       /** The one line for people: what failed, then what to do. */
       get line() {
-        return this.fix ? `${this.message}: ${this.fix}` : this.message;
+        const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+        return line.replace(/[\u0000-\u001f\u007f]/g, (c3) => JSON.stringify(c3).slice(1, -1));
       }
     };
     UsageError = class extends errorKind("UsageError", ExitCode.usage, "CSCS_SA_ERR_USAGE") {

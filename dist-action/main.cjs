@@ -28,7 +28,8 @@ var CscsSaError = class extends Error {
   }
   /** The one line for people: what failed, then what to do. */
   get line() {
-    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+    const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+    return line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
   }
 };
 function errorKind(name, exitCode, code) {

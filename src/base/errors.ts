@@ -40,7 +40,11 @@ export class CscsSaError extends Error {
 
   /** The one line for people: what failed, then what to do. */
   get line(): string {
-    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+    const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+    // A quoted value (an argument, an input of the GitHub Action, a file's line) may hold a
+    // newline or a terminal escape: shown escaped, the error stays one line and a CI log or
+    // terminal carries out nothing it holds.
+    return line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
   }
 }
 
