@@ -59,7 +59,7 @@ function errnoReason(err) {
 function describeFsError(err, action, path6) {
   return `cannot ${action} ${path6}: ${errnoReason(err)}`;
 }
-var ExitCode, CscsSaError, UsageError, ConfigError, ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConnectError, ERRNO_WORDS;
+var ExitCode, ESCAPES, CscsSaError, UsageError, ConfigError, ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConnectError, ERRNO_WORDS;
 var init_errors = __esm({
   "src/base/errors.ts"() {
     "use strict";
@@ -74,6 +74,7 @@ var init_errors = __esm({
       localFiles: 7,
       connect: 8
     };
+    ESCAPES = { "\n": "\\n", "\r": "\\r", "	": "\\t" };
     CscsSaError = class extends Error {
       exitCode = ExitCode.failure;
       code = "CSCS_SA_ERR";
@@ -87,7 +88,7 @@ var init_errors = __esm({
       /** The one line for people: what failed, then what to do. */
       get line() {
         const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
-        return line.replace(/[\u0000-\u001f\u007f]/g, (c3) => JSON.stringify(c3).slice(1, -1));
+        return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c3) => ESCAPES[c3] ?? `\\u${c3.charCodeAt(0).toString(16).padStart(4, "0")}`);
       }
     };
     UsageError = class extends errorKind("UsageError", ExitCode.usage, "CSCS_SA_ERR_USAGE") {

@@ -15,6 +15,7 @@ var ExitCode = {
   localFiles: 7,
   connect: 8
 };
+var ESCAPES = { "\n": "\\n", "\r": "\\r", "	": "\\t" };
 var CscsSaError = class extends Error {
   exitCode = ExitCode.failure;
   code = "CSCS_SA_ERR";
@@ -28,7 +29,7 @@ var CscsSaError = class extends Error {
   /** The one line for people: what failed, then what to do. */
   get line() {
     const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
-    return line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   }
 };
 function errorKind(name, exitCode, code) {
