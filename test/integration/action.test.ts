@@ -170,7 +170,7 @@ test('output of cscs-sa that echoes an input with a newline carries out no workf
   // A login name from an untrusted place (a branch name, a PR title): setup refuses it and quotes it.
   const main = await ctx.runner.action('main', inputs(ctx, { user: 'nobody\n::warning::injected\n::add-mask::nobody' }));
   assert.is(main.exitCode, 1);
-  assert.match(main.raw, /^::warning::injected$/m, 'setup quoted the input');
+  assert.match(main.raw, 'nobody\\n::warning::injected', 'setup quoted the input, escaped');
   assert.equal(
     ctx.runner.commands.map((c) => c.split(' ')[0]),
     ['add-mask', 'group', 'endgroup', 'error'],
