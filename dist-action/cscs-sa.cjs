@@ -59,7 +59,7 @@ function errnoReason(err) {
 function describeFsError(err, action, path6) {
   return `cannot ${action} ${path6}: ${errnoReason(err)}`;
 }
-var ExitCode, CscsSaError, UsageError, ConfigError, ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConnectError, ERRNO_WORDS;
+var ExitCode, ESCAPES, CscsSaError, UsageError, ConfigError, ApiKeyError, GatewayUnavailableError, GatewayResponseError, LocalFileError, ConnectError, ERRNO_WORDS;
 var init_errors = __esm({
   "src/base/errors.ts"() {
     "use strict";
@@ -74,6 +74,7 @@ var init_errors = __esm({
       localFiles: 7,
       connect: 8
     };
+    ESCAPES = { "\n": "\\n", "\r": "\\r", "	": "\\t" };
     CscsSaError = class extends Error {
       exitCode = ExitCode.failure;
       code = "CSCS_SA_ERR";
@@ -86,7 +87,8 @@ var init_errors = __esm({
       }
       /** The one line for people: what failed, then what to do. */
       get line() {
-        return this.fix ? `${this.message}: ${this.fix}` : this.message;
+        const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+        return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c3) => ESCAPES[c3] ?? `\\u${c3.charCodeAt(0).toString(16).padStart(4, "0")}`);
       }
     };
     UsageError = class extends errorKind("UsageError", ExitCode.usage, "CSCS_SA_ERR_USAGE") {
@@ -28929,8 +28931,9 @@ function recordSettings(account, values, env = process.env) {
   const own = account === DEFAULT_ACCOUNT ? config : (config.accounts ??= {})[account] ??= {};
   let changed = false;
   for (const [name, value] of Object.entries(values)) {
-    if (value === void 0 || own[name] === value) continue;
-    own[name] = value;
+    if (value === void 0 || own[name] === value || value === null && !(name in own)) continue;
+    if (value === null) delete own[name];
+    else own[name] = value;
     changed = true;
   }
   if (changed) {
@@ -29648,12 +29651,15 @@ async function readPastedKey() {
     process.stderr.write("\n");
   }
 }
+function storedApiKeyFile(account) {
+  return (0, import_node_path19.join)((0, import_node_path19.dirname)(writableConfigFile()), account === DEFAULT_ACCOUNT ? "api-key" : `api-key-${account}`);
+}
 async function storeApiKeyFile(account, flag) {
   let file = expandHome(flag);
   const lines2 = [];
   if (flag === "-") {
     const { value } = acceptApiKey(await readPastedKey(), "stdin");
-    file = (0, import_node_path19.join)((0, import_node_path19.dirname)(writableConfigFile()), account === DEFAULT_ACCOUNT ? "api-key" : `api-key-${account}`);
+    file = storedApiKeyFile(account);
     write2(file, `${value}
 `, 384);
     lines2.push(`stored the API key in ${file} (0600)`);
@@ -29869,7 +29875,8 @@ async function remove(settings, { sshConfigLink, sshConfig }, choices, { dryRun 
   }
   const { certificate, publicKey } = keyPaths(key);
   const exists = (path6) => (0, import_node_fs22.lstatSync)(path6, { throwIfNoEntry: false }) !== void 0;
-  const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...others.length === 0 ? [controlDir(sshConfigLink)] : []].filter(exists) : [];
+  const storedKey = purge && settings.apiKeyFile === storedApiKeyFile(account) ? settings.apiKeyFile : void 0;
+  const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...storedKey ? [storedKey] : [], ...others.length === 0 ? [controlDir(sshConfigLink)] : []].filter(exists) : [];
   if (dryRun) {
     const diffs = [
       plan.changed ? unifiedDiff(sshConfig, oldConfig, plan.text) : "",
@@ -29897,6 +29904,11 @@ async function remove(settings, { sshConfigLink, sshConfig }, choices, { dryRun 
   const sockets = controlDir(sshConfigLink);
   if (files.includes(sockets)) await closeMasters(sockets);
   for (const path6 of files) removeFile(path6);
+  if (storedKey) {
+    const { path: path6, changed } = recordSettings(account, { apiKeyFile: null });
+    if (changed) process.stdout.write(`took apiKeyFile out of ${path6}
+`);
+  }
   if (!plan.changed && oldConf === void 0 && files.length === 0 && pins === oldPins) process.stdout.write("cscs-sa: nothing to change\n");
   else if (!purge) process.stdout.write(`the key pair ${key} of account ${account} stays: setup --purge removes it too
 `);
@@ -29956,7 +29968,8 @@ With --account NAME, the same for another service account: hosts NAME-ela, NAME-
 key ~/.ssh/cscs-key-NAME, its block in cscs-sa-NAME.conf with an Include of its own; other
 accounts' files stay as they are. --remove takes the account's file and Include out again and
 keeps its key pair; --purge also removes the key pair, its certificate, the host keys pinned
-for its hosts only, and the sockets' folder once no account uses it.
+for its hosts only, the API key file --api-key-file - stored, and the sockets' folder once no
+account uses it.
 
 Options:
       --account NAME      the service account (default sa; see cscs-sa match --help)

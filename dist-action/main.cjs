@@ -16,6 +16,7 @@ var ExitCode = {
   localFiles: 7,
   connect: 8
 };
+var ESCAPES = { "\n": "\\n", "\r": "\\r", "	": "\\t" };
 var CscsSaError = class extends Error {
   exitCode = ExitCode.failure;
   code = "CSCS_SA_ERR";
@@ -28,7 +29,8 @@ var CscsSaError = class extends Error {
   }
   /** The one line for people: what failed, then what to do. */
   get line() {
-    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+    const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+    return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   }
 };
 function errorKind(name, exitCode, code) {
@@ -592,6 +594,13 @@ function command(name, data = "", properties = {}) {
   process.stdout.write(`::${name}${props ? ` ${props}` : ""}::${escapeData(data)}
 `);
 }
+function showVerbatim(text) {
+  if (!text) return;
+  const token = `cscs-sa-${(0, import_node_crypto3.randomBytes)(12).toString("hex")}`;
+  process.stdout.write(`::stop-commands::${token}
+${text}${text.endsWith("\n") ? "" : "\n"}::${token}::
+`);
+}
 function mask(value) {
   command("add-mask", value);
 }
@@ -711,7 +720,7 @@ async function main() {
   try {
     const setup = cscsSa(plan, setupArgs(plan), `${knownHosts}
 `);
-    process.stdout.write(setup.stdout + setup.stderr);
+    showVerbatim(setup.stdout + setup.stderr);
     if (setup.code !== 0) throw failure("setup failed", setup);
     const accountArgs = account === "sa" ? [] : ["--account", account];
     const refresh = cscsSa(plan, ["match", ...accountArgs]);
@@ -731,8 +740,7 @@ async function main() {
       `host keys:    ${pins.length ? pins.join("\n              ") : "not pinned (trust-on-first-use)"}`,
       `cscs-sa:      ${(0, import_node_path7.join)(plan.store.bin, "cscs-sa")} (on PATH for the next steps)`
     ];
-    process.stdout.write(`${lines.join("\n")}
-`);
+    showVerbatim(lines.join("\n"));
     setOutput("host", `${prefix}${clusters[0]}`);
     setOutput("hosts", clusters.map((c) => `${prefix}${c}`).join(" "));
     setOutput("user", user);

@@ -15,6 +15,7 @@ var ExitCode = {
   localFiles: 7,
   connect: 8
 };
+var ESCAPES = { "\n": "\\n", "\r": "\\r", "	": "\\t" };
 var CscsSaError = class extends Error {
   exitCode = ExitCode.failure;
   code = "CSCS_SA_ERR";
@@ -27,7 +28,8 @@ var CscsSaError = class extends Error {
   }
   /** The one line for people: what failed, then what to do. */
   get line() {
-    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+    const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+    return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   }
 };
 function errorKind(name, exitCode, code) {
@@ -272,6 +274,7 @@ function forgetApiKey(store, account) {
 }
 
 // src/action/runner.ts
+var import_node_crypto2 = require("node:crypto");
 function isInputVariable(name) {
   return name.startsWith("INPUT_");
 }
@@ -284,6 +287,13 @@ function escapeProperty(text2) {
 function command(name, data = "", properties = {}) {
   const props = Object.entries(properties).map(([k, v]) => `${k}=${escapeProperty(v)}`).join(",");
   process.stdout.write(`::${name}${props ? ` ${props}` : ""}::${escapeData(data)}
+`);
+}
+function showVerbatim(text2) {
+  if (!text2) return;
+  const token = `cscs-sa-${(0, import_node_crypto2.randomBytes)(12).toString("hex")}`;
+  process.stdout.write(`::stop-commands::${token}
+${text2}${text2.endsWith("\n") ? "" : "\n"}::${token}::
 `);
 }
 var readState = (name) => process.env[`STATE_${name}`] ?? "";
@@ -318,7 +328,7 @@ function post(plan) {
   const accountArgs = plan.account === "sa" ? [] : ["--account", plan.account];
   const sshConfig = sshConfigPath(plan.sshConfigFlag || void 0);
   const keyCreated = plan.created.includes(plan.key);
-  const show = (r) => process.stdout.write((r.stdout + r.stderr).split("\n").filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join("\n"));
+  const show = (r) => showVerbatim((r.stdout + r.stderr).split("\n").filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join("\n"));
   attempt(() => {
     if (!(0, import_node_fs4.lstatSync)(controlDir(sshConfig), { throwIfNoEntry: false })) return;
     const r = cscsSa(plan, ["close", ...sshConfigArgs(plan)]);

@@ -13,7 +13,7 @@ import { blockTargets, CLUSTERS, JUMP_HOST, parseHosts, parseTargets } from '../
 import { fingerprint as keyFingerprint } from '../ssh/knownhosts.js';
 import { cscsSa, cscsSaScript, failure, makePlan, PLAN_STATE, type Plan, sshConfigArgs } from './job.js';
 import { installCommand, storeApiKey } from './keystore.js';
-import { addPath, booleanInput, command, exportVariable, input, mask, saveState, setOutput } from './runner.js';
+import { addPath, booleanInput, command, exportVariable, input, mask, saveState, setOutput, showVerbatim } from './runner.js';
 
 /** The setup flags the inputs ask for. */
 function setupArgs(plan: Plan): string[] {
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   command('group', `cscs-sa: ${clusters.map((c) => `${prefix}${c}`).join(', ')} ready`);
   try {
     const setup = cscsSa(plan, setupArgs(plan), `${knownHosts}\n`);
-    process.stdout.write(setup.stdout + setup.stderr);
+    showVerbatim(setup.stdout + setup.stderr);
     if (setup.code !== 0) throw failure('setup failed', setup);
     // A certificate now: a wrong API key fails this step, not the first ssh of a later one.
     const accountArgs = account === 'sa' ? [] : ['--account', account];
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
       // Nothing pinned (trust-on-first-use).
     }
     const route = (name: string) => `${prefix}${name} -> ${targets[name]!.hostName}${targets[name]!.port ? `:${targets[name]!.port}` : ''}`;
+    // Principals and pinned names come from the gateway and the known-hosts input.
     const lines = [
       `hosts:        ${clusters.map(route).join(', ')} (through ${route(JUMP_HOST.name)})`,
       `login name:   ${user}`,
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
       `host keys:    ${pins.length ? pins.join('\n              ') : 'not pinned (trust-on-first-use)'}`,
       `cscs-sa:      ${join(plan.store.bin, 'cscs-sa')} (on PATH for the next steps)`,
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    showVerbatim(lines.join('\n'));
     setOutput('host', `${prefix}${clusters[0]}`);
     setOutput('hosts', clusters.map((c) => `${prefix}${c}`).join(' '));
     setOutput('user', user);

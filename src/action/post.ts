@@ -10,7 +10,7 @@ import { CscsSaError } from '../base/errors.js';
 import { controlDir, sshConfigPath } from '../ssh/multiplex.js';
 import { cscsSa, failure, PLAN_STATE, type Plan, sshConfigArgs } from './job.js';
 import { forgetApiKey } from './keystore.js';
-import { command, readState } from './runner.js';
+import { command, readState, showVerbatim } from './runner.js';
 
 function post(plan: Plan): string[] {
   const problems: string[] = [];
@@ -26,7 +26,7 @@ function post(plan: Plan): string[] {
   // setup --remove says that the key pair stays: not so when main created it, as below shows.
   const keyCreated = plan.created.includes(plan.key);
   const show = (r: { stdout: string; stderr: string }) =>
-    process.stdout.write((r.stdout + r.stderr).split('\n').filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join('\n'));
+    showVerbatim((r.stdout + r.stderr).split('\n').filter((line) => !(keyCreated && /^the key pair .* stays/.test(line))).join('\n'));
   attempt(() => {
     if (!lstatSync(controlDir(sshConfig), { throwIfNoEntry: false })) return;
     const r = cscsSa(plan, ['close', ...sshConfigArgs(plan)]);

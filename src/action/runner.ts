@@ -49,6 +49,17 @@ export function command(name: string, data = '', properties: Record<string, stri
   process.stdout.write(`::${name}${props ? ` ${props}` : ''}::${escapeData(data)}\n`);
 }
 
+/**
+ * Shows text that is not ours to trust (cscs-sa's output, which may quote an input or a
+ * gateway's answer) in the log between ::stop-commands:: and its token, so that no line of it
+ * is carried out as a workflow command (::add-mask::, ::error::...).
+ */
+export function showVerbatim(text: string): void {
+  if (!text) return;
+  const token = `cscs-sa-${randomBytes(12).toString('hex')}`;
+  process.stdout.write(`::stop-commands::${token}\n${text}${text.endsWith('\n') ? '' : '\n'}::${token}::\n`);
+}
+
 /** From now on the runner shows `value` as *** in the log, wherever it appears. */
 export function mask(value: string): void {
   command('add-mask', value);

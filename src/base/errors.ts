@@ -21,6 +21,9 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/** How an error line shows the control characters it escapes (C0, DEL, C1) that have a short form. */
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
 /**
  * Every error the program reports: `message` says what failed, `fix` what to do, `exitCode` is
  * public, `code` is stable for callers (like undici's `UND_ERR_*`). Callers read these fields and
@@ -40,7 +43,11 @@ export class CscsSaError extends Error {
 
   /** The one line for people: what failed, then what to do. */
   get line(): string {
-    return this.fix ? `${this.message}: ${this.fix}` : this.message;
+    const line = this.fix ? `${this.message}: ${this.fix}` : this.message;
+    // A quoted value (an argument, an input of the GitHub Action, a file's line) may hold a
+    // newline or a terminal escape: shown escaped, the error stays one line and a CI log or
+    // terminal carries out nothing it holds.
+    return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   }
 }
 

@@ -41,7 +41,8 @@ With --account NAME, the same for another service account: hosts NAME-ela, NAME-
 key ~/.ssh/cscs-key-NAME, its block in cscs-sa-NAME.conf with an Include of its own; other
 accounts' files stay as they are. --remove takes the account's file and Include out again and
 keeps its key pair; --purge also removes the key pair, its certificate, the host keys pinned
-for its hosts only, and the sockets' folder once no account uses it.
+for its hosts only, the API key file --api-key-file - stored, and the sockets' folder once no
+account uses it.
 
 Options:
       --account NAME      the service account (default sa; see cscs-sa match --help)
@@ -191,6 +192,11 @@ async function readPastedKey(): Promise<string> {
   }
 }
 
+/** Where setup --api-key-file - stores a pasted key: beside the config file that names it. */
+function storedApiKeyFile(account: string): string {
+  return join(dirname(writableConfigFile()), account === DEFAULT_ACCOUNT ? 'api-key' : `api-key-${account}`);
+}
+
 /**
  * setup --api-key-file: a file already there is named as it is (readApiKey checks its owner and
  * mode at every use); `-` stores a pasted key in a 0600 file beside the config file. Either way
@@ -201,7 +207,7 @@ async function storeApiKeyFile(account: string, flag: string): Promise<string[]>
   const lines: string[] = [];
   if (flag === '-') {
     const { value } = acceptApiKey(await readPastedKey(), 'stdin');
-    file = join(dirname(writableConfigFile()), account === DEFAULT_ACCOUNT ? 'api-key' : `api-key-${account}`);
+    file = storedApiKeyFile(account);
     write(file, `${value}\n`, 0o600);
     lines.push(`stored the API key in ${file} (0600)`);
   } else if (readIfExists(file) === undefined) {
@@ -443,7 +449,9 @@ async function remove(settings: Settings, { sshConfigLink, sshConfig }: SshConfi
   }
   const { certificate, publicKey } = keyPaths(key);
   const exists = (path: string) => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
-  const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...(others.length === 0 ? [controlDir(sshConfigLink)] : [])].filter(exists) : [];
+  // The key file setup stored from a paste is setup's to delete; a file the user named stays theirs.
+  const storedKey = purge && settings.apiKeyFile === storedApiKeyFile(account) ? settings.apiKeyFile : undefined;
+  const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...(storedKey ? [storedKey] : []), ...(others.length === 0 ? [controlDir(sshConfigLink)] : [])].filter(exists) : [];
   if (dryRun) {
     const diffs = [
       plan.changed ? unifiedDiff(sshConfig, oldConfig, plan.text) : '',
@@ -469,6 +477,10 @@ async function remove(settings: Settings, { sshConfigLink, sshConfig }: SshConfi
   // Masters would keep their sessions (and the connection) for ControlPersist after their socket is gone.
   if (files.includes(sockets)) await closeMasters(sockets);
   for (const path of files) removeFile(path);
+  if (storedKey) {
+    const { path, changed } = recordSettings(account, { apiKeyFile: null });
+    if (changed) process.stdout.write(`took apiKeyFile out of ${path}\n`);
+  }
   if (!plan.changed && oldConf === undefined && files.length === 0 && pins === oldPins) process.stdout.write('cscs-sa: nothing to change\n');
   else if (!purge) process.stdout.write(`the key pair ${key} of account ${account} stays: setup --purge removes it too\n`);
   return 0;

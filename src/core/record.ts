@@ -18,9 +18,9 @@ export function writableConfigFile(env: NodeJS.ProcessEnv = process.env): string
  * Records settings of ACCOUNT in the user's JSON config file (created 0600 in a 0700 folder when
  * there is none), so that what setup was given (--key, --env, --api-key-file) is read by every
  * command from the one place settings live. A YAML or JS file is the user's to write: refused,
- * with the line to add. Returns the file, and whether it changed.
+ * with the line to add. A value null takes the setting out. Returns the file, and whether it changed.
  */
-export function recordSettings(account: string, values: AccountFileConfig, env: NodeJS.ProcessEnv = process.env): { path: string; changed: boolean } {
+export function recordSettings(account: string, values: { [K in keyof AccountFileConfig]: AccountFileConfig[K] | null }, env: NodeJS.ProcessEnv = process.env): { path: string; changed: boolean } {
   const found = findConfigFile(env);
   const path = writableConfigFile(env);
   const where = account === DEFAULT_ACCOUNT ? '' : `under "accounts": {"${account}": ...} `;
@@ -41,9 +41,10 @@ export function recordSettings(account: string, values: AccountFileConfig, env: 
   }
   const own: AccountFileConfig = account === DEFAULT_ACCOUNT ? config : ((config.accounts ??= {})[account] ??= {});
   let changed = false;
-  for (const [name, value] of Object.entries(values) as [keyof AccountFileConfig, string][]) {
-    if (value === undefined || own[name] === value) continue;
-    (own as Record<string, unknown>)[name] = value;
+  for (const [name, value] of Object.entries(values) as [keyof AccountFileConfig, string | null][]) {
+    if (value === undefined || own[name] === value || (value === null && !(name in own))) continue;
+    if (value === null) delete own[name];
+    else (own as Record<string, unknown>)[name] = value;
     changed = true;
   }
   if (changed) {

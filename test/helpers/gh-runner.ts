@@ -26,6 +26,26 @@ export function actionYml(): ActionYml {
   return defaultLoaders['.yaml'](ACTION_YML, readFileSync(ACTION_YML, 'utf8')) as ActionYml;
 }
 
+/**
+ * The workflow commands the runner would carry out from a step's output, in order, as `name data`:
+ * a line `::NAME [PROPERTIES]::DATA`, except between `::stop-commands::TOKEN` and `::TOKEN::`.
+ */
+export function workflowCommands(output: string): string[] {
+  const done: string[] = [];
+  let stopped: string | undefined;
+  for (const line of output.split('\n')) {
+    if (stopped !== undefined) {
+      if (line === `::${stopped}::`) stopped = undefined;
+      continue;
+    }
+    const command = /^::([A-Za-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (!command) continue;
+    if (command[1] === 'stop-commands') stopped = command[2];
+    else done.push(`${command[1]} ${command[2]}`);
+  }
+  return done;
+}
+
 /** A runner file command file: `name=value` lines or `name<<DELIMITER` ... `DELIMITER` blocks. */
 export function parseFileCommands(text: string): Record<string, string> {
   const values: Record<string, string> = {};
@@ -115,6 +135,11 @@ export class GitHubRunner {
     const r = await execa('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], { env: this.stepEnv(), extendEnv: false, reject: false, stdin: 'ignore', cwd: this.workDir });
     this.raw += `${r.stdout}\n${r.stderr}\n`;
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /** The workflow commands the runner would carry out from the steps' output (workflowCommands). */
+  get commands(): string[] {
+    return workflowCommands(this.raw);
   }
 
   /** The log as the runner shows it: ::add-mask:: lines consumed, masked values as ***. */

@@ -166,6 +166,20 @@ test('a missing known-hosts input: one ::error:: line with its fix, nothing writ
   assert.is(post.raw, '');
 });
 
+test('output of cscs-sa that echoes an input with a newline carries out no workflow command', async (ctx) => {
+  // A login name from an untrusted place (a branch name, a PR title): setup refuses it and quotes it.
+  const main = await ctx.runner.action('main', inputs(ctx, { user: 'nobody\n::warning::injected\n::add-mask::nobody' }));
+  assert.is(main.exitCode, 1);
+  assert.match(main.raw, 'nobody\\n::warning::injected', 'setup quoted the input, escaped');
+  assert.equal(
+    ctx.runner.commands.map((c) => c.split(' ')[0]),
+    ['add-mask', 'group', 'endgroup', 'error'],
+  );
+  const post = await ctx.runner.action('post', inputs(ctx));
+  assert.is(post.exitCode, 0, post.raw + post.stderr);
+  assert.not.ok(existsSync(join(ctx.runner.temp, 'cscs-sa')));
+});
+
 test('a main cancelled while it waits for the gateway: post still removes the API key file, the Include and the key pair', async (ctx) => {
   hosts.gateway.faults.sign.push({ hang: true });
   const main = ctx.runner.startAction('main', inputs(ctx, { user }));

@@ -179,6 +179,23 @@ test('--api-key-file - stores a pasted key 0600 beside the config file and names
   assert.not.ok(existsSync(join(dir, 'api-key-other')));
 });
 
+test('setup --purge deletes the API key file setup stored from a paste and its setting; a key file the user named stays', async (ctx) => {
+  const env = { ...ctx.env, CSCS_API_KEY: '' };
+  const dir = join(ctx.home.dir, '.config', 'cscs-sa');
+  assert.is((await setup(ctx, ['--user', 'svc_test', '--hosts', 'clariden', '--api-key-file', '-'], { input: `${API_KEY}\n`, stdin: undefined }, env)).exitCode, 0);
+  const own = join(ctx.home.dir, 'proj-key');
+  writeFileSync(own, `${KEY_PROJ}\n`, { mode: 0o600 });
+  assert.is((await setup(ctx, ['--account', 'proj', '--user', 'svc_proj', '--hosts', 'clariden', '--api-key-file', own], {}, env)).exitCode, 0);
+  const r = await setup(ctx, ['--purge'], {}, env);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stdout, `removed ${join(dir, 'api-key')}\n`);
+  assert.match(r.stdout, `took apiKeyFile out of ${join(dir, 'config.json')}\n`);
+  assert.not.ok(existsSync(join(dir, 'api-key')));
+  assert.equal(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), { accounts: { proj: { apiKeyFile: own } } });
+  assert.is((await setup(ctx, ['--account', 'proj', '--purge'], {}, env)).exitCode, 0);
+  assert.is(readFileSync(own, 'utf8'), `${KEY_PROJ}\n`, 'the file the user named is theirs');
+});
+
 test('re-pinning a host key that changed names the host with the old and the new fingerprint', async (ctx) => {
   const old = hostKeyLine(ctx, 'clariden.alps.cscs.ch');
   const ela = hostKeyLine(ctx, 'ela.cscs.ch');

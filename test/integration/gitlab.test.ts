@@ -117,6 +117,16 @@ test('a job that extends .cscs-sa: its script runs ssh, scp and rsync with no AP
   for (const file of filesUnder(ctx.home.dir)) assert.not.ok(readFileSync(file, 'latin1').includes(API_KEY), `${file} holds the key`);
 });
 
+test('a job with an after_script of its own (which replaces the component\'s): the API key file still goes when the script ends', async (ctx) => {
+  const c = component({ 'install-url': installUrl, host: hosts.hostLines.join(' '), 'ssh-config': ctx.sshConfig, multiplex: 'false' });
+  const keyFile = join(ctx.home.dir, '.cscs-sa-ci-4242', 'api-key');
+  const script = [...c.before_script, `test -s "${keyFile}"`, `ssh -F "${ctx.sshConfig}" sa-clariden true`];
+  const main = await execa('/bin/sh', ['-e', '-c', script.join('\n')], { env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore', cwd: ctx.home.dir });
+  assert.is(main.exitCode, 0, String(main.stderr));
+  assert.not.ok(existsSync(keyFile));
+  for (const file of filesUnder(ctx.home.dir)) assert.not.ok(readFileSync(file, 'latin1').includes(API_KEY), `${file} holds the key`);
+});
+
 test('an image without node, or without ssh: one line saying what the image lacks, exit 1, nothing installed', async (ctx) => {
   const bare = join(ctx.home.dir, 'bare-bin');
   mkdirSync(bare);

@@ -25,6 +25,13 @@ test('--help for the tool and every command goes to stdout, exit 0', async () =>
   }
 });
 
+test('a value quoted in an error stays on its one line: newlines and escape sequences are shown escaped', async () => {
+  const r = await cscsSa(['setup', '--dry-run', '--user', 'x\n::warning::y\u001b[2J'], env);
+  assert.is(r.exitCode, 2);
+  assert.is(r.stderr, 'cscs-sa: setup: "x\\n::warning::y\\u001b[2J" is not a login name\n');
+  assert.is(r.stdout, '');
+});
+
 test('--version (-v, -V) prints the package version and the undici version bundled, which package.json pins exactly', async () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   const installed = JSON.parse(readFileSync(new URL('../../node_modules/undici/package.json', import.meta.url), 'utf8')).version;

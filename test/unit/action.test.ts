@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultLoaders } from 'cosmiconfig';
-import { actionYml, ROOT } from '../helpers/gh-runner.ts';
+import { actionYml, ROOT, workflowCommands } from '../helpers/gh-runner.ts';
+import { command, showVerbatim } from '../../src/action/runner.ts';
 
 const SOURCES = join(ROOT, 'src', 'action');
 const sources = () => readdirSync(SOURCES).map((name) => [name, readFileSync(join(SOURCES, name), 'utf8')] as const);
@@ -17,6 +18,28 @@ function namesPassedTo(functions: string[]): Set<string> {
   const call = new RegExp(`\\b(?:${functions.join('|')})\\('([^']+)'`, 'g');
   return new Set(sources().flatMap(([, text]) => [...text.matchAll(call)].map((m) => m[1]!)));
 }
+
+/** What `print` writes on stdout. */
+function stdoutOf(print: () => void): string {
+  const write = process.stdout.write;
+  let text = '';
+  process.stdout.write = ((chunk: string) => ((text += chunk), true)) as typeof process.stdout.write;
+  try {
+    print();
+  } finally {
+    process.stdout.write = write;
+  }
+  return text;
+}
+
+test('output shown verbatim (what cscs-sa printed) carries out no workflow command, and the action\'s own commands still work after it', () => {
+  const text = stdoutOf(() => {
+    showVerbatim('a line\n::add-mask::login\n::warning::injected');
+    command('endgroup');
+  });
+  assert.match(text, /^a line\n::add-mask::login\n::warning::injected$/m);
+  assert.equal(workflowCommands(text), ['endgroup ']);
+});
 
 test('action.yml declares exactly the inputs the code reads, and the code reads them only through input()', () => {
   assert.equal(Object.keys(actionYml().inputs).sort(), [...namesPassedTo(['input', 'booleanInput'])].sort());

@@ -24,6 +24,7 @@ test('an error line is its message, then its fix; the cause and the public exit 
   assert.is(err.cause, cause);
   assert.is(err.exitCode, ExitCode.apiKey);
   assert.is(new ApiKeyError('no API key').line, 'no API key');
+  assert.is(new ApiKeyError('bad "a\nb\u001b\u009b"', { fix: 'x\ty' }).line, 'bad "a\\nb\\u001b\\u009b": x\\ty');
 });
 
 test.run();
