@@ -30328,7 +30328,8 @@ async function checkCommandPath(account, sshConfigFlag) {
   const file = blockFile(account, sshConfigFlag);
   const block = readIfExists(file);
   if (block === void 0) return void 0;
-  if (!BY_NAME.test(block)) return pass(`${file} starts cscs-sa by absolute path, which works under any PATH (cron's too)`);
+  const directives = block.split("\n").filter((line) => !line.trimStart().startsWith("#")).join("\n");
+  if (!BY_NAME.test(directives)) return pass(`${file} starts cscs-sa by absolute path, which works under any PATH (cron's too)`);
   if ((await foundByShell("cscs-sa", CRON_PATH)).path) return pass(`${file} starts cscs-sa by name, which cron's PATH (${CRON_PATH}) finds too`);
   return fail2(
     `${file} starts cscs-sa by name, which ssh under cron's PATH (${CRON_PATH}) or a systemd unit's does not find ("cscs-sa: command not found")`,

@@ -16,6 +16,11 @@ import { cpus } from 'node:os';
 import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespace.js';
 
 const LAYERS = ['test/unit', 'test/integration'];
+/**
+ * The integration files that take longest (each several minutes on two busy cores), started
+ * first so that the others fill the time beside them instead of leaving one running alone at the end.
+ */
+const SLOWEST_FIRST = ['load', 'freshcheck', 'doctor', 'firstcontact', 'e2e', 'multiplex', 'oldssh', 'accounts'];
 /** Generous: the slowest file takes about a minute alone on two busy cores. */
 const FILE_LIMIT_MS = Number(process.env.CSCS_SA_TEST_FILE_LIMIT ?? 600) * 1000;
 /** Integration files wait on certificate lifetimes more than they compute: two run at once per core. */
@@ -93,7 +98,11 @@ function report(name, result) {
 // broken rule shows before the slow layer starts; then the integration files side by side.
 const unit = files.filter((f) => f.startsWith('test/unit/'));
 if (unit.length) report(`test/unit (${unit.length} files)`, await runFile(['node_modules/uvu/bin.js', 'test/unit', unit.map((f) => f.slice('test/unit/'.length).replace(/[.]/g, '\\.')).join('|')], false));
-const queue = files.filter((f) => f.startsWith('test/integration/'));
+const rank = (f) => {
+  const i = SLOWEST_FIRST.findIndex((name) => f === `test/integration/${name}.test.ts`);
+  return i === -1 ? SLOWEST_FIRST.length : i;
+};
+const queue = files.filter((f) => f.startsWith('test/integration/')).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 await Promise.all(
   Array.from({ length: PARALLEL }, async () => {
     for (let file; (file = queue.shift()); ) report(file, await runFile([file], namespace));
