@@ -1,9 +1,9 @@
 // A private network and mount namespace for the tests and the demo (`unshare`, as root): its own
 // loopback, where 127.0.0.2 and 127.0.0.3 port 22 are free for the real CSCS host names; its own
 // copy of /etc, where test/helpers/cscs-names.ts adds those names to /etc/hosts and
-// test/helpers/users.ts adds a second local user, and host names resolve from files only; tmpfs on /home and /run (sshd's
-// privilege-separation folder /run/sshd). All of it goes with the namespace: the machine is never
-// edited, and two runs never meet. Inside, CSCS_SA_TEST_NAMESPACE=1 says so.
+// test/helpers/users.ts adds a second local user, and host names resolve from files only; tmpfs
+// on /home, /dev/shm and /run (sshd's privilege-separation folder /run/sshd). All of it goes
+// with the namespace: the machine is never edited, and two runs never meet. Inside, CSCS_SA_TEST_NAMESPACE=1 says so.
 import { spawnSync } from 'node:child_process';
 
 export const NAMESPACE_VARIABLE = 'CSCS_SA_TEST_NAMESPACE';
@@ -19,6 +19,10 @@ const SETUP = [
   // host"), instead of waiting for a DNS server the namespace cannot reach.
   "sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf",
   'mount -t tmpfs -o mode=755 cscs-sa-test /home',
+  // faketime keeps a semaphore and a shared memory segment in /dev/shm per process, named by pid,
+  // and leaves them when it is killed: left on the machine, they made a later faketime with the
+  // same pid fail ("sem_open: File exists").
+  'mount -t tmpfs -o mode=1777 cscs-sa-test /dev/shm',
   // The test sshd log in as this user, and bash run by sshd reads ~/.bashrc: a machine's own
   // start-up (pyenv's rehash lock, here) must not print into what the tests compare.
   'h=$(getent passwd "$(id -u)" | cut -d: -f6); if [ -f "$h/.bashrc" ]; then mount --bind /dev/null "$h/.bashrc"; fi',

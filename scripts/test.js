@@ -11,8 +11,9 @@
 // failed, N skipped` that CI records. A test that cannot run registers nothing and prints a line
 // starting with SKIPPED (test/helpers/suites.ts skipTest): those lines are the skipped count.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespace.js';
 
 const LAYERS = ['test/unit', 'test/integration'];
@@ -37,9 +38,33 @@ function testFiles(words) {
   return words.length ? all.filter((f) => words.some((w) => f.includes(w))) : all;
 }
 
+/**
+ * The CPU time a file costs, with all its processes (ssh, sshd, Node): the suite's wall time is
+ * CPU bound on two cores, so this is the number to keep down. Counted in a cgroup v1 cpuacct
+ * group of its own where the machine has one and lets us make it (as root); otherwise not shown.
+ */
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+function cpuGroup() {
+  try {
+    return mkdtempSync(join(CPUACCT, 'cscs-sa-test-'));
+  } catch {
+    return undefined;
+  }
+}
+function cpuSeconds(group) {
+  try {
+    return Number(readFileSync(join(group, 'cpuacct.usage'), 'utf8')) / 1e9;
+  } catch {
+    return undefined;
+  }
+}
+
 function runFile(testArgs, namespace) {
   const node = [process.execPath, '--import', 'tsx', ...testArgs];
-  const [cmd, args] = namespace ? inNamespace(node) : [node[0], node.slice(1)];
+  const group = cpuGroup();
+  // The file's first process joins the group before it starts anything; its children inherit it.
+  const counted = group ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, ...node] : node;
+  const [cmd, args] = namespace ? inNamespace(counted) : [counted[0], counted.slice(1)];
   const env = { ...process.env, FORCE_COLOR: '0', ...(namespace ? { [NAMESPACE_VARIABLE]: '1' } : {}) };
   return new Promise((resolve) => {
     const started = Date.now();
@@ -56,7 +81,13 @@ function runFile(testArgs, namespace) {
     }, FILE_LIMIT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, out, timedOut, seconds: (Date.now() - started) / 1000 });
+      const cpu = group && cpuSeconds(group);
+      if (group) {
+        try {
+          rmdirSync(group);
+        } catch {}
+      }
+      resolve({ code, out, timedOut, seconds: (Date.now() - started) / 1000, cpu });
     });
   });
 }
@@ -89,6 +120,7 @@ console.log(
 );
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
+let cpuTotal = 0;
 const failedFiles = [];
 const started = Date.now();
 /** One result into the totals, printed with a header line. */
@@ -97,7 +129,9 @@ function report(name, result) {
   for (const k of Object.keys(totals)) totals[k] += c[k];
   if (c.failed) failedFiles.push(name);
   const status = result.timedOut ? `STOPPED after ${FILE_LIMIT_MS / 1000} s (hung)` : c.failed ? 'FAILED' : 'ok';
-  process.stdout.write(`\n== ${name}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s\n${result.out}`);
+  cpuTotal += result.cpu ?? 0;
+  const cpu = result.cpu === undefined ? '' : ` (cpu ${result.cpu.toFixed(1)} s)`;
+  process.stdout.write(`\n== ${name}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s${cpu}\n${result.out}`);
 }
 
 // The unit layer first, in one process (its files start no process and share nothing), so that a
@@ -117,6 +151,6 @@ await Promise.all(
   }),
 );
 for (const file of integration.filter(alone)) report(file, await runFile([file], namespace));
-console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s${failedFiles.length ? `; failed: ${failedFiles.join(' ')}` : ''}`);
+console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s${cpuTotal ? ` (cpu ${cpuTotal.toFixed(0)} s)` : ''}${failedFiles.length ? `; failed: ${failedFiles.join(' ')}` : ''}`);
 console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed === 0 ? 0 : 1);
