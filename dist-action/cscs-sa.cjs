@@ -8859,10 +8859,11 @@ function pairIdentity(key) {
 }
 function certificateFileText(line, clockOffsetMs, refreshedAt, { fresh, caChange } = {}) {
   const [type, base64] = line.split(/\s+/);
-  const window2 = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, clockOffsetMs);
-  const word = window2 && Number.isFinite(window2.untilMs) ? `${FRESH_WORD}${[Math.ceil(window2.fromMs / 1e3), Math.floor(window2.untilMs / 1e3), fresh.publicKey.blob.toString("base64")].join(FRESH_SEPARATOR)} ` : "";
+  const offset = Math.round(clockOffsetMs);
+  const window2 = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, offset);
+  const word = window2 && Number.isFinite(window2.untilMs) ? `${FRESH_WORD}${[window2.fromMs / 1e3, window2.untilMs / 1e3, fresh.publicKey.blob.toString("base64")].join(FRESH_SEPARATOR)} ` : "";
   const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : "";
-  return `${type} ${base64} cscs-sa ${word}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}
+  return `${type} ${base64} cscs-sa ${word}offset=${offset} refreshed=${refreshedAt.toISOString()}${change}
 `;
 }
 function date(text) {
@@ -8882,8 +8883,8 @@ function readText(path6, what) {
   return readTrusted(path6, pairFileRules(what))?.text;
 }
 function freshWindow(certificate, marginSeconds, clockOffsetMs) {
-  const fromMs = (Number(certificate.validAfter) - 1) * 1e3 - clockOffsetMs;
-  const untilMs = certificate.validBefore === FOREVER ? Infinity : (Number(certificate.validBefore) - marginSeconds) * 1e3 - clockOffsetMs;
+  const fromMs = Math.ceil(((Number(certificate.validAfter) - 1) * 1e3 - clockOffsetMs) / 1e3) * 1e3;
+  const untilMs = certificate.validBefore === FOREVER ? Infinity : Math.floor(((Number(certificate.validBefore) - marginSeconds) * 1e3 - clockOffsetMs) / 1e3) * 1e3;
   return { fromMs, untilMs };
 }
 function judge(certificate, publicKey, marginSeconds, clockOffsetMs, localNowMs = Date.now(), login2) {

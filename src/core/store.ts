@@ -138,15 +138,17 @@ export interface FreshFor {
 /**
  * The certificate file's content for the gateway's certificate `line`: its type and data, and our
  * comment in place of the gateway's, which readMeta reads back: with `fresh`, the fresh window
- * first (unless the certificate never expires; a second n in [FROM, UNTIL) has all of its instants
- * in freshWindow), then the clock offset and when it was written, and last a change of CA (caChange).
+ * first (freshWindow in seconds; none for a certificate that never expires), then the clock offset
+ * and when it was written, and last a change of CA (caChange). The window is computed from the
+ * offset as written, which is what judge() reads back.
  */
 export function certificateFileText(line: string, clockOffsetMs: number, refreshedAt: Date, { fresh, caChange }: { fresh?: FreshFor; caChange?: CaChange } = {}): string {
   const [type, base64] = line.split(/\s+/);
-  const window = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, clockOffsetMs);
-  const word = window && Number.isFinite(window.untilMs) ? `${FRESH_WORD}${[Math.ceil(window.fromMs / 1000), Math.floor(window.untilMs / 1000), fresh.publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
+  const offset = Math.round(clockOffsetMs);
+  const window = fresh && freshWindow(fresh.certificate, fresh.marginSeconds, offset);
+  const word = window && Number.isFinite(window.untilMs) ? `${FRESH_WORD}${[window.fromMs / 1000, window.untilMs / 1000, fresh.publicKey.blob.toString('base64')].join(FRESH_SEPARATOR)} ` : '';
   const change = caChange ? ` ca-changed=${caChange.at.toISOString()} ca-was=${caChange.was}` : '';
-  return `${type} ${base64} cscs-sa ${word}offset=${Math.round(clockOffsetMs)} refreshed=${refreshedAt.toISOString()}${change}\n`;
+  return `${type} ${base64} cscs-sa ${word}offset=${offset} refreshed=${refreshedAt.toISOString()}${change}\n`;
 }
 
 function date(text: string | undefined): Date | undefined {
@@ -178,12 +180,15 @@ function readText(path: string, what: string): string | undefined {
  * The one rule for "fresh": the interval of this machine's clock, in ms, [fromMs, untilMs), in
  * which the certificate has started and has more than `marginSeconds` left by the gateway's clock
  * (local + clockOffsetMs). The gateway's Date header has one-second resolution, so one second
- * before valid_after counts as started. judge() decides by it, and the refresh writes it beside
- * the certificate for the Match line's shell check, so the two cannot disagree.
+ * before valid_after counts as started. Both ends are whole seconds, rounded inward, because the
+ * Match line's shell check compares `date +%s`: judge() decides by the same window the refresh
+ * writes beside the certificate for it, so the two agree at every instant (a window rounded for
+ * the shell alone left up to a second per lifetime in which the shell sent ssh to `match` and
+ * match found the certificate fresh: a Node start for nothing).
  */
 export function freshWindow(certificate: Certificate, marginSeconds: number, clockOffsetMs: number): { fromMs: number; untilMs: number } {
-  const fromMs = (Number(certificate.validAfter) - 1) * 1000 - clockOffsetMs;
-  const untilMs = certificate.validBefore === FOREVER ? Infinity : (Number(certificate.validBefore) - marginSeconds) * 1000 - clockOffsetMs;
+  const fromMs = Math.ceil(((Number(certificate.validAfter) - 1) * 1000 - clockOffsetMs) / 1000) * 1000;
+  const untilMs = certificate.validBefore === FOREVER ? Infinity : Math.floor(((Number(certificate.validBefore) - marginSeconds) * 1000 - clockOffsetMs) / 1000) * 1000;
   return { fromMs, untilMs };
 }
 

@@ -107,7 +107,7 @@ test('the store reads the clock offset and refresh time back from the certificat
   assert.equal([state.clockOffsetMs, state.refreshedAt?.toISOString(), state.status, state.secondsLeft], [40_000, refreshedAt.toISOString(), 'expiring', 15]);
 });
 
-test('the fresh window written for the shell check: the seconds of this clock in which judge says fresh, and the key', () => {
+test('the fresh window written for the shell check: exactly the seconds of this clock in which judge says fresh, and the key', () => {
   const paths = keyPaths(join(dir, 'k3'));
   writeFileSync(paths.publicKey, `${ours}\n`);
   const line = cert();
@@ -116,11 +116,12 @@ test('the fresh window written for the shell check: the seconds of this clock in
   const text = readFileSync(paths.certificate, 'utf8');
   const [, from, until, b64] = /cscs-sa fresh=(\d+)\.\.(\d+)\.\.(\S+) offset=40300 /.exec(text)!;
   assert.is(b64, ours.split(' ')[1]);
-  // Every instant of the seconds [from, until) is fresh, and the window loses less than a second at
-  // either end: the second before it starts and the one after it ends hold instants judge refuses.
+  // judge says fresh at every instant of the seconds [from, until) and at no instant outside them,
+  // as the shell does with `date +%s`: the shell never sends ssh to match for a certificate that
+  // match then finds fresh. (The offset's 300 ms put the exact ends inside a second.)
   for (const ms of [Number(from) * 1000, Number(until) * 1000 - 1]) assert.is(inspect(paths, 20, ms).status, 'fresh', String(ms));
-  assert.is(inspect(paths, 20, (Number(from) - 1) * 1000).status, 'not-yet-valid');
-  assert.is(inspect(paths, 20, (Number(until) + 1) * 1000).status, 'expiring');
+  assert.is(inspect(paths, 20, Number(from) * 1000 - 1).status, 'not-yet-valid');
+  assert.is(inspect(paths, 20, Number(until) * 1000).status, 'expiring');
   assert.is(inspect(paths, 20, NOW).clockOffsetMs, offset);
 });
 
