@@ -1,12 +1,15 @@
 /**
  * Everything a user's machine has, on loopback: the gateway double, two sshd ("ela", the jump
- * host, and "clariden" behind it), a HOME with no key, `cscs-sa` on the PATH, and the ssh_config
- * block of docs/setup-and-host-keys.md with absolute paths (ssh expands ~ from the password database, not HOME).
+ * host, and "clariden" behind it), a HOME with no key, `cscs-sa` on the PATH, and an ssh_config
+ * with the routes and defaults of the block setup writes and its Match line (the shell check,
+ * then `cscs-sa match`), with absolute paths (ssh expands ~ from the password database, not HOME).
+ * Tests of setup's own block use test/helpers/setup-home.ts.
  */
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { execa, type Options } from 'execa';
+import { freshCheck } from '../../src/ssh/freshcheck.ts';
 import { GatewayDouble } from './gateway-double.ts';
 import { Sshd } from './sshd.ts';
 import { BIN, type Home, tempHome, userEnv } from './cli.ts';
@@ -46,12 +49,13 @@ export class World {
 
   /**
    * A new HOME with no key and no certificate, as on a fresh CI runner. The ssh_config's Match
-   * line runs `match`, or is `matchLine` (null: none); `above` goes before it (a user's own
-   * blocks); `hostKeys`: 'unchecked' (StrictHostKeyChecking no), 'none' (checked, none known) or
-   * 'pinned' (checked, both sshd's keys in `knownHosts`).
+   * line is setup's (the shell check, else `cscs-sa match %n`), or runs `match` alone (every ssh
+   * then starts it), or is `matchLine` (null: none); `above` goes before it (a user's own blocks);
+   * `hostKeys`: 'unchecked' (StrictHostKeyChecking no), 'none' (checked, none known) or 'pinned'
+   * (checked, both sshd's keys in `knownHosts`).
    */
   freshHome({
-    match = 'cscs-sa match %h',
+    match,
     env = {} as Record<string, string>,
     matchLine,
     above = '',
@@ -73,7 +77,7 @@ export class World {
         : `StrictHostKeyChecking yes\n    UserKnownHostsFile ${this.knownHosts}\n    GlobalKnownHostsFile /dev/null`;
     writeFileSync(
       this.sshConfig,
-      `${above}${matchLine === null ? '' : `${matchLine ?? `Match host sa-* exec "${match}"`}\n\n`}Host sa-ela
+      `${above}${matchLine === null ? '' : `${matchLine ?? `Match originalhost sa-* exec "${match ?? freshCheck(this.home.key, 'cscs-sa match %n')}"`}\n\n`}Host sa-ela
     HostName 127.0.0.1
     Port ${this.ela.port}
 

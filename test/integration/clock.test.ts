@@ -5,6 +5,7 @@
 import * as assert from 'uvu/assert';
 import { worldSuite } from '../helpers/suites.ts';
 import { cscsSa } from '../helpers/cli.ts';
+import { paced } from '../helpers/paced.ts';
 
 const { world, test } = worldSuite('clock');
 const LIFETIME = 12;
@@ -14,17 +15,14 @@ test.before(() => {
   world.gateway.options.validity = `-5s:+${LIFETIME}s`;
 });
 
-/** ssh runs for `seconds`, with cscs-sa's clock shifted by `shift` (faketime syntax). */
+/** ssh runs, one a second, for `seconds`, with cscs-sa's clock shifted by `shift` (faketime syntax). */
 async function runSkewed(shift: string, seconds: number) {
   world.freshHome({ match: `faketime -f ${shift} cscs-sa match %h`, env: { CSCS_SA_REFRESH_MARGIN: String(MARGIN) } });
-  const started = Date.now();
-  let runs = 0;
-  while (Date.now() - started < seconds * 1000) {
+  const { runs, elapsed } = await paced(seconds, 1000, async (i, ms) => {
     const r = await world.ssh('sa-ela', 'true');
-    assert.is(r.exitCode, 0, `run ${runs} at ${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr}`);
-    runs++;
-  }
-  return { runs, elapsed: (Date.now() - started) / 1000, signCalls: world.gateway.signCalls };
+    assert.is(r.exitCode, 0, `run ${i} at ${(ms / 1000).toFixed(1)} s: ${r.stderr}`);
+  });
+  return { runs, elapsed, signCalls: world.gateway.signCalls };
 }
 
 for (const [shift, offset] of [['+10m', -600], ['-10m', 600]] as const) {

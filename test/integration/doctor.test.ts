@@ -175,7 +175,7 @@ test('no Match line: doctor fails with the line to add, and ssh fails once the c
 
 test('a HostName set above `Match host`: doctor names Match originalhost, which then works through ProxyJump', async () => {
   const above = 'Host sa-ela\n    HostName 127.0.0.1\n\n';
-  await signed({ above });
+  await signed({ above, matchLine: 'Match host sa-* exec "cscs-sa match %h"' });
   const r = await cscsSa(['doctor', 'sa-clariden', '--ssh-config', world.sshConfig], world.env);
   assert.is(r.exitCode, 1, r.stdout);
   assert.match(r.stdout, failed(`the Match line at ${world.sshConfig} line 4 compares "127.0.0.1", the HostName set for sa-ela above it, so ssh never runs cscs-sa match for sa-ela`, MATCH_FIX));

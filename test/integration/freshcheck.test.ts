@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cscsSa, writeConfig } from '../helpers/cli.ts';
 import type { NodeStarts } from '../helpers/node-starts.ts';
+import { paced } from '../helpers/paced.ts';
 import { setupHome } from '../helpers/setup-home.ts';
 import { skipTest, worldSuite } from '../helpers/suites.ts';
 import { API_KEY } from '../helpers/world.ts';
@@ -126,13 +127,10 @@ for (const shift of ['+10m', '-10m']) {
     const starts = await setupBlocks({ SHELL: skewed, CSCS_SA_REFRESH_MARGIN: String(MARGIN) });
     world.gateway.options.validity = `-5s:+${LIFETIME}s`;
     try {
-      const started = Date.now();
-      let runs = 0;
-      while (Date.now() - started < 2 * LIFETIME * 1000) {
+      const { runs } = await paced(2 * LIFETIME, 500, async (i, ms) => {
         const r = await world.ssh('sa-ela', 'true');
-        assert.is(r.exitCode, 0, `run ${runs} at ${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr}`);
-        runs++;
-      }
+        assert.is(r.exitCode, 0, `run ${i} at ${(ms / 1000).toFixed(1)} s: ${r.stderr}`);
+      });
       const signs = world.gateway.signCalls;
       assert.ok(signs >= 2, `${signs} sign calls over two lifetimes: a certificate was used after it expired`);
       // match ran for the refreshes (one more where a refresh found another's), the shell for the rest.

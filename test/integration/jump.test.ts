@@ -33,11 +33,13 @@ test('ProxyJump with the gateway not answering: one deadline, one token request,
 });
 
 test('an outage while the certificate is valid but inside the margin: ssh through ProxyJump succeeds, one line, quickly', async () => {
-  const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '10' } });
+  // A margin longer than the certificate's life: every certificate is inside it as soon as it is
+  // written, for the Match line's shell check (whose window the refresh writes with this margin)
+  // as for match.
+  const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '10', CSCS_SA_REFRESH_MARGIN: '3600' } });
   const first = await world.ssh('sa-ela', 'true');
   assert.is(first.exitCode, 0, first.stderr);
   const cert = readFileSync(home.cert, 'utf8');
-  world.env.CSCS_SA_REFRESH_MARGIN = '3600';
   world.gateway.reset();
   for (let i = 0; i < 20; i++) world.gateway.faults.token.push({ hang: true });
   const started = Date.now();

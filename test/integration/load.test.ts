@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseCertificate } from '../../src/core/certificate.ts';
+import { paced } from '../helpers/paced.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-load-'));
@@ -38,22 +39,22 @@ test('300 sequential ssh runs across 3 certificate lifetimes: all succeed, never
   const margin = 3;
   world.gateway.options.validity = `-5s:+${lifetime}s`;
   const home = world.freshHome({ env: { CSCS_SA_REFRESH_MARGIN: String(margin) } });
-  const started = Date.now();
-  let runs = 0;
   // 300 runs, paced to span at least three lifetimes on a fast machine.
-  while (runs < 300 || Date.now() - started < 3 * lifetime * 1000) {
-    const runStarted = Date.now();
-    const r = await world.ssh('sa-ela', 'true');
-    assert.is(r.exitCode, 0, `run ${runs}: ${r.stderr}`);
-    // Runs are sequential and Match exec ends before ssh reads the file: what is in place now is
-    // what this run presented. It must have been valid when the run began (sshd would refuse an
-    // expired one too, but this names the run).
-    const validBefore = Number(parseCertificate(readFileSync(home.cert, 'utf8')).validBefore) * 1000;
-    assert.ok(validBefore > runStarted, `run ${runs} presented a certificate that expired ${runStarted - validBefore} ms before it began`);
-    runs++;
-    if (runs < 300) await new Promise((resolve) => setTimeout(resolve, Math.max(0, (runs * 3 * lifetime * 1000) / 300 - (Date.now() - started))));
-  }
-  const elapsed = (Date.now() - started) / 1000;
+  const { runs, elapsed } = await paced(
+    3 * lifetime,
+    (3 * lifetime * 1000) / 300,
+    async (i) => {
+      const runStarted = Date.now();
+      const r = await world.ssh('sa-ela', 'true');
+      assert.is(r.exitCode, 0, `run ${i}: ${r.stderr}`);
+      // Runs are sequential and Match exec ends before ssh reads the file: what is in place now is
+      // what this run presented. It must have been valid when the run began (sshd would refuse an
+      // expired one too, but this names the run).
+      const validBefore = Number(parseCertificate(readFileSync(home.cert, 'utf8')).validBefore) * 1000;
+      assert.ok(validBefore > runStarted, `run ${i} presented a certificate that expired ${runStarted - validBefore} ms before it began`);
+    },
+    300,
+  );
   // Each certificate can serve from its issue until `margin` seconds before its end; the fewest
   // calls that cover the run are elapsed / (mean usable span), rounded up.
   const usable = world.gateway.issued.map(({ atMs, validBefore }) => validBefore - atMs / 1000 - margin);
