@@ -15,10 +15,14 @@ test.before(() => {
   world.gateway.options.validity = `-5s:+${LIFETIME}s`;
 });
 
-/** ssh runs, one a second, for `seconds`, with cscs-sa's clock shifted by `shift` (faketime syntax). */
+/**
+ * ssh runs, one every 2 s, for `seconds`, with cscs-sa's clock shifted by `shift` (faketime
+ * syntax): each Match line starts match on the skewed clock, and a run every 2 s still lands in
+ * every refresh margin (MARGIN s) and finds an expired certificate within 2 s of its expiry.
+ */
 async function runSkewed(shift: string, seconds: number) {
   world.freshHome({ match: `faketime -f ${shift} cscs-sa match %h`, env: { CSCS_SA_REFRESH_MARGIN: String(MARGIN) } });
-  const { runs, elapsed } = await paced(seconds, 1000, async (i, ms) => {
+  const { runs, elapsed } = await paced(seconds, 2000, async (i, ms) => {
     const r = await world.ssh('sa-ela', 'true');
     assert.is(r.exitCode, 0, `run ${i} at ${(ms / 1000).toFixed(1)} s: ${r.stderr}`);
   });

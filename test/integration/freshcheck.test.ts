@@ -127,7 +127,9 @@ for (const shift of ['+10m', '-10m']) {
     const starts = await setupBlocks({ SHELL: skewed, CSCS_SA_REFRESH_MARGIN: String(MARGIN) });
     world.gateway.options.validity = `-5s:+${LIFETIME}s`;
     try {
-      const { runs } = await paced(2 * LIFETIME, 500, async (i, ms) => {
+      // One ssh every 1.5 s: several runs inside each fresh window (LIFETIME less MARGIN) and
+      // each refresh margin, which is what can go wrong; more runs would only repeat the fresh case.
+      const { runs } = await paced(2 * LIFETIME, 1500, async (i, ms) => {
         const r = await world.ssh('sa-ela', 'true');
         assert.is(r.exitCode, 0, `run ${i} at ${(ms / 1000).toFixed(1)} s: ${r.stderr}`);
       });
