@@ -40,8 +40,11 @@ test('kill -9 while waiting for the gateway: the next run recovers the lock with
 });
 
 /**
- * A reader in its own process, reading `path` as fast as it can and counting reads that are not
- * one whole certificate line. Ready once it has read the file once.
+ * A reader in its own process, reading `path` in bursts of 200 reads 5 ms apart and counting
+ * reads that are not one whole certificate line. Ready once it has read the file once. The pause
+ * keeps it from holding a core for the whole test: what it must see stays visible far longer
+ * than 5 ms (a file torn by a kill until the next refresh rewrites it, after a Node start; a
+ * paused write for its 40 ms).
  */
 async function startReader(path: string): Promise<{ stop(): Promise<{ reads: number; torn: number }> }> {
   const reader = execa(
@@ -53,7 +56,7 @@ async function startReader(path: string): Promise<{ stop(): Promise<{ reads: num
        (function loop() { for (let i = 0; i < 200; i++) { let t; try { t = fs.readFileSync(${JSON.stringify(path)}, 'utf8'); } catch { continue; }
          if (reads++ === 0) process.stderr.write('ready\\n');
          if (!/^ssh-ed25519-cert-v01@openssh.com [A-Za-z0-9+/=]+ cscs-sa (?:fresh=\\S+ )?offset=-?\\d+ refreshed=\\S+\\n$/.test(t)) torn++; }
-         setImmediate(loop); })();`,
+         setTimeout(loop, 5); })();`,
     ],
     { reject: false },
   );
@@ -87,7 +90,7 @@ test('a writer paused mid-file: torn reads every time in place, none through wri
 
 test('kill -9 at random points of 30 refreshes: a concurrent reader never sees a partial file', async ({ home, env }) => {
   assert.is((await cscsSa(['match'], env)).exitCode, 0);
-  // A reader in its own process, reading as fast as it can: every read must be a whole certificate.
+  // A reader in its own process: every read must be a whole certificate.
   const reader = await startReader(home.cert);
   for (let i = 0; i < 30; i++) {
     gw.faults.sign.push({ delayMs: Math.floor(Math.random() * 40) });
@@ -106,10 +109,11 @@ test('kill -9 at random points of 30 refreshes: a concurrent reader never sees a
   console.log(`    30 refreshes killed at random points: ${reads} concurrent reads, ${torn} torn; next run ${ms} ms`);
 });
 
-test('a certificate truncated or replaced by garbage is treated as missing and refreshed', async ({ home, env }) => {
+test('a certificate truncated or emptied is treated as missing and refreshed', async ({ home, env }) => {
   assert.is((await cscsSa(['match'], env)).exitCode, 0);
   const good = readFileSync(home.cert, 'utf8');
-  for (const clobbered of [good.slice(0, 100), 'garbage\n', '', '\0\0\0\0']) {
+  // Each kind of damage is judged in test/unit/certificate.test.ts; two of them end to end here.
+  for (const clobbered of [good.slice(0, 100), '']) {
     writeFileSync(home.cert, clobbered);
     gw.reset();
     const r = await cscsSa(['match'], env);

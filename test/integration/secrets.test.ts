@@ -29,9 +29,11 @@ test.after(async () => {
 test('refreshes leak neither key nor token into argv, child environments, logs, errors or files', async () => {
   const scanner = await scanProcesses();
   // Slow answers keep every process alive long enough to be seen.
-  for (let i = 0; i < 16; i++) gw.faults.sign.push({ delayMs: 300 });
+  for (let i = 0; i < 8; i++) gw.faults.sign.push({ delayMs: 300 });
   const runs = [];
-  for (let i = 0; i < 8; i++) {
+  // Two homes for each way of giving the key, each with a match and a rejected sign at once:
+  // every pairing runs twice in parallel, as the earlier eight homes ran it four times.
+  for (let i = 0; i < 4; i++) {
     const home = tempHome();
     homes.push(home);
     // A generous deadline: what is scanned must be refreshes that succeed, also on a loaded machine.
@@ -52,7 +54,7 @@ test('refreshes leak neither key nor token into argv, child environments, logs, 
   const { scans, processes } = await scanner.stop();
 
   const secrets = [API_KEY, 'rejected-secret-key-9876', ...gw.issuedTokens];
-  assert.ok(gw.issuedTokens.size >= 8, `${gw.issuedTokens.size} tokens issued`);
+  assert.ok(gw.issuedTokens.size >= 4, `${gw.issuedTokens.size} tokens issued`);
   // cscs-sa itself holds the key the user gave it. It is the only node process here; a node
   // process can also read with an empty command line (exiting, or a child between fork and exec,
   // which still shares node's memory), so processes are told apart by their comm too.
@@ -75,7 +77,7 @@ test('refreshes leak neither key nor token into argv, child environments, logs, 
   assert.match(printed, /cscs-sa:gateway POST/, 'DEBUG output was produced');
   assert.match(printed, /cscs-sa: API key rejected \(401\)/, 'error messages were produced');
   const written = homes.flatMap((home) => filesUnder(home.dir)).filter((f) => !f.endsWith('/vault'));
-  assert.ok(written.length >= 24, `${written.length} files written`);
+  assert.ok(written.length >= 12, `${written.length} files written`);
   for (const secret of secrets) {
     assert.not.ok(printed.includes(secret), 'a secret was printed');
     for (const file of written) assert.not.ok(readFileSync(file, 'latin1').includes(secret), `${file} holds a secret`);

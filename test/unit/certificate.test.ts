@@ -98,6 +98,16 @@ test('the store: no certificate, a damaged one, no public key, each with its own
   assert.is(inspect(paths, 20, NOW).status, 'fresh');
 });
 
+test('a certificate file another program clobbered (truncated, garbage, empty, NUL bytes) is unreadable, so refreshed', () => {
+  const paths = keyPaths(join(dir, 'k4'));
+  writeFileSync(paths.publicKey, `${ours}\n`);
+  const good = `${cert()}\n`;
+  for (const clobbered of [good.slice(0, 100), 'garbage\n', '', '\0\0\0\0']) {
+    writeFileSync(paths.certificate, clobbered);
+    assert.is(inspect(paths, 20, NOW).status, 'unreadable', JSON.stringify(clobbered));
+  }
+});
+
 test('the store reads the clock offset and refresh time back from the certificate line comment, and judges by them', () => {
   const paths = keyPaths(join(dir, 'k2'));
   const refreshedAt = new Date(NOW - 2000);
