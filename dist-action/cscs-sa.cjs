@@ -27728,7 +27728,7 @@ async function requestCertificate(apiKey, publicKeyLine2, options, deadline) {
     exchange.close();
   }
 }
-var import_promises13, import_node_v82, log2, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, NETWORK_WORDS, Exchange;
+var import_promises13, import_node_v82, log2, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, DEADLINE_CODES, NETWORK_WORDS, Exchange;
 var init_gateway = __esm({
   "src/refresh/gateway.ts"() {
     "use strict";
@@ -27758,6 +27758,7 @@ var init_gateway = __esm({
       "UND_ERR_SOCKET",
       "UND_ERR_CLOSED"
     ]);
+    DEADLINE_CODES = /* @__PURE__ */ new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
     NETWORK_WORDS = {
       ENOTFOUND: "host name not found (DNS)",
       EAI_AGAIN: "DNS lookup failed for now",
@@ -27785,8 +27786,8 @@ var init_gateway = __esm({
       origin;
       /** A base URL may carry a path prefix (a reverse proxy); the API paths go below it. */
       basePath;
-      timedOut() {
-        return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"' });
+      timedOut(cause) {
+        return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"', cause });
       }
       /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
       async backoff(attempt, retryAfter) {
@@ -27803,8 +27804,8 @@ var init_gateway = __esm({
           try {
             reply = await this.once("POST", path6, headers, body);
           } catch (err) {
-            if (this.signal.aborted) throw this.timedOut();
             const code = errorCode(err);
+            if (this.signal.aborted || code && DEADLINE_CODES.has(code)) throw this.timedOut(err);
             const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
             log2("POST %s failed: %s", path6, why);
             if (code && RETRYABLE_CODES.has(code) && await this.backoff(attempt)) continue;
@@ -27830,7 +27831,8 @@ var init_gateway = __esm({
         try {
           return await this.once("GET", "/", {});
         } catch (err) {
-          if (this.signal.aborted) throw this.timedOut();
+          const code = errorCode(err);
+          if (this.signal.aborted || code && DEADLINE_CODES.has(code)) throw this.timedOut(err);
           throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
         }
       }

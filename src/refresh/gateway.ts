@@ -68,6 +68,13 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
+/**
+ * undici's own timers for the headers and the body, which once() sets to what is left of the
+ * deadline: when one of them fires first (undici's timers are coarse, and under load they beat
+ * the deadline's abort), the deadline is what ran out, and the user is told so, not undici's code.
+ */
+const DEADLINE_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 function errorCode(err: unknown): string | undefined {
   const e = err as { code?: string; cause?: { code?: string } };
   return e?.code ?? e?.cause?.code;
@@ -168,8 +175,8 @@ class Exchange {
     this.dispatcher = new EnvHttpProxyAgent({ connections: 1, connect: { timeout: connectMs } });
   }
 
-  private timedOut(): GatewayUnavailableError {
-    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"' });
+  private timedOut(cause?: unknown): GatewayUnavailableError {
+    return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"', cause });
   }
 
   /** Waits before the next attempt if one is left and still fits the deadline; false when not. */
@@ -187,8 +194,8 @@ class Exchange {
       try {
         reply = await this.once('POST', path, headers, body);
       } catch (err) {
-        if (this.signal.aborted) throw this.timedOut();
         const code = errorCode(err);
+        if (this.signal.aborted || (code && DEADLINE_CODES.has(code))) throw this.timedOut(err);
         const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
         log('POST %s failed: %s', path, why);
         if (code && RETRYABLE_CODES.has(code) && (await this.backoff(attempt))) continue;
@@ -215,7 +222,8 @@ class Exchange {
     try {
       return await this.once('GET', '/', {});
     } catch (err) {
-      if (this.signal.aborted) throw this.timedOut();
+      const code = errorCode(err);
+      if (this.signal.aborted || (code && DEADLINE_CODES.has(code))) throw this.timedOut(err);
       throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
     }
   }
