@@ -4,38 +4,21 @@
  * on disk.
  */
 import * as assert from 'uvu/assert';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { execa, execaSync } from 'execa';
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execaSync } from 'execa';
 import { connect, createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dirname, join } from 'node:path';
-import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { parseCertificate, parsePublicKey, certifies } from '../../src/core/certificate.ts';
-import { certificateFileText } from '../../src/core/store.ts';
 import { gatewaySuite, skipTest } from '../helpers/suites.ts';
 import { cscsSa, type Home } from '../helpers/cli.ts';
+import { certificateInPlace, withKeyPair } from '../helpers/prepared.ts';
 
 const API_KEY = 'sa-test-key-0123456789abcdef';
 const { gw, test } = gatewaySuite('gateway', API_KEY);
-
-/** One key pair, made once for the tests where making it is not what they are about. */
-const pair = join(mkdtempSync(join(tmpdir(), 'cscs-sa-pair-')), 'key');
-test.before(async () => {
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa@test', '-f', pair]);
-});
-test.after(() => rmSync(dirname(pair), { recursive: true, force: true }));
-
-/**
- * The key pair a first refresh leaves, in place before the test: creating one costs a refresh
- * about 0.2 s of CPU, and only the tests from nothing are about that.
- */
-function withKeyPair(home: Home): void {
-  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
-  writeFileSync(home.key, readFileSync(pair), { mode: 0o600 });
-  writeFileSync(home.pub, readFileSync(`${pair}.pub`), { mode: 0o644 });
-}
 
 function certText(home: Home): string {
   return readFileSync(home.cert, 'utf8');
@@ -43,16 +26,12 @@ function certText(home: Home): string {
 
 /**
  * A certificate in place that is valid but inside a huge refresh margin, so every sign refreshes.
- * (`match` would only try, briefly, and go on with it: see the outage tests.) Made here, not by a
- * first run of the CLI: the state these tests start from, without a Node start for each; the
- * files are those a refresh writes (the line as the store writes it).
+ * (`match` would only try, briefly, and go on with it: see the outage tests.)
  */
 async function expiringCertificate(ctx: { home: Home; env: Record<string, string> }): Promise<string> {
-  withKeyPair(ctx.home);
-  const line = await gw.sign(readFileSync(ctx.home.pub, 'utf8'));
-  writeFileSync(ctx.home.cert, certificateFileText(line, 0, new Date()), { mode: 0o644 });
+  const text = await certificateInPlace(ctx.home, gw);
   ctx.env.CSCS_SA_REFRESH_MARGIN = '3600';
-  return certText(ctx.home);
+  return text;
 }
 
 test('from nothing: creates the key pair and fetches a certificate for it; token and sign share one connection (one TLS handshake against the real gateway)', async ({ home, env }) => {

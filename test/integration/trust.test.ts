@@ -10,29 +10,16 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { gatewaySuite, skipTest } from '../helpers/suites.ts';
-import { BIN, cscsSa, type Home, userEnv } from '../helpers/cli.ts';
+import { BIN, cscsSa, userEnv } from '../helpers/cli.ts';
+import { withKeyPair } from '../helpers/prepared.ts';
 import { ATTACKER_UID, asAttacker, asVictim, VICTIM_UID, victimHome, victimUnavailable } from '../helpers/victim.ts';
 
 const API_KEY = 'sa-trust-key-0123456789';
 const { gw, test } = gatewaySuite('trust', API_KEY);
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
-
-/** One key pair, made once, for the runs that refresh: creating one is no part of what they show. */
-const pair = join(mkdtempSync(join(tmpdir(), 'cscs-sa-pair-')), 'key');
-test.before(async () => {
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa@test', '-f', pair]);
-});
-test.after(() => rmSync(dirname(pair), { recursive: true, force: true }));
-
-/** The key pair a first refresh leaves, in place before the test (creating one costs a refresh about 0.2 s of CPU). */
-function withKeyPair(home: Home): void {
-  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
-  writeFileSync(home.key, readFileSync(pair), { mode: 0o600 });
-  writeFileSync(home.pub, readFileSync(`${pair}.pub`), { mode: 0o644 });
-}
 
 const FORMATS = ['json', 'yaml', 'js', 'mjs', 'cjs'] as const;
 type Format = (typeof FORMATS)[number];
