@@ -79,18 +79,15 @@ test('a flag changes one choice and setup says which; --no-multiplex turns burst
   assert.equal(hostsOf(conf(ctx)), ['sa-ela', 'sa-clariden', 'sa-daint', 'sa-*']);
 });
 
-test('--hosts: CSCS names in any case or NAME=HOST[:PORT]; a typo, the jump host or no name at all is refused with exit 2 and nothing changes', async (ctx) => {
+test('--hosts: CSCS names in any case or NAME=HOST[:PORT]; a typo, no name at all or a misspelt flag is refused with exit 2 and nothing changes', async (ctx) => {
   assert.is((await setup(ctx, ['--user', 'svc_test', '--hosts', 'clariden'])).exitCode, 0);
   const before = snapshot(ctx.home.dir);
+  // A typo, an empty argument and a misspelt flag, end to end: every other refusal of --hosts
+  // takes the same way out, and test/unit/sshconfig.test.ts has each one's exact line.
   const cases: [string[], string][] = [
     [['--hosts', 'claridan'], 'cscs-sa: setup: --hosts: "claridan" is not a CSCS cluster (clariden, daint, santis, eiger, bristen): did you mean "clariden"? (a cluster of another name: NAME=HOSTNAME[:PORT])\n'],
-    [['--hosts', 'zzz'], 'cscs-sa: setup: --hosts: "zzz" is not a CSCS cluster (clariden, daint, santis, eiger, bristen): for a cluster of another name, write NAME=HOSTNAME[:PORT]\n'],
     [['--hosts', ''], 'cscs-sa: setup: --hosts "" names no cluster: name at least one: clariden, daint, santis, eiger, bristen\n'],
-    [['--hosts', ',,,'], 'cscs-sa: setup: --hosts ",,," names no cluster: name at least one: clariden, daint, santis, eiger, bristen\n'],
-    [['--hosts', 'ela'], 'cscs-sa: setup: --hosts: ela is the jump host, always in the block: --hosts names the clusters behind it: e.g. --hosts clariden\n'],
-    [['--hosts', 'lab=bad_host'], 'cscs-sa: setup: --hosts "lab=bad_host" is not NAME=HOSTNAME[:PORT] (e.g. clariden=clariden.alps.cscs.ch:22)\n'],
     [['--hots', 'daint'], 'cscs-sa: setup: Unknown option \'--hots\': did you mean "--host" or "--hosts"? (see cscs-sa setup --help)\n'],
-    [['--multiplx'], 'cscs-sa: setup: Unknown option \'--multiplx\': did you mean "--multiplex"? (see cscs-sa setup --help)\n'],
   ];
   for (const [args, line] of cases) {
     const r = await setup(ctx, args);

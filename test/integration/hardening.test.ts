@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { gatewaySuite, type HomeContext } from '../helpers/suites.ts';
 import { cscsSa } from '../helpers/cli.ts';
+import { certificateInPlace, withKeyPair } from '../helpers/prepared.ts';
 import { parseCertificate } from '../../src/core/certificate.ts';
 import { certificateLine, options, TestCa } from '../helpers/certs.ts';
 
@@ -19,11 +20,9 @@ const { gw, test } = gatewaySuite('hardening', API_KEY);
 
 /** A certificate in place, then a margin that makes the next match refresh it. */
 async function expiringCertificate(ctx: HomeContext): Promise<string> {
-  const first = await cscsSa(['match'], ctx.env);
-  assert.is(first.exitCode, 0, first.stderr);
+  const text = await certificateInPlace(ctx.home, gw);
   ctx.env.CSCS_SA_REFRESH_MARGIN = '3600';
-  gw.reset();
-  return readFileSync(ctx.home.cert, 'utf8');
+  return text;
 }
 
 /** Re-issues the double's certificate with another CA (a valid signature) and one property wrong. */
@@ -58,12 +57,11 @@ for (const [name, fault, why] of BAD) {
 }
 
 test('a .pub that belongs to another key: exit 7 with the fix, nothing sent to the gateway', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   const other = join(home.dir, 'other');
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
   writeFileSync(home.pub, readFileSync(`${other}.pub`));
   const before = readFileSync(home.cert, 'utf8');
-  gw.reset();
   const r = await cscsSa(['sign', '--force'], env);
   assert.is(r.exitCode, 7);
   assert.is(r.stderr, `cscs-sa: ${home.pub} is not the public key of ${home.key}: replace it with the private key's own: ssh-keygen -y -f ${home.key} > ${home.pub}\n`);
@@ -76,7 +74,7 @@ test('a .pub that belongs to another key: exit 7 with the fix, nothing sent to t
 });
 
 test('a private key replaced under a matching old certificate is checked again', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   // Same .pub, same certificate, but another private key: only the key's ctime tells.
   const other = join(home.dir, 'other');
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
@@ -87,7 +85,7 @@ test('a private key replaced under a matching old certificate is checked again',
 });
 
 test('a private key reached through a symlink is judged by the file it points to', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   const real = join(home.dir, 'real-key');
   renameSync(home.key, real);
   symlinkSync(real, home.key);
@@ -101,7 +99,7 @@ test('a private key reached through a symlink is judged by the file it points to
 
 if (process.getuid?.() === 0) {
   test('a private key another user owns is refused, exit 7', async ({ home, env }) => {
-    assert.is((await cscsSa(['match'], env)).exitCode, 0);
+    await certificateInPlace(home, gw);
     chownSync(home.key, 65534, 65534);
     const r = await cscsSa(['sign', '--force'], env);
     assert.is(r.exitCode, 7);
@@ -111,14 +109,16 @@ if (process.getuid?.() === 0) {
   console.log("    SKIPPED: a key owned by another user needs root to chown it: not run");
 }
 
-test('an API key with characters beyond ASCII: exit 4, "cannot be sent", nothing sent', async ({ env }) => {
+test('an API key with characters beyond ASCII: exit 4, "cannot be sent", nothing sent', async ({ home, env }) => {
+  withKeyPair(home);
   const r = await cscsSa(['match'], { ...env, CSCS_API_KEY: 'sa-ключ-0123456789' });
   assert.is(r.exitCode, 4);
   assert.is(r.stderr, 'cscs-sa: API key from CSCS_API_KEY contains characters that cannot be sent (only printable ASCII can): check it\n');
   assert.is(gw.requests.length, 0);
 });
 
-test('an oversized gateway answer is named as such, not as an HTML page', async ({ env }) => {
+test('an oversized gateway answer is named as such, not as an HTML page', async ({ home, env }) => {
+  withKeyPair(home);
   gw.faults.token.push({ status: 200, body: `<${'x'.repeat(2 << 20)}` });
   const r = await cscsSa(['match'], env);
   assert.is(r.exitCode, 6);
@@ -146,6 +146,7 @@ function proxyWithLog(file: string, env: Record<string, string>) {
 
 test('agent mode with a certificate valid for a day: loaded for one hour, the agent drops it some day', async ({ home, env }) => {
   const socket = join(home.dir, 'agent.sock');
+  withKeyPair(home);
   const agent = await execa('ssh-agent', ['-s', '-a', socket]);
   const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(String(agent.stdout))![1]);
   try {
@@ -212,6 +213,7 @@ if (process.getuid?.() === 0) {
 }
 
 test('control characters in a principal or the key id are shown escaped, never sent to the terminal', async ({ home, env }) => {
+  withKeyPair(home);
   const ca = new TestCa('ed25519');
   const now = BigInt(Math.floor(Date.now() / 1000));
   gw.faults.sign.push({

@@ -69,15 +69,21 @@ test('an --account that is not an account name: one line, exit 2, for every comm
   }
 });
 
+// Every command that takes --env, each with one of the three kinds of wrong name: the names and
+// their help are one rule (checkEnvironment, test/unit/usable.test.ts), what each command does
+// with the refusal is what is tested here.
 test('an --env that is no CSCS environment (case included): one line with the name meant, exit 2, for every command that takes it', async () => {
-  for (const command of ['match', 'sign', 'doctor', 'setup']) {
-    for (const [value, fix] of [['PROD', 'did you mean "prod"?'], ['Tds', 'did you mean "tds"?'], ['bogus', 'use prod or tds']] as const) {
-      const args = [command, '--env', value, ...(command === 'setup' ? ['--ssh-config', join(home.dir, 'ssh_config')] : [])];
-      const r = await cscsSa(args, env);
-      assert.is(r.exitCode, 2, `${command} ${value}: ${r.stdout}${r.stderr}`);
-      assert.is(r.stdout, '', command);
-      assert.is(r.stderr, `cscs-sa: --env: "${value}" is not a CSCS environment: ${fix}\n`, command);
-    }
+  for (const [command, value, fix] of [
+    ['match', 'PROD', 'did you mean "prod"?'],
+    ['sign', 'Tds', 'did you mean "tds"?'],
+    ['doctor', 'bogus', 'use prod or tds'],
+    ['setup', 'PROD', 'did you mean "prod"?'],
+  ] as const) {
+    const args = [command, '--env', value, ...(command === 'setup' ? ['--ssh-config', join(home.dir, 'ssh_config')] : [])];
+    const r = await cscsSa(args, env);
+    assert.is(r.exitCode, 2, `${command} ${value}: ${r.stdout}${r.stderr}`);
+    assert.is(r.stdout, '', command);
+    assert.is(r.stderr, `cscs-sa: --env: "${value}" is not a CSCS environment: ${fix}\n`, command);
   }
   assert.not.ok(existsSync(join(home.dir, 'ssh_config')), 'setup wrote nothing');
   // The same name in the environment is a configuration error (exit 3), with the same help.
@@ -115,33 +121,26 @@ test('a relative CSCS_SA_CONFIG: one line naming the variable, exit 3, for the f
   }
 });
 
+// Each source and each command once, each variable and each kind of wrong value (zero, negative,
+// huge) at least once: the limits themselves are one rule for every source (DURATIONS,
+// test/unit/settings.test.ts has every value here and more), what each command and source does
+// with a refusal is what is tested here. 0 meant "fail at once"; 3000000 s overflowed Node's
+// timers into firing after 1 ms.
 test('zero, negative and huge durations from the environment, a config file or a flag: one line naming the source', async () => {
-  // 0 meant "fail at once"; 3000000 s overflowed Node's timers into firing after 1 ms.
-  for (const [name, value, want] of [
-    ['CSCS_SA_TIMEOUT', '0', 'above 0 to 300'],
-    ['CSCS_SA_TIMEOUT', '3000000', 'above 0 to 300'],
-    ['CSCS_SA_TIMEOUT', '-1', 'above 0 to 300'],
-    ['CSCS_SA_CONNECT_TIMEOUT', '0', 'above 0 to 120'],
-    ['CSCS_SA_CONNECT_TIMEOUT', '1e9', 'above 0 to 120'],
-    ['CSCS_SA_REFRESH_MARGIN', '-1', 'from 0 to 3600'],
-    ['CSCS_SA_REFRESH_MARGIN', '86400', 'from 0 to 3600'],
+  for (const [command, name, value, want] of [
+    ['match', 'CSCS_SA_TIMEOUT', '3000000', 'above 0 to 300'],
+    ['sign', 'CSCS_SA_CONNECT_TIMEOUT', '0', 'above 0 to 120'],
+    ['status', 'CSCS_SA_REFRESH_MARGIN', '-1', 'from 0 to 3600'],
   ] as const) {
-    for (const command of ['match', 'sign', 'status']) {
-      const r = await cscsSa([command], { ...env, [name]: value });
-      assert.is(r.exitCode, 3, `${command} ${name}=${value}`);
-      assert.is(r.stderr, `cscs-sa: ${name}=${value} is not a number of seconds ${want}: set ${name} to a number of seconds ${want}, or unset it\n`);
-    }
+    const r = await cscsSa([command], { ...env, [name]: value });
+    assert.is(r.exitCode, 3, `${command} ${name}=${value}`);
+    assert.is(r.stderr, `cscs-sa: ${name}=${value} is not a number of seconds ${want}: set ${name} to a number of seconds ${want}, or unset it\n`);
   }
   const dir = join(home.dir, '.config', 'cscs-sa');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'config.json');
   try {
-    for (const [setting, value, want] of [
-      ['timeout', 0, 'above 0 to 300'],
-      ['timeout', 3000000, 'above 0 to 300'],
-      ['connectTimeout', 0, 'above 0 to 120'],
-      ['refreshMargin', -5, 'from 0 to 3600'],
-    ] as const) {
+    for (const [setting, value, want] of [['timeout', 3000000, 'above 0 to 300']] as const) {
       writeFileSync(file, JSON.stringify({ [setting]: value }));
       const r = await cscsSa(['match'], env);
       assert.is(r.exitCode, 3, `${setting}: ${value}`);
@@ -153,7 +152,7 @@ test('zero, negative and huge durations from the environment, a config file or a
   } finally {
     rmSync(file);
   }
-  for (const value of ['0', '3000000']) {
+  for (const value of ['0']) {
     const r = await cscsSa(['proxy', '--connect-timeout', value, '127.0.0.1', '22'], env);
     assert.is(r.exitCode, 2);
     assert.is(r.stderr, `cscs-sa: --connect-timeout takes a number of seconds above 0 to 120, not "${value}"\n`);

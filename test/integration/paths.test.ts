@@ -14,6 +14,7 @@ import { randomBytes, scryptSync } from 'node:crypto';
 import { gatewaySuite, skipTest, worldSuite } from '../helpers/suites.ts';
 import { cscsSa, type Home, writeConfig } from '../helpers/cli.ts';
 import { ATTACKER_UID } from '../helpers/victim.ts';
+import { certificateInPlace, withKeyPair } from '../helpers/prepared.ts';
 
 const API_KEY = 'sa-paths-key-0123456789';
 const { gw, test } = gatewaySuite('paths', API_KEY);
@@ -66,11 +67,10 @@ test('"key": "~nobody/...": exit 3, one line; no folder named ~nobody made', asy
   }
 });
 
-/** Signs the default account's pair, and returns what its files hold, to show they stay so. */
-async function signedDefault(env: Record<string, string>, key: string): Promise<() => string[]> {
-  const r = await cscsSa(['sign'], env);
-  assert.is(r.exitCode, 0, r.stderr);
-  gw.reset();
+/** The default account's key pair and certificate in place (as a refresh leaves them), and a check that they stay so. */
+async function signedDefault(home: Home): Promise<() => string[]> {
+  await certificateInPlace(home, gw);
+  const key = home.key;
   const read = () => [key, `${key}.pub`, `${key}-cert.pub`].map((p) => readFileSync(p, 'utf8'));
   const before = read();
   return () => {
@@ -90,7 +90,7 @@ async function refusedShare(home: Home, env: Record<string, string>, config: obj
 }
 
 test('another account\'s key pair through a symlinked folder: exit 3, its files unchanged', async ({ home, env }) => {
-  const unchanged = await signedDefault(env, home.key);
+  const unchanged = await signedDefault(home);
   symlinkSync(join(home.dir, '.ssh'), join(home.dir, 'keys'));
   await refusedShare(home, env, { accounts: { proj: { key: '~/keys/cscs-key-sa' } } }, 'proj', join(home.dir, 'keys', 'cscs-key-sa'), 'sa');
   unchanged();
@@ -106,7 +106,7 @@ test('CSCS_SA_KEY naming the key pair of an account used without a config file (
 });
 
 test('a key path ending in another account\'s -cert (its .pub would be that certificate): exit 3', async ({ home, env }) => {
-  const unchanged = await signedDefault(env, home.key);
+  const unchanged = await signedDefault(home);
   await refusedShare(home, env, { accounts: { proj: { key: '~/.ssh/cscs-key-sa-cert' } } }, 'proj', `${home.key}-cert`, 'sa');
   // The same between two accounts of the config file, in a folder of neither's default.
   await refusedShare(home, env, { accounts: { aa: { key: '~/k/aa' }, bb: { key: '~/k/aa-cert' } } }, 'bb', join(home.dir, 'k', 'aa-cert'), 'aa');
@@ -138,7 +138,7 @@ test('setup --known-hosts /dev/zero (or a FIFO): one line, exit 2, at once; the 
 });
 
 test('a certificate path that is a FIFO does not block match: it is replaced by a fresh certificate', async ({ home, env }) => {
-  mkdirSync(join(home.dir, '.ssh'), { mode: 0o700 });
+  withKeyPair(home);
   await execa('mkfifo', [home.cert]);
   const r = await cscsSa(['match'], env, { timeout: 60_000 });
   assert.is(r.exitCode, 0, r.stderr);
@@ -182,7 +182,7 @@ test('a failure memo: its text printed without control characters', async ({ hom
 
 if (isRoot) {
   test('a failure memo of another user is ignored: the refresh goes ahead', async ({ home, env }) => {
-    mkdirSync(join(home.dir, '.ssh'), { mode: 0o700 });
+    withKeyPair(home);
     const memo = `${home.key}.failed`;
     writeFileSync(memo, memoText('the gateway is down, says someone else'), { mode: 0o600 });
     chownSync(memo, ATTACKER_UID, ATTACKER_UID);

@@ -186,11 +186,11 @@ test('--key with a space and a %: ssh reads back exactly that path, for the key,
   assert.ok(loaded.includes(`debug1: certificate file ${key}-cert.pub type 7`), String(v.stderr));
 });
 
+// One of each kind ssh_config cannot carry: a control character, and a quote or backslash (the
+// single quote and the backslash take the same rule: test/unit/lex.test.ts has every character).
 for (const [name, key] of [
   ['a newline (config injection)', '/tmp/k\nProxyCommand touch /tmp/pwned'],
   ['a double quote', '/tmp/k"x'],
-  ['a single quote', "/tmp/k'x"],
-  ['a backslash', '/tmp/k\\x'],
 ]) {
   test(`--key with ${name}: exit 2, nothing created or changed`, async (ctx) => {
     const text = 'Host github.com\n    User git\n';

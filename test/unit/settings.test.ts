@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { type FileConfig, flagSeconds, settingsFrom } from '../../src/core/config.ts';
+import { checkFileConfig, type FileConfig, flagSeconds, settingsFrom } from '../../src/core/config.ts';
 import { ConfigError, UsageError } from '../../src/base/errors.ts';
 
 const home = (path: string) => join(homedir(), path);
@@ -93,12 +93,18 @@ const refusal = (fn: () => unknown): { name: string; line: string; exitCode: num
   throw new Error('not refused');
 };
 
+// 0 meant "fail at once"; 3000000 s overflowed Node's timers into firing after 1 ms.
 test('a duration from the environment outside its limits is a configuration error naming the variable', () => {
   for (const [name, value, want] of [
     ['CSCS_SA_TIMEOUT', '0', 'above 0 to 300'],
     ['CSCS_SA_TIMEOUT', '301', 'above 0 to 300'],
+    ['CSCS_SA_TIMEOUT', '3000000', 'above 0 to 300'],
+    ['CSCS_SA_TIMEOUT', '-1', 'above 0 to 300'],
     ['CSCS_SA_CONNECT_TIMEOUT', 'soon', 'above 0 to 120'],
+    ['CSCS_SA_CONNECT_TIMEOUT', '0', 'above 0 to 120'],
+    ['CSCS_SA_CONNECT_TIMEOUT', '1e9', 'above 0 to 120'],
     ['CSCS_SA_REFRESH_MARGIN', '-1', 'from 0 to 3600'],
+    ['CSCS_SA_REFRESH_MARGIN', '86400', 'from 0 to 3600'],
     ['CSCS_SA_REFRESH_MARGIN', ' ', 'from 0 to 3600'],
   ]) {
     assert.equal(refusal(() => settingsFrom({}, { [name!]: value }, {})), {
@@ -113,13 +119,29 @@ test('a duration flag has the limits of the setting it overrides, and a wrong on
   assert.is(flagSeconds(undefined, 'connectTimeout', '--connect-timeout'), undefined);
   assert.is(flagSeconds('120', 'connectTimeout', '--connect-timeout'), 120);
   assert.is(flagSeconds('0.5', 'connectTimeout', '--connect-timeout'), 0.5);
-  for (const value of ['0', '121', '', 'x']) {
+  for (const value of ['0', '121', '3000000', '', 'x']) {
     assert.equal(refusal(() => flagSeconds(value, 'connectTimeout', '--connect-timeout')), {
       name: 'UsageError',
       line: `--connect-timeout takes a number of seconds above 0 to 120, not "${value}"`,
       exitCode: 2,
     });
   }
+});
+
+test('a duration in the config file outside its limits is a configuration error naming the file and the setting; a margin of 0 is a choice', () => {
+  for (const [setting, value, want] of [
+    ['timeout', 0, 'above 0 to 300'],
+    ['timeout', 3000000, 'above 0 to 300'],
+    ['connectTimeout', 0, 'above 0 to 120'],
+    ['refreshMargin', -5, 'from 0 to 3600'],
+  ] as const) {
+    assert.equal(refusal(() => checkFileConfig({ [setting]: value }, FILE)), {
+      name: 'ConfigError',
+      line: `config file ${FILE}: "${setting}" is not a number of seconds ${want}: set "${setting}" to a number of seconds ${want}`,
+      exitCode: 3,
+    });
+  }
+  assert.is(settingsFrom({}, {}, checkFileConfig({ refreshMargin: 0 }, FILE), FILE).refreshMargin, 0);
 });
 
 test('two accounts on one key pair are refused: the second would overwrite the first one certificate', () => {

@@ -127,4 +127,18 @@ test('--hosts: CSCS clusters in any case, prefix dropped, duplicates folded; NAM
   refused(' , ,', /names no cluster/);
 });
 
+test('--hosts refusals: the exact line each kind of mistake gets (after "cscs-sa: "), exit 2', () => {
+  const clusters = 'clariden, daint, santis, eiger, bristen';
+  for (const [list, line] of [
+    ['claridan', `setup: --hosts: "claridan" is not a CSCS cluster (${clusters}): did you mean "clariden"? (a cluster of another name: NAME=HOSTNAME[:PORT])`],
+    ['zzz', `setup: --hosts: "zzz" is not a CSCS cluster (${clusters}): for a cluster of another name, write NAME=HOSTNAME[:PORT]`],
+    ['', `setup: --hosts "" names no cluster: name at least one: ${clusters}`],
+    [',,,', `setup: --hosts ",,," names no cluster: name at least one: ${clusters}`],
+    ['ela', 'setup: --hosts: ela is the jump host, always in the block: --hosts names the clusters behind it: e.g. --hosts clariden'],
+    ['lab=bad_host', 'setup: --hosts "lab=bad_host" is not NAME=HOSTNAME[:PORT] (e.g. clariden=clariden.alps.cscs.ch:22)'],
+  ]) {
+    assert.throws(() => parseHosts('setup', list!, 'sa-'), (err: unknown) => err instanceof UsageError && err.exitCode === 2 && err.line === line, list);
+  }
+});
+
 test.run();
