@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { execa } from 'execa';
+import { cscsSa } from '../helpers/cli.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const { world, test } = worldSuite('jump');
@@ -37,7 +38,8 @@ test('an outage while the certificate is valid but inside the margin: ssh throug
   // written, for the Match line's shell check (whose window the refresh writes with this margin)
   // as for match.
   const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '10', CSCS_SA_REFRESH_MARGIN: '3600' } });
-  const first = await world.ssh('sa-ela', 'true');
+  // The certificate from sign, not from a first ssh: the same refresh, without a connection.
+  const first = await cscsSa(['sign'], world.env);
   assert.is(first.exitCode, 0, first.stderr);
   const cert = readFileSync(home.cert, 'utf8');
   world.gateway.reset();

@@ -158,4 +158,22 @@ test('a bad account name is a usage error, a bad environment name and a plain ht
   assert.is(settingsFrom({}, { CSCS_AUTHX_URL: 'http://127.0.0.1:8080' }, {}).authxUrl, 'http://127.0.0.1:8080');
 });
 
+test('accounts in the config file are checked like the top-level settings: each rule a configuration error (exit 3) naming the setting', () => {
+  for (const [text, message] of [
+    ['{"accounts": {"proj": {"timeuot": 3}}}', 'accounts.proj: unknown setting "timeuot"'],
+    ['{"accounts": {"proj": {"__proto__": {"key": "x"}}}}', 'accounts.proj: unknown setting "__proto__"'],
+    ['{"accounts": {"Proj": {}}}', '"Proj" is not an account name'],
+    ['{"accounts": {"sa": {"key": "x"}}}', "accounts.sa: the default account's settings are the top-level ones"],
+    ['{"accounts": {"proj": {"apiKeyFile": 7}}}', 'accounts.proj: "apiKeyFile" is not a non-empty string'],
+    ['{"accounts": []}', '"accounts" does not map account names to their settings'],
+    ['{"accounts": {"proj": 1}}', 'accounts.proj does not hold an object with settings'],
+  ] as const) {
+    const r = refusal(() => checkFileConfig(JSON.parse(text), FILE));
+    assert.is(r.name, 'ConfigError', text);
+    assert.is(r.exitCode, 3, text);
+    assert.ok(r.line.startsWith(`config file ${FILE}: ${message}`), `${text}: ${r.line}`);
+  }
+  assert.equal(checkFileConfig(JSON.parse('{"accounts": {"proj": {"apiKeyFile": "~/k"}}}'), FILE), { accounts: { proj: { apiKeyFile: '~/k' } } });
+});
+
 test.run();
