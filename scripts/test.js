@@ -11,7 +11,7 @@
 // failed, N skipped` that CI records. A test that cannot run registers nothing and prints a line
 // starting with SKIPPED (test/helpers/suites.ts skipTest): those lines are the skipped count.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespace.js';
@@ -19,13 +19,15 @@ import { inNamespace, NAMESPACE_VARIABLE, namespaceUnavailable } from './namespa
 const LAYERS = ['test/unit', 'test/integration'];
 /**
  * Files whose wall time is a long chain of runs in a row (load.test.ts: 300 ssh one after another
- * over three certificate lifetimes), not their CPU: they start first and run at normal priority,
- * beside the others, which run under `nice` and take what the chain leaves. Without that, the
- * chain's every ssh waited for a core behind three other files: 0.94 s a run instead of ~0.4 s,
- * and the file alone took 400 s, longer than all the rest.
+ * over three certificate lifetimes), not their CPU: they start first, beside the others, weighed
+ * far above them (runFile), and the others take what the chain leaves. Without that, the chain's
+ * every ssh waited for a core behind three other files: 0.94 s a run instead of ~0.4 s, and the
+ * file alone took 400 s, longer than all the rest.
  */
 const LONG_POLES = ['load'];
-/** How much lower the other files' priority is (nice's scale): the chain gets a core when it asks. */
+/** A long pole's weight against each other file's 1024: it gets a core whenever it asks. */
+const LONG_POLE_SHARES = 16384;
+/** Without cgroups: how much lower the other files' priority is (nice's scale). */
 const OTHERS_NICE = 10;
 /**
  * The other integration files that take longest, started first so that the rest fill the time
@@ -43,14 +45,14 @@ function testFiles(words) {
 }
 
 /**
- * The CPU time a file costs, with all its processes (ssh, sshd, Node): the suite's wall time is
- * CPU bound on two cores, so this is the number to keep down. Counted in a cgroup v1 cpuacct
- * group of its own where the machine has one and lets us make it (as root); otherwise not shown.
+ * cgroup v1 groups of a file's own, where the machine has the hierarchies and lets us make groups
+ * (as root): `cpuacct` counts the CPU time the file costs with all its processes (ssh, sshd, Node),
+ * the number to keep down in a suite bound by CPU; `cpu` weighs the file against the others.
  */
-const CPUACCT = '/sys/fs/cgroup/cpuacct';
-function cpuGroup() {
+const CGROUP = '/sys/fs/cgroup';
+function makeGroup(hierarchy) {
   try {
-    return mkdtempSync(join(CPUACCT, 'cscs-sa-test-'));
+    return mkdtempSync(join(CGROUP, hierarchy, 'cscs-sa-test-'));
   } catch {
     return undefined;
   }
@@ -62,13 +64,33 @@ function cpuSeconds(group) {
     return undefined;
   }
 }
+/** `shares` for the cpu group (1024 is a process's own); undefined when there is none. */
+function weighedGroup(shares) {
+  const group = makeGroup('cpu');
+  try {
+    if (group) writeFileSync(join(group, 'cpu.shares'), String(shares));
+    return group;
+  } catch {
+    rmdirSync(group);
+    return undefined;
+  }
+}
 
-function runFile(testArgs, namespace, nice = 0) {
-  const node = [...(nice ? ['nice', '-n', String(nice)] : []), process.execPath, '--import', 'tsx', ...testArgs];
-  const group = cpuGroup();
-  // The file's first process joins the group before it starts anything; its children inherit it.
-  const counted = group ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, ...node] : node;
-  const [cmd, args] = namespace ? inNamespace(counted) : [counted[0], counted.slice(1)];
+/**
+ * Runs a test file. A long pole gets the CPU whenever it asks: CPU shares weigh groups, where
+ * `nice` weighs single processes, and four files of many processes each outweighed one chain of
+ * ssh at nice 0 (load.test.ts's 300 runs took 0.69 s each beside them, 0.37 s on a quiet machine).
+ * Without a cpu group the others run under nice.
+ */
+function runFile(testArgs, namespace, longPole = false) {
+  const weighed = weighedGroup(longPole ? LONG_POLE_SHARES : 1024);
+  const nice = !longPole && !weighed ? ['nice', '-n', String(OTHERS_NICE)] : [];
+  const node = [...nice, process.execPath, '--import', 'tsx', ...testArgs];
+  const counted = makeGroup('cpuacct');
+  const groups = [counted, weighed].filter(Boolean);
+  // The file's first process joins the groups before it starts anything; its children inherit them.
+  const joined = groups.length ? ['sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 1; shift; done; shift; exec "$@"', 'sh', ...groups, '--', ...node] : node;
+  const [cmd, args] = namespace ? inNamespace(joined) : [joined[0], joined.slice(1)];
   const env = { ...process.env, FORCE_COLOR: '0', ...(namespace ? { [NAMESPACE_VARIABLE]: '1' } : {}) };
   return new Promise((resolve) => {
     const started = Date.now();
@@ -85,8 +107,8 @@ function runFile(testArgs, namespace, nice = 0) {
     }, FILE_LIMIT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const cpu = group && cpuSeconds(group);
-      if (group) {
+      const cpu = counted && cpuSeconds(counted);
+      for (const group of groups) {
         try {
           rmdirSync(group);
         } catch {}
@@ -150,9 +172,9 @@ const longPole = (f) => LONG_POLES.some((name) => f === `test/integration/${name
 const integration = files.filter((f) => f.startsWith('test/integration/'));
 const queue = integration.filter((f) => !longPole(f)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 await Promise.all([
-  ...integration.filter(longPole).map(async (file) => report(file, await runFile([file], namespace))),
+  ...integration.filter(longPole).map(async (file) => report(file, await runFile([file], namespace, true))),
   ...Array.from({ length: PARALLEL }, async () => {
-    for (let file; (file = queue.shift()); ) report(file, await runFile([file], namespace, OTHERS_NICE));
+    for (let file; (file = queue.shift()); ) report(file, await runFile([file], namespace));
   }),
 ]);
 console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s${cpuTotal ? ` (cpu ${cpuTotal.toFixed(0)} s)` : ''}${failedFiles.length ? `; failed: ${failedFiles.join(' ')}` : ''}`);
