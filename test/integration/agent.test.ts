@@ -5,10 +5,11 @@
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { worldSuite } from '../helpers/suites.ts';
 import { cscsSa } from '../helpers/cli.ts';
+import { withKeyPair } from '../helpers/prepared.ts';
 
 let agentPid = '';
 const { world, test } = worldSuite('agent', { after: () => agentPid && process.kill(Number(agentPid)) });
@@ -19,9 +20,8 @@ test('ssh authenticates with the agent-loaded certificate; the file was absent w
   const agent = await execa('ssh-agent', ['-s', '-a', socket]);
   agentPid = /SSH_AGENT_PID=(\d+)/.exec(String(agent.stdout))![1]!;
   const env = { ...world.env, SSH_AUTH_SOCK: socket };
-  // The key pair exists, the certificate does not (ssh-keygen: sign was a Node start to get there).
-  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', home.key]);
+  // The key pair exists, the certificate does not (sign was a Node start to get there).
+  withKeyPair(home);
   const config = join(home.dir, 'agent_config');
   writeFileSync(
     config,

@@ -7,10 +7,11 @@ import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseCertificate } from '../../src/core/certificate.ts';
 import { worldSuite } from '../helpers/suites.ts';
+import { withKeyPair } from '../helpers/prepared.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-e2e-'));
 const { world, test } = worldSuite('end to end', { after: () => rmSync(scratch, { recursive: true, force: true }) });
@@ -49,8 +50,7 @@ test('an expired certificate is replaced before ssh reads it', async () => {
   const home = world.freshHome();
   // A key pair and its expired certificate, made here: an ssh and a refresh only to get there
   // cost a Node start and a connection. One hop: test 1 shows the jump's share of a refresh.
-  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', home.key]);
+  withKeyPair(home);
   const expired = await world.gateway.sign(readFileSync(home.pub, 'utf8'), { validity: '-10m:-5m' });
   writeFileSync(home.cert, `${expired}\n`);
   world.gateway.reset();

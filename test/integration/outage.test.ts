@@ -4,11 +4,11 @@
  * certificate used when its refresh fails. Calls are counted at the gateway double.
  */
 import * as assert from 'uvu/assert';
-import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { gatewaySuite } from '../helpers/suites.ts';
 import { cscsSa, type Home, type Run } from '../helpers/cli.ts';
+import { withKeyPair } from '../helpers/prepared.ts';
 
 const API_KEY = 'sa-outage-key-0123456789abcdef';
 const { gw, test } = gatewaySuite('outage', API_KEY);
@@ -80,8 +80,7 @@ test('a persistent 5xx outage with 8 parallel match: about one deadline in all, 
   // answer, not run out of time first.
   env.CSCS_SA_TIMEOUT = '10';
   // The key pair exists, as on every refresh but the first: its ssh-keygen is not what this measures.
-  mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'cscs-sa', '-f', home.key]);
+  withKeyPair(home);
   for (let i = 0; i < 500; i++) gw.faults.token.push({ status: 503 });
   const startup = await startupMs(8, env);
   const started = Date.now();

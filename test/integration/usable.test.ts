@@ -6,13 +6,12 @@
  * with the fix) and the previous one kept byte for byte; a change of CA is shown, said once.
  */
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { execa } from 'execa';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { worldSuite } from '../helpers/suites.ts';
 import { cscsSa } from '../helpers/cli.ts';
 import { parseCertificate } from '../../src/core/certificate.ts';
 import { certificateLine, TestCa } from '../helpers/certs.ts';
+import { withKeyPair } from '../helpers/prepared.ts';
 
 const { world, test } = worldSuite('usable');
 
@@ -33,18 +32,9 @@ async function lastSeconds(): Promise<string> {
   return readFileSync(world.home.cert, 'utf8');
 }
 
-/**
- * A key pair, as ssh-keygen makes it (a Node start and a sign call to make it would not be what
- * these tests are about), with a certificate from the double's CA written by hand.
- */
-async function handMadeKeyPair(): Promise<void> {
-  mkdirSync(dirname(world.home.key), { recursive: true, mode: 0o700 });
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', world.home.key]);
-}
-
 /** A key pair with an expired certificate from the double's CA: the one a refused refresh must keep. */
 async function expiredCertificate(): Promise<string> {
-  await handMadeKeyPair();
+  withKeyPair(world.home);
   writeFileSync(world.home.cert, `${await world.gateway.sign(readFileSync(world.home.pub, 'utf8'), { validity: '-10m:-5m' })}\n`);
   world.gateway.reset();
   return readFileSync(world.home.cert, 'utf8');
@@ -120,7 +110,7 @@ for (const [name, keygen, why, fix] of WRONG) {
 test('status never shows a certificate valid forever as fresh, nor "Infinity"', async () => {
   // One written by an older cscs-sa, before such certificates were refused.
   const home = world.freshHome();
-  await handMadeKeyPair();
+  withKeyPair(home);
   writeFileSync(home.cert, `${await world.gateway.sign(readFileSync(home.pub, 'utf8'), { extra: ['-V', 'always:forever'] })}\n`);
   world.gateway.reset();
   const status = await cscsSa(['status'], world.env);
