@@ -27786,6 +27786,11 @@ var init_gateway = __esm({
       origin;
       /** A base URL may carry a path prefix (a reverse proxy); the API paths go below it. */
       basePath;
+      /** The deadline ran out: its abort, or one of undici's timers set to what was left of it. */
+      ranOut(err) {
+        const code = errorCode(err);
+        return this.signal.aborted || code !== void 0 && DEADLINE_CODES.has(code);
+      }
       timedOut(cause) {
         return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"', cause });
       }
@@ -27804,8 +27809,8 @@ var init_gateway = __esm({
           try {
             reply = await this.once("POST", path6, headers, body);
           } catch (err) {
+            if (this.ranOut(err)) throw this.timedOut(err);
             const code = errorCode(err);
-            if (this.signal.aborted || code && DEADLINE_CODES.has(code)) throw this.timedOut(err);
             const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
             log2("POST %s failed: %s", path6, why);
             if (code && RETRYABLE_CODES.has(code) && await this.backoff(attempt)) continue;
@@ -27831,8 +27836,7 @@ var init_gateway = __esm({
         try {
           return await this.once("GET", "/", {});
         } catch (err) {
-          const code = errorCode(err);
-          if (this.signal.aborted || code && DEADLINE_CODES.has(code)) throw this.timedOut(err);
+          if (this.ranOut(err)) throw this.timedOut(err);
           throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
         }
       }

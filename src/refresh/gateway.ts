@@ -175,6 +175,12 @@ class Exchange {
     this.dispatcher = new EnvHttpProxyAgent({ connections: 1, connect: { timeout: connectMs } });
   }
 
+  /** The deadline ran out: its abort, or one of undici's timers set to what was left of it. */
+  private ranOut(err: unknown): boolean {
+    const code = errorCode(err);
+    return this.signal.aborted || (code !== undefined && DEADLINE_CODES.has(code));
+  }
+
   private timedOut(cause?: unknown): GatewayUnavailableError {
     return new GatewayUnavailableError(`gateway ${this.host} did not answer in ${this.deadline}`, { fix: 'check the network or HTTPS_PROXY, or raise "timeout"', cause });
   }
@@ -194,8 +200,8 @@ class Exchange {
       try {
         reply = await this.once('POST', path, headers, body);
       } catch (err) {
+        if (this.ranOut(err)) throw this.timedOut(err);
         const code = errorCode(err);
-        if (this.signal.aborted || (code && DEADLINE_CODES.has(code))) throw this.timedOut(err);
         const why = describeNetworkError(err, this.options.connectTimeoutSeconds);
         log('POST %s failed: %s', path, why);
         if (code && RETRYABLE_CODES.has(code) && (await this.backoff(attempt))) continue;
@@ -222,8 +228,7 @@ class Exchange {
     try {
       return await this.once('GET', '/', {});
     } catch (err) {
-      const code = errorCode(err);
-      if (this.signal.aborted || (code && DEADLINE_CODES.has(code))) throw this.timedOut(err);
+      if (this.ranOut(err)) throw this.timedOut(err);
       throw new GatewayUnavailableError(`cannot reach gateway ${this.host}: ${describeNetworkError(err, this.options.connectTimeoutSeconds)}`, { cause: err });
     }
   }
