@@ -3,7 +3,8 @@
 // copy of /etc, where test/helpers/cscs-names.ts adds those names to /etc/hosts and
 // test/helpers/users.ts adds a second local user, and host names resolve from files only; tmpfs
 // on /home, /dev/shm and /run (sshd's privilege-separation folder /run/sshd). All of it goes
-// with the namespace: the machine is never edited, and two runs never meet. Inside, CSCS_SA_TEST_NAMESPACE=1 says so.
+// with the namespace: the machine is never edited, and two runs never meet. Inside,
+// CSCS_SA_TEST_NAMESPACE=1 says so.
 import { spawnSync } from 'node:child_process';
 
 export const NAMESPACE_VARIABLE = 'CSCS_SA_TEST_NAMESPACE';

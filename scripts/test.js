@@ -36,7 +36,10 @@ const OTHERS_NICE = 10;
 const SLOWEST_FIRST = ['freshcheck', 'doctor', 'firstcontact', 'e2e', 'multiplex', 'oldssh', 'accounts'];
 /** Generous: the slowest file (load.test.ts, 300 ssh runs in a row) took 550 s beside three others at load 40. */
 const FILE_LIMIT_MS = Number(process.env.CSCS_SA_TEST_FILE_LIMIT ?? 900) * 1000;
-/** Integration files wait on certificate lifetimes more than they compute: two run at once per core. */
+/**
+ * Files beside the long pole, two per core: each also waits (on sshd, timers, certificate
+ * lifetimes), and two per core keep both cores busy (the suite ran at ~160% CPU).
+ */
 const PARALLEL = Math.max(1, Number(process.env.CSCS_SA_TEST_PARALLEL ?? Math.min(4, cpus().length * 2)));
 
 function testFiles(words) {

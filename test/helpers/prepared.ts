@@ -33,9 +33,9 @@ export function withKeyPair(home: Pick<Home, 'key' | 'pub'>): void {
 }
 
 /**
- * A key pair and a certificate for it from the double, written as the store writes it after a
- * refresh (with its refresh time, which proves the pair checked: src/core/keypair.ts). Returns the
- * certificate file's text.
+ * A key pair and a certificate for it from the double, in the store's format with a refresh time
+ * (which proves the pair checked: src/core/keypair.ts) but no fresh window, so the Match line's
+ * shell check leaves it to `cscs-sa match` to judge. Returns the certificate file's text.
  */
 export async function certificateInPlace(home: Pick<Home, 'key' | 'pub' | 'cert'>, gw: GatewayDouble): Promise<string> {
   withKeyPair(home);
