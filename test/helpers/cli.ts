@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa, type Options } from 'execa';
+import { execa, execaSync, type Options } from 'execa';
 
 /** The built binary, as `npm install -g` installs it. */
 export const BIN = fileURLToPath(new URL('../../bin/cscs-sa.cjs', import.meta.url));
@@ -21,6 +21,29 @@ export function tempHome(): Home {
   const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-home-'));
   const key = join(dir, '.ssh', 'cscs-key-sa');
   return { dir, key, pub: `${key}.pub`, cert: `${key}-cert.pub`, lock: `${key}.lock`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Snapshot {
+  /** Puts the copy back at the folder's path, in place of what is there now. */
+  restore(): void;
+  remove(): void;
+}
+
+/**
+ * A byte-for-byte copy of `dir` (cp -a: modes, owners, symlinks) that restore() puts back at the
+ * same path, which the files in it name (ssh configs, Include lines): a state made once, such as
+ * a HOME after `setup`, that each test of a file starts from.
+ */
+export function snapshot(dir: string): Snapshot {
+  const copy = join(mkdtempSync(join(tmpdir(), 'cscs-sa-snapshot-')), 'copy');
+  execaSync('cp', ['-a', dir, copy]);
+  return {
+    restore: () => {
+      rmSync(dir, { recursive: true, force: true });
+      execaSync('cp', ['-a', copy, dir]);
+    },
+    remove: () => rmSync(dirname(copy), { recursive: true, force: true }),
+  };
 }
 
 /** Writes the user's config file NAME (config.json, config.yaml, ...) in HOME's config folder, 0600, and returns its path. */

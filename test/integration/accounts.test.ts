@@ -7,13 +7,13 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir, userInfo } from 'node:os';
-import { execa, execaSync } from 'execa';
+import { userInfo } from 'node:os';
+import { execa } from 'execa';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
-import { BIN, cscsSa, type Home, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
+import { BIN, cscsSa, type Home, type Snapshot, snapshot, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
 import { skipTest } from '../helpers/suites.ts';
 
@@ -32,8 +32,8 @@ let env: Record<string, string>;
 const sshConfig = () => join(home.dir, '.ssh', 'config');
 const keyOf = (account: string) => join(home.dir, '.ssh', `cscs-key-${account}`);
 
-/** The HOME right after setUpHome, copied back before each test. */
-const pristine = mkdtempSync(join(tmpdir(), 'cscs-sa-accounts-'));
+/** The HOME right after setUpHome, put back before each test. */
+let pristine: Snapshot | undefined;
 
 const userEnvOf = (home: Home) =>
   userEnv(home, { PATH: `${join(home.dir, 'bin')}:${process.env.PATH}`, CSCS_API_KEY: KEY_SA, CSCS_API_KEY_PROJ: KEY_PROJ, CSCS_AUTHX_URL: gw.url, SHELL: '/bin/sh' });
@@ -66,8 +66,7 @@ async function setUpHome(): Promise<void> {
  * twice for every test cost two Node starts each and proved nothing new.
  */
 function restoreHome(): void {
-  rmSync(home.dir, { recursive: true, force: true });
-  execaSync('cp', ['-a', pristine, home.dir]);
+  pristine!.restore();
   env = userEnvOf(home);
   gw.reset();
 }
@@ -95,14 +94,13 @@ test.before(async () => {
   ela = await new Sshd('ela', gw.caPublicKey).start();
   clariden = await new Sshd('clariden', gw.caPublicKey).start();
   await setUpHome();
-  rmSync(pristine, { recursive: true });
-  execaSync('cp', ['-a', home.dir, pristine]);
+  pristine = snapshot(home.dir);
 });
 test.after(async () => {
   await Promise.all([ela?.stop(), clariden?.stop()]);
   await gw.stop();
   home?.remove();
-  rmSync(pristine, { recursive: true, force: true });
+  pristine?.remove();
 });
 test.before.each(restoreHome);
 

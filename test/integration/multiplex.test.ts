@@ -4,23 +4,28 @@
  * cannot see but pays for: gateway calls at the double, and Node starts.
  */
 import * as assert from 'uvu/assert';
-import { execa, execaSync } from 'execa';
+import { execa } from 'execa';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
-import { cscsSa } from '../helpers/cli.ts';
+import { cscsSa, type Snapshot, snapshot } from '../helpers/cli.ts';
 import { type SetupHome, setupHome } from '../helpers/setup-home.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-mux-'));
-const { world, test } = worldSuite('burst mode', { after: () => rmSync(scratch, { recursive: true, force: true }) });
+const { world, test } = worldSuite('burst mode', {
+  after: () => {
+    rmSync(scratch, { recursive: true, force: true });
+    made?.copy.remove();
+  },
+});
 
 type Burst = SetupHome;
 
 /** What the first burstHome made: the HOME's copy, and the environment it came with. */
-let made: { burst: Burst; env: Record<string, string>; copy: string } | undefined;
+let made: { burst: Burst; env: Record<string, string>; copy: Snapshot } | undefined;
 
 /**
  * A HOME with the block of `setup --multiplex`, the loopback hosts in front of it, and `env` on
@@ -30,13 +35,10 @@ let made: { burst: Burst; env: Record<string, string>; copy: string } | undefine
  */
 async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
   if (made) {
-    rmSync(world.home.dir, { recursive: true, force: true });
-    execaSync('cp', ['-a', made.copy, world.home.dir]);
+    made.copy.restore();
   } else {
     const burst = await setupHome(world, { args: ['--multiplex'] });
-    const copy = join(scratch, 'burst-home');
-    execaSync('cp', ['-a', world.home.dir, copy]);
-    made = { burst, env: { ...world.env }, copy };
+    made = { burst, env: { ...world.env }, copy: snapshot(world.home.dir) };
   }
   world.env = { ...made.env, ...env };
   world.sshConfig = made.burst.config;
