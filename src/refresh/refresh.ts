@@ -12,7 +12,7 @@ import type { Settings } from '../core/config.js';
 import { Deadline } from '../base/deadline.js';
 import { ApiKeyError, CscsSaError, describeFsError, GatewayResponseError, GatewayUnavailableError, LocalFileError } from '../base/errors.js';
 import { makeFolders, sweepLeftovers, writeFileAtomic } from '../base/fsutil.js';
-import { type GatewayOptions, requestCertificate } from './gateway.js';
+import type { GatewayOptions } from './gateway.js';
 import { ensureKeyPair, type KeyPair } from '../core/keypair.js';
 import { caFingerprint, verifySignature } from '../core/signature.js';
 import { acquireLock, type Lock, LockBusyError } from './lock.js';
@@ -148,6 +148,9 @@ export async function refreshCertificate(settings: Settings, { force = false, de
 async function fetchAndWrite(paths: KeyPaths, settings: Settings, deadline: Deadline, previous: CertState): Promise<RefreshResult> {
   const { publicKey, created } = await ensureKeyPair(paths, previous, deadline.signal);
   const apiKey = await readApiKey(settings, process.env, deadline);
+  // The HTTP client (undici, ~0.6 MB) is loaded only here: a process that waited for another's
+  // refresh, or made only the key pair (setup), never needs it.
+  const { requestCertificate } = await import('./gateway.js');
   const signed = await requestCertificate(apiKey, publicKeyLine(publicKey), gatewayOptions(settings), deadline);
   const clockOffsetMs = signed.clockOffsetMs ?? 0;
   const { certificate, verdict } = checkSigned(signed.line, publicKey, clockOffsetMs, settings);
