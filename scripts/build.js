@@ -4,31 +4,40 @@
 // - dist/cli.js and its chunks: the ES module CLI, each command and the refresh path split into
 //   chunks loaded on demand.
 //
-// undici is bundled, and only its agent and request API (src/refresh/http.ts): they load in ~18 ms
-// bundled against ~29 ms as ~60 separate CommonJS files and 70-100 ms through undici's index,
-// and bundling freezes the undici internals we import at the version tested here. execa,
-// cosmiconfig and debug stay external runtime dependencies, each imported only when used.
+// undici and execa are bundled. undici, only its agent and request API (src/refresh/http.ts):
+// they load in ~18 ms bundled against ~29 ms as ~60 separate CommonJS files and 70-100 ms through
+// undici's index, and bundling freezes the undici internals we import at the version tested here.
+// execa: as its ~100 ES modules it added ~0.15 s of CPU to every command that starts a process
+// (setup, doctor, a refresh that makes the key pair), one file ~0.05 s; most of the difference is
+// Node resolving and linking the modules. cosmiconfig and debug stay external runtime
+// dependencies, each imported only when used.
 //
-// undici is also a runtime dependency pinned to the exact version bundled, so that users' npm
-// audit and Dependabot see it; the build refuses to bundle any other version, and writes the
-// bundled one into the program (cscs-sa --version prints it).
+// The bundled packages are also runtime dependencies pinned to the exact versions bundled, so that
+// users' npm audit and Dependabot see them; the build refuses to bundle any other version, and
+// writes undici's into the program (cscs-sa --version prints it). dist/licenses.txt carries the
+// license texts of everything bundled.
 //
 // `node scripts/build.js --action [DIR]` builds the GitHub Action's bundle instead (default
 // dist-action/, which is committed: a runner runs an action from its repository as it is, with no
 // npm install), see buildAction below.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const readJson = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8'));
 const pkg = readJson('../package.json');
-const declared = pkg.dependencies.undici;
-const bundled = readJson('../node_modules/undici/package.json').version;
-if (declared !== bundled) {
-  console.error(`build: package.json pins undici ${declared} but node_modules has ${bundled}: run npm ci`);
-  process.exit(1);
+/** Packages bundled into dist/, each pinned in package.json to the version in node_modules. */
+const BUNDLED = ['undici', 'execa'];
+for (const name of BUNDLED) {
+  const declared = pkg.dependencies[name];
+  const present = readJson(`../node_modules/${name}/package.json`).version;
+  if (declared !== present) {
+    console.error(`build: package.json pins ${name} ${declared} but node_modules has ${present}: run npm ci`);
+    process.exit(1);
+  }
 }
+const bundled = pkg.dependencies.undici;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const common = {
@@ -41,19 +50,21 @@ const common = {
   logLevel: 'warning',
   define: { CSCS_SA_VERSION: JSON.stringify(pkg.version), CSCS_SA_UNDICI_VERSION: JSON.stringify(bundled) },
 };
-/** dist/: the npm package's program, its dependencies (but undici) left to npm. */
+/** dist/: the npm package's program, its dependencies but undici and execa left to npm. */
 async function buildDist() {
   rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
-  await build({
+  const cli = await build({
     ...common,
     entryPoints: ['src/cli.ts'],
     outdir: 'dist',
     splitting: true,
     format: 'esm',
-    external: ['execa', 'cosmiconfig', 'debug'],
-    // undici is CommonJS: its require() calls need a require in the ES module chunks.
+    external: ['cosmiconfig', 'debug'],
+    // undici and execa's cross-spawn are CommonJS: their require() calls need a require in the ES
+    // module chunks.
     banner: { js: "import { createRequire as __cscsSaRequire } from 'node:module'; const require = __cscsSaRequire(import.meta.url);" },
     chunkNames: '[name]-[hash]',
+    metafile: true,
   });
   await build({
     ...common,
@@ -66,7 +77,7 @@ async function buildDist() {
     // The ES module CLI stays a separate file, imported only when the hot path cannot answer.
     external: ['./cli.js'],
   });
-  copyFileSync(join(ROOT, 'node_modules/undici/LICENSE'), join(ROOT, 'dist/undici.LICENSE'));
+  writeFileSync(join(ROOT, 'dist/licenses.txt'), `Bundled into dist/ besides cscs-sa itself (MIT, see LICENSE):\n\n${licenses(cli.metafile)}`);
 }
 
 /**
