@@ -15,7 +15,7 @@
  * not, a directory, a FIFO, a file it may not read, another user's file) is reported at once,
  * never followed or waited on.
  */
-import { closeSync, constants, fstatSync, futimesSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, futimesSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,13 +23,11 @@ import type { Deadline } from '../base/deadline.js';
 import { LocalFileError } from '../base/errors.js';
 import { tempPath } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
-import { pidAlive, processIdentity } from '../base/proc.js';
-import { ownedBy } from '../base/trust.js';
+import { processIdentity } from '../base/proc.js';
+import { look, type Owner, staleReason } from '../core/lockfile.js';
 
 const log = createLog('lock');
 
-/** A lock file without a readable owner is taken over once it is this old: writing one line takes microseconds. */
-const UNFINISHED_MS = 1000;
 const HEARTBEAT_MS = 1000;
 /** A waiter whose deadline is up polls this much longer: its holder started first and settles by then. */
 const SETTLE_GRACE_MS = 300;
@@ -59,77 +57,6 @@ export class LockBusyError extends Error {
   ) {
     super(`lock held by ${holder} for ${Math.round(heldMs / 1000)} s`);
   }
-}
-
-export interface Owner {
-  pid: number;
-  host: string;
-  nonce: string;
-  identity?: string;
-}
-
-function parseOwner(text: string): Owner | undefined {
-  const [pid, host, nonce, identity] = text.split('\n');
-  if (!pid || !host || !nonce || !/^\d+$/.test(pid)) return undefined;
-  return { pid: Number(pid), host, nonce, identity: identity || undefined };
-}
-
-function isAlive(owner: Owner): boolean {
-  if (!pidAlive(owner.pid)) return false;
-  // The pid exists; is it still the process that took the lock?
-  const now = owner.identity && processIdentity(owner.pid);
-  return !now || now === owner.identity;
-}
-
-type Seen =
-  | { kind: 'gone' }
-  | { kind: 'strange'; what: string }
-  | { kind: 'lock'; text: string; owner?: Owner; ageMs: number; id: string };
-
-/**
- * Looks at the lock through one open file: its metadata (fstat) and its content come from the
- * same inode, so no rename or unlink between a stat and a read can pair one file's age with
- * another's owner. O_NOFOLLOW refuses a symlink instead of following it (a dangling one would
- * otherwise look absent forever); O_NONBLOCK keeps a FIFO from blocking the open.
- */
-function look(path: string): Seen {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { kind: 'gone' };
-    if (code === 'ELOOP') return { kind: 'strange', what: 'is a symbolic link' };
-    if (code === 'EACCES' || code === 'EPERM') return { kind: 'strange', what: 'cannot be read (permission denied)' };
-    throw err;
-  }
-  try {
-    const stats = fstatSync(fd, { bigint: true });
-    if (stats.isDirectory()) return { kind: 'strange', what: 'is a directory' };
-    if (!stats.isFile()) return { kind: 'strange', what: 'is not a regular file' };
-    // Another user's lock could hold us off for ever with the pid of any live process.
-    if (!ownedBy({ uid: Number(stats.uid) }, 'us')) return { kind: 'strange', what: `belongs to another user (uid ${stats.uid})` };
-    const buffer = Buffer.alloc(512);
-    const n = readSync(fd, buffer, 0, buffer.length, 0);
-    const text = buffer.subarray(0, n).toString('utf8');
-    const ageMs = Date.now() - Number(stats.mtimeNs / 1_000_000n);
-    // Inode and nanosecond mtime name this very file: a new lock (even on a reused inode) differs.
-    const id = `${stats.dev}:${stats.ino}:${stats.mtimeNs}:${stats.size}`;
-    return { kind: 'lock', text, owner: parseOwner(text), ageMs, id };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Why a lock seen with `owner` whose heartbeat is `ageMs` old may be taken over, or undefined
- * while it must be waited for (the rules are in the comment at the top).
- */
-export function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
-  const { owner, ageMs } = seen;
-  if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : undefined;
-  if (owner.host === hostname()) return isAlive(owner) ? undefined : `holder pid ${owner.pid} is gone`;
-  return ageMs > staleMs ? `no heartbeat from ${owner.host} for ${Math.round(ageMs)} ms` : undefined;
 }
 
 /**
