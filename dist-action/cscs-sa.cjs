@@ -14161,8 +14161,8 @@ function flagSeconds(raw, setting, flag) {
   if (value === void 0) throw new UsageError(`${flag} takes ${wantSeconds(setting)}, not "${raw}"`);
   return value;
 }
-function isLoopback(hostname5) {
-  return hostname5 === "localhost" || hostname5 === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname5);
+function isLoopback(hostname7) {
+  return hostname7 === "localhost" || hostname7 === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname7);
 }
 function checkUrl(url, from) {
   let parsed;
@@ -14306,6 +14306,118 @@ var init_config = __esm({
   }
 });
 
+// src/base/proc.ts
+function procStat(pid) {
+  let stat;
+  try {
+    stat = (0, import_node_fs9.readFileSync)(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return void 0;
+  }
+  const close = stat.lastIndexOf(")");
+  const rest = stat.slice(close + 2).split(" ");
+  const ppid = Number(rest[1]);
+  const start = rest[19];
+  if (!start || !Number.isInteger(ppid)) return void 0;
+  return { comm: stat.slice(stat.indexOf("(") + 1, close), ppid, start };
+}
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+function ancestors(maxDepth) {
+  const found = [];
+  for (let pid = process.ppid; found.length < maxDepth && pid > 1; ) {
+    const stat = procStat(pid);
+    if (!stat) break;
+    found.push({ pid, comm: stat.comm, start: stat.start });
+    pid = stat.ppid;
+  }
+  return found;
+}
+function procArgs(pid) {
+  try {
+    return (0, import_node_fs9.readFileSync)(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+  } catch {
+    return void 0;
+  }
+}
+function processIdentity(pid) {
+  try {
+    bootId ??= (0, import_node_fs9.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return void 0;
+  }
+  const stat = procStat(pid);
+  return stat && `${bootId}/${stat.start}`;
+}
+var import_node_fs9, bootId;
+var init_proc = __esm({
+  "src/base/proc.ts"() {
+    "use strict";
+    import_node_fs9 = require("node:fs");
+  }
+});
+
+// src/core/lockfile.ts
+function parseOwner(text) {
+  const [pid, host, nonce, identity3] = text.split("\n");
+  if (!pid || !host || !nonce || !/^\d+$/.test(pid)) return void 0;
+  return { pid: Number(pid), host, nonce, identity: identity3 || void 0 };
+}
+function isAlive(owner) {
+  if (!pidAlive(owner.pid)) return false;
+  const now = owner.identity && processIdentity(owner.pid);
+  return !now || now === owner.identity;
+}
+function look(path6) {
+  let fd;
+  try {
+    fd = (0, import_node_fs10.openSync)(path6, import_node_fs10.constants.O_RDONLY | import_node_fs10.constants.O_NOFOLLOW | import_node_fs10.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = err.code;
+    if (code === "ENOENT") return { kind: "gone" };
+    if (code === "ELOOP") return { kind: "strange", what: "is a symbolic link" };
+    if (code === "EACCES" || code === "EPERM") return { kind: "strange", what: "cannot be read (permission denied)" };
+    throw err;
+  }
+  try {
+    const stats = (0, import_node_fs10.fstatSync)(fd, { bigint: true });
+    if (stats.isDirectory()) return { kind: "strange", what: "is a directory" };
+    if (!stats.isFile()) return { kind: "strange", what: "is not a regular file" };
+    if (!ownedBy({ uid: Number(stats.uid) }, "us")) return { kind: "strange", what: `belongs to another user (uid ${stats.uid})` };
+    const buffer = Buffer.alloc(512);
+    const n2 = (0, import_node_fs10.readSync)(fd, buffer, 0, buffer.length, 0);
+    const text = buffer.subarray(0, n2).toString("utf8");
+    const ageMs = Date.now() - Number(stats.mtimeNs / 1000000n);
+    const id = `${stats.dev}:${stats.ino}:${stats.mtimeNs}:${stats.size}`;
+    return { kind: "lock", text, owner: parseOwner(text), ageMs, id };
+  } finally {
+    (0, import_node_fs10.closeSync)(fd);
+  }
+}
+function staleReason(seen, staleMs) {
+  const { owner, ageMs } = seen;
+  if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : void 0;
+  if (owner.host === (0, import_node_os6.hostname)()) return isAlive(owner) ? void 0 : `holder pid ${owner.pid} is gone`;
+  return ageMs > staleMs ? `no heartbeat from ${owner.host} for ${Math.round(ageMs)} ms` : void 0;
+}
+var import_node_fs10, import_node_os6, UNFINISHED_MS;
+var init_lockfile = __esm({
+  "src/core/lockfile.ts"() {
+    "use strict";
+    import_node_fs10 = require("node:fs");
+    import_node_os6 = require("node:os");
+    init_proc();
+    init_trust();
+    UNFINISHED_MS = 1e3;
+  }
+});
+
 // src/core/fastpath.ts
 function fastSettings(flags, env) {
   const configFile = findConfigFile(env);
@@ -14313,12 +14425,24 @@ function fastSettings(flags, env) {
   const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content), configFile) : {};
   return settingsFrom(flags, env, file, configFile);
 }
-function matchIsFresh(args2, env = process.env) {
+function matchIsDone(args2, env = process.env) {
   try {
     const { values, positionals } = (0, import_node_util12.parseArgs)({ args: args2, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
     if (positionals.length > MATCH_POSITIONALS.length) return false;
     const settings = fastSettings({ key: values.key, env: values.env, account: values.account }, env);
-    return settings !== void 0 && inspect3(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user).status === "fresh";
+    if (!settings) return false;
+    const paths = keyPaths(settings.key);
+    const status = () => inspect3(paths, settings.refreshMargin, Date.now(), settings.user).status;
+    const first = status();
+    if (first === "fresh" || first === "expiring") return first === "fresh";
+    const until = performance.timeOrigin + settings.timeout * 1e3;
+    for (; ; ) {
+      const seen = look(paths.lock);
+      const held2 = seen.kind === "lock" && seen.owner?.host === (0, import_node_os7.hostname)() && staleReason(seen, settings.timeout * 1e3) === void 0;
+      if (status() === "fresh") return true;
+      if (!held2 || Date.now() >= until) return false;
+      Atomics.wait(pause, 0, 0, HOLDER_POLL_MS / 2 + Math.random() * HOLDER_POLL_MS);
+    }
   } catch {
     return false;
   }
@@ -14337,16 +14461,20 @@ function plainRelay(args2, env = process.env) {
     return void 0;
   }
 }
-var import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS;
+var import_node_os7, import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS, HOLDER_POLL_MS, pause;
 var init_fastpath = __esm({
   "src/core/fastpath.ts"() {
     "use strict";
+    import_node_os7 = require("node:os");
     import_node_util12 = require("node:util");
     init_config();
+    init_lockfile();
     init_store();
     MATCH_OPTIONS = { key: { type: "string", short: "f" }, env: { type: "string" }, account: { type: "string" } };
     MATCH_POSITIONALS = ["HOST"];
     PROXY_OPTIONS = { agent: { type: "boolean" }, account: { type: "string" }, log: { type: "string" }, "connect-timeout": { type: "string" } };
+    HOLDER_POLL_MS = 50;
+    pause = new Int32Array(new SharedArrayBuffer(4));
   }
 });
 
@@ -15021,7 +15149,7 @@ function setLogFile(path6) {
       action: "log to",
       fix
     },
-    import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_APPEND | import_node_fs9.constants.O_CREAT
+    import_node_fs11.constants.O_WRONLY | import_node_fs11.constants.O_APPEND | import_node_fs11.constants.O_CREAT
   );
   if (!opened) throw new LocalFileError(`cannot log to ${path6}: its folder does not exist`, { fix });
   logFd = opened.fd;
@@ -15038,7 +15166,7 @@ function createLog(namespace) {
       const line = `${(/* @__PURE__ */ new Date()).toISOString()} ${process.pid} cscs-sa:${namespace} ${(0, import_node_util13.format)(formatter, ...args2)}
 `;
       try {
-        (0, import_node_fs9.writeSync)(logFd, redact(line));
+        (0, import_node_fs11.writeSync)(logFd, redact(line));
       } catch {
       }
     }
@@ -15048,11 +15176,11 @@ function createLog(namespace) {
     log9(formatter, ...args2);
   };
 }
-var import_node_fs9, import_node_util13, secrets, logFd, debugFactory;
+var import_node_fs11, import_node_util13, secrets, logFd, debugFactory;
 var init_log2 = __esm({
   "src/base/log.ts"() {
     "use strict";
-    import_node_fs9 = require("node:fs");
+    import_node_fs11 = require("node:fs");
     import_node_util13 = require("node:util");
     init_errors();
     init_trust();
@@ -15105,9 +15233,9 @@ function recordProbe(path6, args2) {
   try {
     if (!(0, import_node_path10.basename)(path6).startsWith(PREFIX)) throw new LocalFileError(`probe file ${path6} is not named ${PREFIX}*`, { fix });
     const rules = { what: "probe file", error: LocalFileError, maxBytes: 1024 * 1024, owners: "us", mode: "private", noFollow: true, action: "append to", fix };
-    opened = openTrusted(path6, rules, import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_APPEND);
+    opened = openTrusted(path6, rules, import_node_fs12.constants.O_WRONLY | import_node_fs12.constants.O_APPEND);
     if (!opened) throw new LocalFileError(`probe file ${path6} does not exist`, { fix });
-    (0, import_node_fs10.writeSync)(opened.fd, `${JSON.stringify({ args: args2 })}
+    (0, import_node_fs12.writeSync)(opened.fd, `${JSON.stringify({ args: args2 })}
 `);
     return ExitCode.ok;
   } catch (err) {
@@ -15115,35 +15243,35 @@ function recordProbe(path6, args2) {
 `);
     return ExitCode.localFiles;
   } finally {
-    if (opened) (0, import_node_fs10.closeSync)(opened.fd);
+    if (opened) (0, import_node_fs12.closeSync)(opened.fd);
   }
 }
-var import_node_fs10, import_node_os6, import_node_path10, PROBE_ENV, PREFIX, Probe;
+var import_node_fs12, import_node_os8, import_node_path10, PROBE_ENV, PREFIX, Probe;
 var init_probe = __esm({
   "src/doctor/probe.ts"() {
     "use strict";
-    import_node_fs10 = require("node:fs");
-    import_node_os6 = require("node:os");
+    import_node_fs12 = require("node:fs");
+    import_node_os8 = require("node:os");
     import_node_path10 = require("node:path");
     init_errors();
     init_trust();
     PROBE_ENV = "CSCS_SA_PROBE";
     PREFIX = "cscs-sa-probe-";
     Probe = class {
-      dir = (0, import_node_fs10.mkdtempSync)((0, import_node_path10.join)((0, import_node_os6.tmpdir)(), "cscs-sa-doctor-"));
+      dir = (0, import_node_fs12.mkdtempSync)((0, import_node_path10.join)((0, import_node_os8.tmpdir)(), "cscs-sa-doctor-"));
       count = 0;
       /** A new empty probe file (0600 in a 0700 folder). */
       file() {
         const path6 = (0, import_node_path10.join)(this.dir, `${PREFIX}${this.count++}`);
-        (0, import_node_fs10.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
+        (0, import_node_fs12.writeFileSync)(path6, "", { mode: 384, flag: "wx" });
         return path6;
       }
       /** The argument lists of every `cscs-sa match` that wrote to `path`. */
       read(path6) {
-        return (0, import_node_fs10.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
+        return (0, import_node_fs12.readFileSync)(path6, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line).args);
       }
       remove() {
-        (0, import_node_fs10.rmSync)(this.dir, { recursive: true, force: true });
+        (0, import_node_fs12.rmSync)(this.dir, { recursive: true, force: true });
       }
     };
   }
@@ -15312,63 +15440,6 @@ var init_args = __esm({
   }
 });
 
-// src/base/proc.ts
-function procStat(pid) {
-  let stat;
-  try {
-    stat = (0, import_node_fs11.readFileSync)(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return void 0;
-  }
-  const close = stat.lastIndexOf(")");
-  const rest = stat.slice(close + 2).split(" ");
-  const ppid = Number(rest[1]);
-  const start = rest[19];
-  if (!start || !Number.isInteger(ppid)) return void 0;
-  return { comm: stat.slice(stat.indexOf("(") + 1, close), ppid, start };
-}
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === "EPERM";
-  }
-}
-function ancestors(maxDepth) {
-  const found = [];
-  for (let pid = process.ppid; found.length < maxDepth && pid > 1; ) {
-    const stat = procStat(pid);
-    if (!stat) break;
-    found.push({ pid, comm: stat.comm, start: stat.start });
-    pid = stat.ppid;
-  }
-  return found;
-}
-function procArgs(pid) {
-  try {
-    return (0, import_node_fs11.readFileSync)(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
-  } catch {
-    return void 0;
-  }
-}
-function processIdentity(pid) {
-  try {
-    bootId ??= (0, import_node_fs11.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return void 0;
-  }
-  const stat = procStat(pid);
-  return stat && `${bootId}/${stat.start}`;
-}
-var import_node_fs11, bootId;
-var init_proc = __esm({
-  "src/base/proc.ts"() {
-    "use strict";
-    import_node_fs11 = require("node:fs");
-  }
-});
-
 // src/ssh/version.ts
 function parseSshVersion(output) {
   const m = /OpenSSH_(\d+)\.(\d+)(p\d+)?/.exec(output);
@@ -15475,13 +15546,14 @@ var init_deadline = __esm({
        * @param seconds the budget, as configured (config.ts bounds it, so timers cannot overflow)
        * @param short whether this is a shortened budget (the refresh margin's opportunity), whose
        *   expiry says nothing about the gateway
+       * @param since when the budget began (ms since the epoch): by default now; `match` counts from
+       *   its own start, part of which its hot path may have spent waiting for another's refresh
        */
-      constructor(seconds, short = false) {
+      constructor(seconds, short = false, since = Date.now()) {
         this.seconds = seconds;
         this.short = short;
-        const ms = Math.round(seconds * 1e3);
-        this.at = Date.now() + ms;
-        this.signal = AbortSignal.timeout(Math.max(1, ms));
+        this.at = Math.round(since + seconds * 1e3);
+        this.signal = AbortSignal.timeout(Math.max(1, this.at - Date.now()));
       }
       seconds;
       short;
@@ -15585,18 +15657,18 @@ function tempPath(path6) {
 }
 function writeFileAtomic(path6, data, mode) {
   const tmp = tempPath(path6);
-  const fd = (0, import_node_fs12.openSync)(tmp, "wx", mode);
+  const fd = (0, import_node_fs13.openSync)(tmp, "wx", mode);
   try {
     try {
-      (0, import_node_fs12.writeSync)(fd, data);
-      (0, import_node_fs12.fsyncSync)(fd);
+      (0, import_node_fs13.writeSync)(fd, data);
+      (0, import_node_fs13.fsyncSync)(fd);
     } finally {
-      (0, import_node_fs12.closeSync)(fd);
+      (0, import_node_fs13.closeSync)(fd);
     }
-    (0, import_node_fs12.renameSync)(tmp, path6);
+    (0, import_node_fs13.renameSync)(tmp, path6);
   } catch (err) {
     try {
-      (0, import_node_fs12.unlinkSync)(tmp);
+      (0, import_node_fs13.unlinkSync)(tmp);
     } catch {
     }
     throw err;
@@ -15605,11 +15677,11 @@ function writeFileAtomic(path6, data, mode) {
 }
 function fsyncDir(dir) {
   try {
-    const fd = (0, import_node_fs12.openSync)(dir, "r");
+    const fd = (0, import_node_fs13.openSync)(dir, "r");
     try {
-      (0, import_node_fs12.fsyncSync)(fd);
+      (0, import_node_fs13.fsyncSync)(fd);
     } finally {
-      (0, import_node_fs12.closeSync)(fd);
+      (0, import_node_fs13.closeSync)(fd);
     }
   } catch {
   }
@@ -15622,7 +15694,7 @@ function sweepLeftovers(dir, paths, maxAgeMs) {
   const removed = [];
   let names;
   try {
-    names = (0, import_node_fs12.readdirSync)(dir);
+    names = (0, import_node_fs13.readdirSync)(dir);
   } catch {
     return removed;
   }
@@ -15633,8 +15705,8 @@ function sweepLeftovers(dir, paths, maxAgeMs) {
     if (!prefix) continue;
     const path6 = (0, import_node_path12.join)(dir, name);
     try {
-      if (now - (0, import_node_fs12.lstatSync)(path6).mtimeMs > maxAgeMs || writerIsGone(name.slice(prefix.length))) {
-        (0, import_node_fs12.unlinkSync)(path6);
+      if (now - (0, import_node_fs13.lstatSync)(path6).mtimeMs > maxAgeMs || writerIsGone(name.slice(prefix.length))) {
+        (0, import_node_fs13.unlinkSync)(path6);
         removed.push(path6);
       }
     } catch {
@@ -15644,32 +15716,32 @@ function sweepLeftovers(dir, paths, maxAgeMs) {
 }
 function makeFolders(dir, mode) {
   const missing = [];
-  for (let d = dir; !(0, import_node_fs12.existsSync)(d) && d !== (0, import_node_path12.dirname)(d); d = (0, import_node_path12.dirname)(d)) missing.unshift(d);
+  for (let d = dir; !(0, import_node_fs13.existsSync)(d) && d !== (0, import_node_path12.dirname)(d); d = (0, import_node_path12.dirname)(d)) missing.unshift(d);
   for (const d of missing) {
     try {
-      (0, import_node_fs12.mkdirSync)(d, { mode });
+      (0, import_node_fs13.mkdirSync)(d, { mode });
     } catch (err) {
       if (err.code !== "EEXIST") throw err;
     }
   }
 }
-var import_node_fs12, import_node_path12, import_node_os7, import_node_crypto, HOST_TAG;
+var import_node_fs13, import_node_path12, import_node_os9, import_node_crypto, HOST_TAG;
 var init_fsutil = __esm({
   "src/base/fsutil.ts"() {
     "use strict";
-    import_node_fs12 = require("node:fs");
+    import_node_fs13 = require("node:fs");
     import_node_path12 = require("node:path");
-    import_node_os7 = require("node:os");
+    import_node_os9 = require("node:os");
     import_node_crypto = require("node:crypto");
     init_proc();
-    HOST_TAG = (0, import_node_crypto.createHash)("sha256").update((0, import_node_os7.hostname)()).digest("hex").slice(0, 8);
+    HOST_TAG = (0, import_node_crypto.createHash)("sha256").update((0, import_node_os9.hostname)()).digest("hex").slice(0, 8);
   }
 });
 
 // src/core/keypair.ts
 function statOrUndefined2(path6) {
   try {
-    return (0, import_node_fs13.lstatSync)(path6);
+    return (0, import_node_fs14.lstatSync)(path6);
   } catch (err) {
     if (err.code === "ENOENT") return void 0;
     throw new LocalFileError(describeFsError(err, "read", path6), { cause: err });
@@ -15678,10 +15750,10 @@ function statOrUndefined2(path6) {
 function openPrivateKey(path6) {
   const opened = openTrusted(path6, PRIVATE_KEY_RULES);
   if (opened) {
-    (0, import_node_fs13.closeSync)(opened.fd);
+    (0, import_node_fs14.closeSync)(opened.fd);
     return opened.stats;
   }
-  if ((0, import_node_fs13.lstatSync)(path6, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path6} is a symbolic link to nothing`, { fix: "restore its target or remove the link" });
+  if ((0, import_node_fs14.lstatSync)(path6, { throwIfNoEntry: false })?.isSymbolicLink()) throw new LocalFileError(`key ${path6} is a symbolic link to nothing`, { fix: "restore its target or remove the link" });
   return void 0;
 }
 function provenPair(keyStats, publicKey, proof) {
@@ -15739,9 +15811,9 @@ function writePublicKey(path6, line) {
 async function createKeyPair(paths, signal) {
   const tmp = keyPaths(tempPath(paths.key));
   try {
-    await sshKeygen(["-q", "-t", "ed25519", "-N", "", "-C", `cscs-sa@${(0, import_node_os8.hostname)()}`, "-f", tmp.key], signal);
+    await sshKeygen(["-q", "-t", "ed25519", "-N", "", "-C", `cscs-sa@${(0, import_node_os10.hostname)()}`, "-f", tmp.key], signal);
     try {
-      (0, import_node_fs13.linkSync)(tmp.key, paths.key);
+      (0, import_node_fs14.linkSync)(tmp.key, paths.key);
     } catch (err) {
       if (err.code === "EEXIST") {
         return ensureKeyPair(paths, void 0, signal);
@@ -15749,23 +15821,23 @@ async function createKeyPair(paths, signal) {
       throw new LocalFileError(describeFsError(err, "create", paths.key), { cause: err });
     }
     try {
-      (0, import_node_fs13.renameSync)(tmp.publicKey, paths.publicKey);
+      (0, import_node_fs14.renameSync)(tmp.publicKey, paths.publicKey);
     } catch (err) {
       throw new LocalFileError(describeFsError(err, "create", paths.publicKey), { cause: err });
     }
     log2("created key pair %s", paths.key);
     return { publicKey: readPublicKey(paths.publicKey), created: true };
   } finally {
-    (0, import_node_fs13.rmSync)(tmp.key, { force: true });
-    (0, import_node_fs13.rmSync)(tmp.publicKey, { force: true });
+    (0, import_node_fs14.rmSync)(tmp.key, { force: true });
+    (0, import_node_fs14.rmSync)(tmp.publicKey, { force: true });
   }
 }
-var import_node_fs13, import_node_os8, log2, PRIVATE_KEY_RULES;
+var import_node_fs14, import_node_os10, log2, PRIVATE_KEY_RULES;
 var init_keypair = __esm({
   "src/core/keypair.ts"() {
     "use strict";
-    import_node_fs13 = require("node:fs");
-    import_node_os8 = require("node:os");
+    import_node_fs14 = require("node:fs");
+    import_node_os10 = require("node:os");
     init_certificate();
     init_child();
     init_errors();
@@ -15876,52 +15948,10 @@ var init_signature = __esm({
 });
 
 // src/refresh/lock.ts
-function parseOwner(text) {
-  const [pid, host, nonce, identity3] = text.split("\n");
-  if (!pid || !host || !nonce || !/^\d+$/.test(pid)) return void 0;
-  return { pid: Number(pid), host, nonce, identity: identity3 || void 0 };
-}
-function isAlive(owner) {
-  if (!pidAlive(owner.pid)) return false;
-  const now = owner.identity && processIdentity(owner.pid);
-  return !now || now === owner.identity;
-}
-function look(path6) {
-  let fd;
-  try {
-    fd = (0, import_node_fs14.openSync)(path6, import_node_fs14.constants.O_RDONLY | import_node_fs14.constants.O_NOFOLLOW | import_node_fs14.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = err.code;
-    if (code === "ENOENT") return { kind: "gone" };
-    if (code === "ELOOP") return { kind: "strange", what: "is a symbolic link" };
-    if (code === "EACCES" || code === "EPERM") return { kind: "strange", what: "cannot be read (permission denied)" };
-    throw err;
-  }
-  try {
-    const stats = (0, import_node_fs14.fstatSync)(fd, { bigint: true });
-    if (stats.isDirectory()) return { kind: "strange", what: "is a directory" };
-    if (!stats.isFile()) return { kind: "strange", what: "is not a regular file" };
-    if (!ownedBy({ uid: Number(stats.uid) }, "us")) return { kind: "strange", what: `belongs to another user (uid ${stats.uid})` };
-    const buffer = Buffer.alloc(512);
-    const n2 = (0, import_node_fs14.readSync)(fd, buffer, 0, buffer.length, 0);
-    const text = buffer.subarray(0, n2).toString("utf8");
-    const ageMs = Date.now() - Number(stats.mtimeNs / 1000000n);
-    const id = `${stats.dev}:${stats.ino}:${stats.mtimeNs}:${stats.size}`;
-    return { kind: "lock", text, owner: parseOwner(text), ageMs, id };
-  } finally {
-    (0, import_node_fs14.closeSync)(fd);
-  }
-}
-function staleReason(seen, staleMs) {
-  const { owner, ageMs } = seen;
-  if (!owner) return ageMs > UNFINISHED_MS ? `not a finished lock (${Math.round(ageMs)} ms old)` : void 0;
-  if (owner.host === (0, import_node_os9.hostname)()) return isAlive(owner) ? void 0 : `holder pid ${owner.pid} is gone`;
-  return ageMs > staleMs ? `no heartbeat from ${owner.host} for ${Math.round(ageMs)} ms` : void 0;
-}
 function breakLock(path6, judgedId) {
   const aside = tempPath(path6);
   try {
-    (0, import_node_fs14.renameSync)(path6, aside);
+    (0, import_node_fs15.renameSync)(path6, aside);
   } catch (err) {
     if (err.code === "ENOENT") return;
     throw err;
@@ -15930,17 +15960,17 @@ function breakLock(path6, judgedId) {
     const moved = look(aside);
     if (moved.kind !== "lock" || moved.id !== judgedId) {
       try {
-        (0, import_node_fs14.linkSync)(aside, path6);
+        (0, import_node_fs15.linkSync)(aside, path6);
       } catch {
       }
     }
   } finally {
-    (0, import_node_fs14.unlinkSync)(aside);
+    (0, import_node_fs15.unlinkSync)(aside);
   }
 }
 function ownerText() {
   return `${process.pid}
-${(0, import_node_os9.hostname)()}
+${(0, import_node_os11.hostname)()}
 ${(0, import_node_crypto3.randomBytes)(8).toString("hex")}
 ${processIdentity(process.pid) ?? ""}
 `;
@@ -15948,23 +15978,23 @@ ${processIdentity(process.pid) ?? ""}
 function tryCreate(path6, content) {
   let fd;
   try {
-    fd = (0, import_node_fs14.openSync)(path6, "wx", 384);
+    fd = (0, import_node_fs15.openSync)(path6, "wx", 384);
   } catch (err) {
     if (err.code === "EEXIST") return void 0;
     throw err;
   }
   try {
-    (0, import_node_fs14.writeSync)(fd, content);
+    (0, import_node_fs15.writeSync)(fd, content);
   } catch (err) {
-    (0, import_node_fs14.closeSync)(fd);
-    (0, import_node_fs14.unlinkSync)(path6);
+    (0, import_node_fs15.closeSync)(fd);
+    (0, import_node_fs15.unlinkSync)(path6);
     throw err;
   }
   return heldLock(path6, fd);
 }
 function describeHolder(owner) {
   if (!owner) return "an unfinished lock";
-  return owner.host === (0, import_node_os9.hostname)() ? `cscs-sa pid ${owner.pid}` : `cscs-sa pid ${owner.pid} on ${owner.host}`;
+  return owner.host === (0, import_node_os11.hostname)() ? `cscs-sa pid ${owner.pid}` : `cscs-sa pid ${owner.pid} on ${owner.host}`;
 }
 async function acquireLock(path6, options) {
   const content = ownerText();
@@ -16007,7 +16037,7 @@ function heldLock(path6, fd) {
   const heartbeat = setInterval(() => {
     try {
       const now = /* @__PURE__ */ new Date();
-      (0, import_node_fs14.futimesSync)(fd, now, now);
+      (0, import_node_fs15.futimesSync)(fd, now, now);
     } catch {
     }
   }, HEARTBEAT_MS);
@@ -16022,31 +16052,30 @@ function heldLock(path6, fd) {
 }
 function releaseIfOurs(path6, fd) {
   try {
-    const ours = (0, import_node_fs14.fstatSync)(fd);
-    const there = (0, import_node_fs14.lstatSync)(path6);
-    if (there.ino === ours.ino && there.dev === ours.dev) (0, import_node_fs14.unlinkSync)(path6);
+    const ours = (0, import_node_fs15.fstatSync)(fd);
+    const there = (0, import_node_fs15.lstatSync)(path6);
+    if (there.ino === ours.ino && there.dev === ours.dev) (0, import_node_fs15.unlinkSync)(path6);
   } catch {
   }
   try {
-    (0, import_node_fs14.closeSync)(fd);
+    (0, import_node_fs15.closeSync)(fd);
   } catch {
   }
 }
-var import_node_fs14, import_node_os9, import_node_crypto3, import_promises13, log3, UNFINISHED_MS, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
+var import_node_fs15, import_node_os11, import_node_crypto3, import_promises13, log3, HEARTBEAT_MS, SETTLE_GRACE_MS, LockBusyError, held, exitHookInstalled;
 var init_lock = __esm({
   "src/refresh/lock.ts"() {
     "use strict";
-    import_node_fs14 = require("node:fs");
-    import_node_os9 = require("node:os");
+    import_node_fs15 = require("node:fs");
+    import_node_os11 = require("node:os");
     import_node_crypto3 = require("node:crypto");
     import_promises13 = require("node:timers/promises");
     init_errors();
     init_fsutil();
     init_log2();
     init_proc();
-    init_trust();
+    init_lockfile();
     log3 = createLog("lock");
-    UNFINISHED_MS = 1e3;
     HEARTBEAT_MS = 1e3;
     SETTLE_GRACE_MS = 300;
     LockBusyError = class extends Error {
@@ -16108,7 +16137,7 @@ function write(path6, stored) {
   }
 }
 function forgetFailure(path6) {
-  (0, import_node_fs15.rmSync)(path6, { force: true });
+  (0, import_node_fs16.rmSync)(path6, { force: true });
 }
 function recalledFailure(path6, material, short, waitingSince, now = Date.now()) {
   let stored;
@@ -16139,11 +16168,11 @@ function recalledFailure(path6, material, short, waitingSince, now = Date.now())
   }
   return err;
 }
-var import_node_fs15, import_node_crypto4, log4, MEMO_TTL_MS, CLASSES, MEMO_RULES, shownAbove;
+var import_node_fs16, import_node_crypto4, log4, MEMO_TTL_MS, CLASSES, MEMO_RULES, shownAbove;
 var init_memo = __esm({
   "src/refresh/memo.ts"() {
     "use strict";
-    import_node_fs15 = require("node:fs");
+    import_node_fs16 = require("node:fs");
     import_node_crypto4 = require("node:crypto");
     init_errors();
     init_fsutil();
@@ -16167,17 +16196,17 @@ __export(version_exports, {
 });
 function version() {
   if (true) return "0.1.0";
-  const pkg = JSON.parse((0, import_node_fs16.readFileSync)(new URL("../../package.json", __cscsSaFileUrl), "utf8"));
+  const pkg = JSON.parse((0, import_node_fs17.readFileSync)(new URL("../../package.json", __cscsSaFileUrl), "utf8"));
   return pkg.version;
 }
 function bundledUndiciVersion() {
   return true ? "7.30.2" : void 0;
 }
-var import_node_fs16;
+var import_node_fs17;
 var init_version2 = __esm({
   "src/base/version.ts"() {
     "use strict";
-    import_node_fs16 = require("node:fs");
+    import_node_fs17 = require("node:fs");
   }
 });
 
@@ -20527,14 +20556,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect2({ hostname: hostname5, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect2({ hostname: hostname7, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname5;
+          const sessionKey = servername || hostname7;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -20549,7 +20578,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname5
+            host: hostname7
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -20563,7 +20592,7 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname5
+            host: hostname7
           });
           if (useH2c === true) {
             socket.alpnProtocol = "h2";
@@ -20573,7 +20602,7 @@ var require_connect = __commonJS({
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = util.setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname5, port });
+        const clearConnectTimeout = util.setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname7, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -22656,7 +22685,7 @@ var require_util3 = __commonJS({
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
-    var { performance } = require("node:perf_hooks");
+    var { performance: performance2 } = require("node:perf_hooks");
     var { ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = require_util2();
     var assert = require("node:assert");
     var { isUint8Array: isUint8Array2 } = require("node:util/types");
@@ -22811,7 +22840,7 @@ var require_util3 = __commonJS({
       };
     }
     function coarsenedSharedCurrentTime(crossOriginIsolatedCapability) {
-      return coarsenTime(performance.now(), crossOriginIsolatedCapability);
+      return coarsenTime(performance2.now(), crossOriginIsolatedCapability);
     }
     function createOpaqueTimingInfo(timingInfo) {
       return {
@@ -24739,7 +24768,7 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request.onHeaders(statusCode, headers, this.resume, statusText) === false;
+        const pause2 = request.onHeaders(statusCode, headers, this.resume, statusText) === false;
         if (request.aborted) {
           return -1;
         }
@@ -24753,7 +24782,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants8.ERROR.PAUSED : 0;
+        return pause2 ? constants8.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -25863,8 +25892,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream = null;
-      const { hostname: hostname5, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname5}${port ? `:${port}` : ""}`;
+      const { hostname: hostname7, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname7}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (err) => {
         if (request.aborted || request.completed) {
@@ -26601,20 +26630,20 @@ var require_client = __commonJS({
     function connect2(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
-      let { host, hostname: hostname5, protocol, port } = client[kUrl];
-      if (hostname5[0] === "[") {
-        const idx = hostname5.indexOf("]");
+      let { host, hostname: hostname7, protocol, port } = client[kUrl];
+      if (hostname7[0] === "[") {
+        const idx = hostname7.indexOf("]");
         assert(idx !== -1);
-        const ip = hostname5.substring(1, idx);
+        const ip = hostname7.substring(1, idx);
         assert(net.isIPv6(ip));
-        hostname5 = ip;
+        hostname7 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname: hostname5,
+            hostname: hostname7,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -26627,14 +26656,14 @@ var require_client = __commonJS({
       try {
         client[kConnector]({
           host,
-          hostname: hostname5,
+          hostname: hostname7,
           protocol,
           port,
           servername: client[kServerName],
           localAddress: client[kLocalAddress]
         }, (err, socket) => {
           if (err) {
-            handleConnectError(client, err, { host, hostname: hostname5, protocol, port });
+            handleConnectError(client, err, { host, hostname: hostname7, protocol, port });
             client[kResume]();
             return;
           }
@@ -26648,7 +26677,7 @@ var require_client = __commonJS({
             client[kHTTPContext] = socket.alpnProtocol === "h2" ? connectH2(client, socket) : connectH1(client, socket);
           } catch (err2) {
             socket.destroy().on("error", noop3);
-            handleConnectError(client, err2, { host, hostname: hostname5, protocol, port });
+            handleConnectError(client, err2, { host, hostname: hostname7, protocol, port });
             client[kResume]();
             return;
           }
@@ -26661,7 +26690,7 @@ var require_client = __commonJS({
             channels.connected.publish({
               connectParams: {
                 host,
-                hostname: hostname5,
+                hostname: hostname7,
                 protocol,
                 port,
                 version: client[kHTTPContext]?.version,
@@ -26676,11 +26705,11 @@ var require_client = __commonJS({
           client[kResume]();
         });
       } catch (err) {
-        handleConnectError(client, err, { host, hostname: hostname5, protocol, port });
+        handleConnectError(client, err, { host, hostname: hostname7, protocol, port });
         client[kResume]();
       }
     }
-    function handleConnectError(client, err, { host, hostname: hostname5, protocol, port }) {
+    function handleConnectError(client, err, { host, hostname: hostname7, protocol, port }) {
       if (client.destroyed) {
         return;
       }
@@ -26689,7 +26718,7 @@ var require_client = __commonJS({
         channels.connectError.publish({
           connectParams: {
             host,
-            hostname: hostname5,
+            hostname: hostname7,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -28044,10 +28073,10 @@ var require_env_http_proxy_agent = __commonJS({
         ]);
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname5, port } = url;
-        hostname5 = hostname5.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname7, port } = url;
+        hostname7 = hostname7.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname5, port)) {
+        if (!this.#shouldProxy(hostname7, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -28055,7 +28084,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname5, port) {
+      #shouldProxy(hostname7, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -28070,10 +28099,10 @@ var require_env_http_proxy_agent = __commonJS({
           if (entry.port && entry.port !== port) {
             continue;
           }
-          if (hostname5 === entry.hostname) {
+          if (hostname7 === entry.hostname) {
             return false;
           }
-          if (hostname5.slice(-(entry.hostname.length + 1)) === `.${entry.hostname}`) {
+          if (hostname7.slice(-(entry.hostname.length + 1)) === `.${entry.hostname}`) {
             return false;
           }
         }
@@ -28515,13 +28544,13 @@ async function fetchAndWrite(paths, settings, deadline, previous) {
   const notice = caChange?.at === refreshedAt ? `note: the gateway signed ${paths.certificate} with another CA (${ca}) than the certificate it replaced (${was}): if sshd refuses it, ask CSCS whether their CA changed` : void 0;
   return { state: { ...verdict, certificate, publicKey, clockOffsetMs, refreshedAt, caChange }, refreshed: true, createdKey: created, notice };
 }
-function refreshBudget(settings, state) {
+function refreshBudget(settings, state, since = Date.now()) {
   const opportunity = Math.min(OPPORTUNITY_SECONDS, settings.timeout);
   const usable = state.status === "expiring" && (state.secondsLeft ?? 0) >= opportunity + LOGIN_SECONDS;
-  return usable ? new Deadline(opportunity, true) : new Deadline(settings.timeout);
+  return usable ? new Deadline(opportunity, true, since) : new Deadline(settings.timeout, false, since);
 }
-async function refreshForSsh(settings, state) {
-  const deadline = refreshBudget(settings, state);
+async function refreshForSsh(settings, state, since) {
+  const deadline = refreshBudget(settings, state, since);
   try {
     const { refreshed, notice } = await refreshCertificate(settings, { deadline });
     return { refreshed, warning: notice };
@@ -28602,7 +28631,7 @@ async function run(args2) {
   const { isShownAbove: isShownAbove2 } = await Promise.resolve().then(() => (init_memo(), memo_exports));
   let outcome;
   try {
-    outcome = await refreshForSsh2(settings, state);
+    outcome = await refreshForSsh2(settings, state, performance.timeOrigin);
   } catch (err) {
     if (isShownAbove2(err)) return err.exitCode;
     throw err;
@@ -28795,7 +28824,7 @@ function isoOrForever(seconds) {
 function knownAccounts(file) {
   let names = [];
   try {
-    names = (0, import_node_fs17.readdirSync)((0, import_node_path14.join)((0, import_node_os10.homedir)(), ".ssh"));
+    names = (0, import_node_fs18.readdirSync)((0, import_node_path14.join)((0, import_node_os12.homedir)(), ".ssh"));
   } catch {
   }
   const configured = [DEFAULT_ACCOUNT, ...configuredAccounts(file)];
@@ -28812,7 +28841,7 @@ function describe(settings) {
   return {
     account: settings.account,
     key: paths.key,
-    keyExists: (0, import_node_fs17.existsSync)(paths.key),
+    keyExists: (0, import_node_fs18.existsSync)(paths.key),
     certificate: paths.certificate,
     status: state.status,
     detail: state.detail ?? null,
@@ -28882,12 +28911,12 @@ async function run4(args2) {
   else process.stdout.write(reports.length === 1 ? detail(reports[0]) : table(reports));
   return reports.every((r) => r.status === "fresh") ? 0 : 1;
 }
-var import_node_fs17, import_node_os10, import_node_path14, usage4;
+var import_node_fs18, import_node_os12, import_node_path14, usage4;
 var init_status = __esm({
   "src/commands/status.ts"() {
     "use strict";
-    import_node_fs17 = require("node:fs");
-    import_node_os10 = require("node:os");
+    import_node_fs18 = require("node:fs");
+    import_node_os12 = require("node:os");
     import_node_path14 = require("node:path");
     init_account();
     init_config();
@@ -28942,7 +28971,7 @@ function recordSettings(account, values, env = process.env) {
       if (err instanceof ConfigError) throw err;
       throw new ConfigError(`cannot read config file ${path6}: ${parseFailure("json", content, err)}`, { fix: "correct it, then run setup again", cause: err });
     }
-    mode = (0, import_node_fs18.statSync)(path6).mode & 511;
+    mode = (0, import_node_fs19.statSync)(path6).mode & 511;
   }
   const own = account === DEFAULT_ACCOUNT ? config : (config.accounts ??= {})[account] ??= {};
   let changed = false;
@@ -28963,11 +28992,11 @@ function recordSettings(account, values, env = process.env) {
   }
   return { path: path6, changed };
 }
-var import_node_fs18, import_node_path15;
+var import_node_fs19, import_node_path15;
 var init_record = __esm({
   "src/core/record.ts"() {
     "use strict";
-    import_node_fs18 = require("node:fs");
+    import_node_fs19 = require("node:fs");
     import_node_path15 = require("node:path");
     init_account();
     init_config();
@@ -29191,7 +29220,7 @@ var init_freshcheck = __esm({
 
 // src/ssh/multiplex.ts
 function sshConfigPath(flag) {
-  return flag ? expandHome(flag) : (0, import_node_path16.join)((0, import_node_os11.userInfo)().homedir, ".ssh", "config");
+  return flag ? expandHome(flag) : (0, import_node_path16.join)((0, import_node_os13.userInfo)().homedir, ".ssh", "config");
 }
 function controlDir(sshConfig) {
   return (0, import_node_path16.join)((0, import_node_path16.dirname)(sshConfig), "cscs-sa-cm");
@@ -29204,10 +29233,10 @@ function controlDirProblem(dir) {
 function prepareControlDir(dir) {
   try {
     makeFolders(dir, 448);
-    const st = (0, import_node_fs19.lstatSync)(dir);
+    const st = (0, import_node_fs20.lstatSync)(dir);
     if (!st.isDirectory()) throw new LocalFileError(`${dir} is not a folder`, { fix: "remove it and run setup --multiplex again" });
     if (!ownedBy(st, "us")) throw new LocalFileError(`${dir} belongs to another user`, { fix: "remove it and run setup --multiplex again" });
-    (0, import_node_fs19.chmodSync)(dir, 448);
+    (0, import_node_fs20.chmodSync)(dir, 448);
   } catch (err) {
     if (err instanceof LocalFileError) throw err;
     throw new LocalFileError(describeFsError(err, "create", dir));
@@ -29216,12 +29245,12 @@ function prepareControlDir(dir) {
 function multiplexLines(dir) {
   return ["ControlMaster auto", `ControlPath ${configWord("the socket folder", dir, { tokens: true, env: true }, "/%C")}`, `ControlPersist ${CONTROL_PERSIST}`];
 }
-var import_node_fs19, import_node_os11, import_node_path16, CONTROL_PERSIST, SUN_PATH, SOCKET_NAME, MAX_CONTROL_DIR;
+var import_node_fs20, import_node_os13, import_node_path16, CONTROL_PERSIST, SUN_PATH, SOCKET_NAME, MAX_CONTROL_DIR;
 var init_multiplex = __esm({
   "src/ssh/multiplex.ts"() {
     "use strict";
-    import_node_fs19 = require("node:fs");
-    import_node_os11 = require("node:os");
+    import_node_fs20 = require("node:fs");
+    import_node_os13 = require("node:os");
     import_node_path16 = require("node:path");
     init_config();
     init_errors();
@@ -29478,26 +29507,26 @@ var init_choices = __esm({
 async function resolvedByShell(name, path6) {
   const found = (await foundByShell(name, path6)).path;
   try {
-    return found && (0, import_node_fs20.realpathSync)(found);
+    return found && (0, import_node_fs21.realpathSync)(found);
   } catch {
     return void 0;
   }
 }
 async function helperCommand() {
-  const script = (0, import_node_fs20.realpathSync)(process.argv[1]);
+  const script = (0, import_node_fs21.realpathSync)(process.argv[1]);
   const ephemeral = script.includes("/_npx/");
   if (ephemeral) process.stderr.write(`cscs-sa: warning: ssh_config will name ${script} in npx's cache, which npm may clean: install cscs-sa (README: Install) and run setup again
 `);
-  const node = (0, import_node_fs20.realpathSync)(process.execPath);
+  const node = (0, import_node_fs21.realpathSync)(process.execPath);
   const byName = async (path6) => await resolvedByShell("cscs-sa", path6) === script && await resolvedByShell("node", path6) === node;
   if (!ephemeral && await byName() && await byName(CRON_PATH)) return ["cscs-sa"];
   return [process.execPath, script];
 }
-var import_node_fs20, CRON_PATH;
+var import_node_fs21, CRON_PATH;
 var init_helper = __esm({
   "src/ssh/helper.ts"() {
     "use strict";
-    import_node_fs20 = require("node:fs");
+    import_node_fs21 = require("node:fs");
     init_child();
     CRON_PATH = "/usr/bin:/bin";
   }
@@ -29520,7 +29549,7 @@ function alive(socket) {
 async function closeMasters(dir) {
   let names;
   try {
-    names = (0, import_node_fs21.readdirSync)(dir);
+    names = (0, import_node_fs22.readdirSync)(dir);
   } catch (err) {
     if (err.code !== "ENOENT") throw new LocalFileError(describeFsError(err, "read", dir), { cause: err });
     names = [];
@@ -29529,7 +29558,7 @@ async function closeMasters(dir) {
   const stale = [];
   for (const name of names) {
     const socket = (0, import_node_path18.join)(dir, name);
-    if ((0, import_node_fs21.lstatSync)(socket, { throwIfNoEntry: false })?.isSocket()) (await alive(socket) ? live : stale).push(socket);
+    if ((0, import_node_fs22.lstatSync)(socket, { throwIfNoEntry: false })?.isSocket()) (await alive(socket) ? live : stale).push(socket);
   }
   for (const socket of live) {
     const exit = runOpenSshTool("ssh", ["-F", "/dev/null", "-S", tokenLiteral(socket), "-O", "exit", "_"], `cannot close the master on ${socket}`);
@@ -29537,7 +29566,7 @@ async function closeMasters(dir) {
       if (await alive(socket)) throw err;
     });
   }
-  for (const socket of stale) (0, import_node_fs21.rmSync)(socket, { force: true });
+  for (const socket of stale) (0, import_node_fs22.rmSync)(socket, { force: true });
   return { closed: live.length, removed: stale.length };
 }
 async function run5(args2) {
@@ -29549,12 +29578,12 @@ async function run5(args2) {
 `);
   return 0;
 }
-var import_node_net2, import_node_fs21, import_node_path18, usage5;
+var import_node_net2, import_node_fs22, import_node_path18, usage5;
 var init_close = __esm({
   "src/commands/close.ts"() {
     "use strict";
     import_node_net2 = require("node:net");
-    import_node_fs21 = require("node:fs");
+    import_node_fs22 = require("node:fs");
     import_node_path18 = require("node:path");
     init_child();
     init_errors();
@@ -29647,7 +29676,7 @@ function knownUser(account, choices, settings) {
 }
 async function readPastedKey() {
   const stdin = process.stdin;
-  if (!stdin.isTTY) return (0, import_node_fs22.readFileSync)(0, "utf8");
+  if (!stdin.isTTY) return (0, import_node_fs23.readFileSync)(0, "utf8");
   process.stderr.write("cscs-sa: paste the API key (it is not shown), then Enter: ");
   stdin.setRawMode(true);
   try {
@@ -29824,7 +29853,7 @@ async function run6(args2) {
 `);
     }
   }
-  if (!values["ssh-config"] && (0, import_node_os12.userInfo)().homedir !== (process.env.HOME ?? (0, import_node_os12.userInfo)().homedir)) {
+  if (!values["ssh-config"] && (0, import_node_os14.userInfo)().homedir !== (process.env.HOME ?? (0, import_node_os14.userInfo)().homedir)) {
     process.stderr.write(`cscs-sa: note: HOME is ${process.env.HOME}, but ssh reads ${sshConfigLink} (the password database's home)
 `);
   }
@@ -29832,7 +29861,7 @@ async function run6(args2) {
 }
 function sshConfigPaths(flag) {
   const sshConfigLink = sshConfigPath(flag);
-  const sshConfig = readIfExists(sshConfigLink) === void 0 ? sshConfigLink : (0, import_node_fs22.realpathSync)(sshConfigLink);
+  const sshConfig = readIfExists(sshConfigLink) === void 0 ? sshConfigLink : (0, import_node_fs23.realpathSync)(sshConfigLink);
   if (sshConfig !== sshConfigLink) process.stderr.write(`cscs-sa: ${sshConfigLink} is a link: editing ${sshConfig}
 `);
   return { sshConfigLink, sshConfig };
@@ -29845,15 +29874,15 @@ function readSshConfig(sshConfig) {
 function writeSshConfig(sshConfig, oldText, text) {
   let mode = 384;
   if (oldText !== "") {
-    mode = (0, import_node_fs22.statSync)(sshConfig).mode & 511;
-    (0, import_node_fs22.copyFileSync)(sshConfig, `${sshConfig}.cscs-sa.bak`);
+    mode = (0, import_node_fs23.statSync)(sshConfig).mode & 511;
+    (0, import_node_fs23.copyFileSync)(sshConfig, `${sshConfig}.cscs-sa.bak`);
   }
   write2(sshConfig, text, mode);
 }
 function accountFiles(dir, add, omit) {
   let names = [];
   try {
-    names = (0, import_node_fs22.readdirSync)(dir);
+    names = (0, import_node_fs23.readdirSync)(dir);
   } catch {
   }
   const files = new Set(names.filter((name) => accountOfConfFile(name) !== void 0).map((name) => (0, import_node_path19.join)(dir, name)));
@@ -29864,7 +29893,7 @@ function accountFiles(dir, add, omit) {
 }
 function removeFile(path6) {
   try {
-    (0, import_node_fs22.rmSync)(path6, { recursive: true });
+    (0, import_node_fs23.rmSync)(path6, { recursive: true });
   } catch (err) {
     throw new LocalFileError(describeFsError(err, "remove", path6), { cause: err });
   }
@@ -29890,7 +29919,7 @@ async function remove(settings, { sshConfigLink, sshConfig }, choices, { dryRun 
     pins = dropPins(oldPins, pinNames(choices ?? { clusters: CLUSTERS, targets: {} }).filter((name) => !theirs.includes(name)));
   }
   const { certificate, publicKey } = keyPaths(key);
-  const exists = (path6) => (0, import_node_fs22.lstatSync)(path6, { throwIfNoEntry: false }) !== void 0;
+  const exists = (path6) => (0, import_node_fs23.lstatSync)(path6, { throwIfNoEntry: false }) !== void 0;
   const storedKey = purge && settings.apiKeyFile === storedApiKeyFile(account) ? settings.apiKeyFile : void 0;
   const files = purge ? [certificate, publicKey, key, `${key}.failed`, ...storedKey ? [storedKey] : [], ...others.length === 0 ? [controlDir(sshConfigLink)] : []].filter(exists) : [];
   if (dryRun) {
@@ -29938,13 +29967,13 @@ function write2(path6, text, mode) {
     throw new LocalFileError(describeFsError(err, "write", path6), { cause: err });
   }
 }
-var import_node_fs22, import_node_path19, import_node_os12, usage6, KNOWN_HOSTS_RULES, PLACEHOLDER_USER;
+var import_node_fs23, import_node_path19, import_node_os14, usage6, KNOWN_HOSTS_RULES, PLACEHOLDER_USER;
 var init_setup2 = __esm({
   "src/commands/setup.ts"() {
     "use strict";
-    import_node_fs22 = require("node:fs");
+    import_node_fs23 = require("node:fs");
     import_node_path19 = require("node:path");
-    import_node_os12 = require("node:os");
+    import_node_os14 = require("node:os");
     init_account();
     init_config();
     init_record();
@@ -30079,7 +30108,7 @@ var init_route = __esm({
 
 // src/doctor/checks.ts
 function sshPath(path6, hop) {
-  const { homedir: homedir4, username, uid } = (0, import_node_os13.userInfo)();
+  const { homedir: homedir4, username, uid } = (0, import_node_os15.userInfo)();
   const tokens = {
     "%": "%",
     d: homedir4,
@@ -30089,12 +30118,12 @@ function sshPath(path6, hop) {
     h: option(hop, "hostname"),
     p: option(hop, "port"),
     n: hop.name,
-    l: (0, import_node_os13.hostname)(),
-    L: (0, import_node_os13.hostname)().split(".")[0]
+    l: (0, import_node_os15.hostname)(),
+    L: (0, import_node_os15.hostname)().split(".")[0]
   };
   const expanded = path6.replace(/^~(?=\/|$)/, homedir4).replace(/%(.)/g, (all, token2) => tokens[token2] ?? all);
   try {
-    return (0, import_node_fs23.realpathSync)(expanded);
+    return (0, import_node_fs24.realpathSync)(expanded);
   } catch {
     return expanded;
   }
@@ -30154,7 +30183,7 @@ function fileList(value) {
   const words = value.split(" ").filter(Boolean);
   const files = [];
   for (let start = 0, end = words.length; start < words.length; start = end, end = words.length) {
-    while (end > start + 1 && !(0, import_node_fs23.lstatSync)(words.slice(start, end).join(" "), { throwIfNoEntry: false })) end--;
+    while (end > start + 1 && !(0, import_node_fs24.lstatSync)(words.slice(start, end).join(" "), { throwIfNoEntry: false })) end--;
     files.push(words.slice(start, end).join(" "));
   }
   return files;
@@ -30164,7 +30193,7 @@ async function checkHostKey(hop) {
   const files = ["userknownhostsfile", "globalknownhostsfile"].flatMap((o2) => fileList(option(hop, o2) ?? "")).filter((f) => f !== "/dev/null" && f !== "none");
   let found;
   for (const file of files) {
-    if (!(0, import_node_fs23.lstatSync)(file, { throwIfNoEntry: false })) continue;
+    if (!(0, import_node_fs24.lstatSync)(file, { throwIfNoEntry: false })) continue;
     const r = await runTool("ssh-keygen", ["-F", name, "-f", file]);
     if (r.code === 0 && r.stdout.trim() !== "") {
       found = file;
@@ -30210,7 +30239,7 @@ function checkControlPath(hop) {
   const path6 = option(hop, "controlpath");
   if (!master || master === "false" || !path6 || path6 === "none") return void 0;
   const dir = (0, import_node_path20.dirname)(path6);
-  const stats = (0, import_node_fs23.lstatSync)(dir, { throwIfNoEntry: false });
+  const stats = (0, import_node_fs24.lstatSync)(dir, { throwIfNoEntry: false });
   if (!stats) return fail2(`ControlPath folder ${dir} of ${hop.name} does not exist: ssh cannot start a master`, `mkdir -m 700 ${dir}`);
   if (!stats.isDirectory()) return fail2(`ControlPath folder ${dir} of ${hop.name} is not a folder`, `remove it, then mkdir -m 700 ${dir}`);
   if (!ownedBy(stats, "us")) return fail2(`ControlPath folder ${dir} of ${hop.name} belongs to another user, who can reach its sockets`, "point ControlPath into a folder of your own (cscs-sa setup)");
@@ -30240,7 +30269,7 @@ async function checkRoute(hop) {
   const principals = key ? inspect3(keyPaths(key), 0).certificate?.principals : void 0;
   if (principals && principals.length > 0 && !principals.includes(user)) {
     results.push(fail2(`ssh logs in to ${hop.name} as "${user}", which the certificate does not name (principals: ${principals.map(printable).join(", ")})`, `set "User ${printable(principals[0])}" in Host sa-*`));
-  } else if (!principals && user === (0, import_node_os13.userInfo)().username) {
+  } else if (!principals && user === (0, import_node_os15.userInfo)().username) {
     results.push(fail2(`ssh logs in to ${hop.name} as "${user}", your local name`, "set User to the service account's login name in Host sa-* (cscs-sa setup)"));
   }
   const agentKeys = key && await checkAgentKeys(hop, key);
@@ -30269,13 +30298,13 @@ function explainSshFailure(stderr) {
   }
   return { line: lines2.at(-1)?.trim() ?? "no message", fix: "run ssh -v HOST true to see more" };
 }
-var import_node_fs23, import_node_os13, import_node_path20, import_node_util15, pass, fail2, warn, MATCH_LINE, PIN_FIX, MAX_AUTH_TRIES, CHANGED_FIX, EXPLANATIONS;
+var import_node_fs24, import_node_os15, import_node_path20, import_node_util15, pass, fail2, warn, MATCH_LINE, PIN_FIX, MAX_AUTH_TRIES, CHANGED_FIX, EXPLANATIONS;
 var init_checks = __esm({
   "src/doctor/checks.ts"() {
     "use strict";
     init_certificate();
-    import_node_fs23 = require("node:fs");
-    import_node_os13 = require("node:os");
+    import_node_fs24 = require("node:fs");
+    import_node_os15 = require("node:os");
     import_node_path20 = require("node:path");
     import_node_util15 = require("node:util");
     init_child();
@@ -30361,7 +30390,7 @@ function checkKeyPair(settings) {
     return failure(err, "fix the key path");
   }
   if (!stats) return fail2(`no key pair at ${paths.key}`, "cscs-sa sign (or the first ssh) creates it; cscs-sa setup too");
-  if (!(0, import_node_fs24.lstatSync)(paths.publicKey, { throwIfNoEntry: false })) return fail2(`no public key ${paths.publicKey}`, "cscs-sa sign derives it from the private key");
+  if (!(0, import_node_fs25.lstatSync)(paths.publicKey, { throwIfNoEntry: false })) return fail2(`no public key ${paths.publicKey}`, "cscs-sa sign derives it from the private key");
   return pass(`key pair ${paths.key} (0600)`);
 }
 function checkCa(settings) {
@@ -30459,12 +30488,12 @@ async function run7(args2) {
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }
-var import_node_fs24, usage7, BY_NAME;
+var import_node_fs25, usage7, BY_NAME;
 var init_doctor = __esm({
   "src/commands/doctor.ts"() {
     "use strict";
     init_certificate();
-    import_node_fs24 = require("node:fs");
+    import_node_fs25 = require("node:fs");
     init_apikey();
     init_child();
     init_config();
@@ -30548,17 +30577,17 @@ async function run8(args2) {
   );
   const { user, noCertificate } = await login(settings, knownUser(account, choices, settings));
   const sshConfig = sshConfigPath(values["ssh-config"]);
-  const dir = (0, import_node_fs25.mkdtempSync)((0, import_node_path21.join)((0, import_node_os14.tmpdir)(), "cscs-sa-known-hosts-"));
+  const dir = (0, import_node_fs26.mkdtempSync)((0, import_node_path21.join)((0, import_node_os16.tmpdir)(), "cscs-sa-known-hosts-"));
   try {
     const known = (0, import_node_path21.join)(dir, "known_hosts");
-    (0, import_node_fs25.writeFileSync)(known, "", { mode: 384 });
+    (0, import_node_fs26.writeFileSync)(known, "", { mode: 384 });
     const block = accountBlock(
       settings,
       { clusters, targets, user, multiplex: false, agent: false, trustOnFirstUse: false },
       { sshDir: (0, import_node_path21.dirname)(sshConfig), knownHosts: known, command: await helperCommand() }
     );
     const config = (0, import_node_path21.join)(dir, "ssh_config");
-    (0, import_node_fs25.writeFileSync)(
+    (0, import_node_fs26.writeFileSync)(
       config,
       [
         `UserKnownHostsFile ${configWord("a temporary file", known, { tokens: true, env: true })}`,
@@ -30576,7 +30605,7 @@ async function run8(args2) {
         ""
       ].join("\n")
     );
-    const lines2 = () => (0, import_node_fs25.readFileSync)(known, "utf8").split("\n").filter(Boolean);
+    const lines2 = () => (0, import_node_fs26.readFileSync)(known, "utf8").split("\n").filter(Boolean);
     const report2 = [];
     const missing = [];
     let unreachable;
@@ -30617,15 +30646,15 @@ async function run8(args2) {
     }
     return 0;
   } finally {
-    (0, import_node_fs25.rmSync)(dir, { recursive: true, force: true });
+    (0, import_node_fs26.rmSync)(dir, { recursive: true, force: true });
   }
 }
-var import_node_fs25, import_node_os14, import_node_path21, DEFAULT_CLUSTER, usage8;
+var import_node_fs26, import_node_os16, import_node_path21, DEFAULT_CLUSTER, usage8;
 var init_knownhosts2 = __esm({
   "src/commands/knownhosts.ts"() {
     "use strict";
-    import_node_fs25 = require("node:fs");
-    import_node_os14 = require("node:os");
+    import_node_fs26 = require("node:fs");
+    import_node_os16 = require("node:os");
     import_node_path21 = require("node:path");
     init_account();
     init_child();
@@ -30758,6 +30787,6 @@ if (command === "match" && process.env[PROBE_ENV]) {
 } else if (plain) {
   exitOnSignals();
   runToExit(relay(plain.host, plain.port, plain.timeoutSeconds, plain.log));
-} else if (!(command === "match" && matchIsFresh(args))) {
+} else if (!(command === "match" && matchIsDone(args))) {
   void Promise.resolve().then(() => (init_cli(), cli_exports));
 }

@@ -13,14 +13,16 @@ export class Deadline {
    * @param seconds the budget, as configured (config.ts bounds it, so timers cannot overflow)
    * @param short whether this is a shortened budget (the refresh margin's opportunity), whose
    *   expiry says nothing about the gateway
+   * @param since when the budget began (ms since the epoch): by default now; `match` counts from
+   *   its own start, part of which its hot path may have spent waiting for another's refresh
    */
   constructor(
     readonly seconds: number,
     readonly short = false,
+    since = Date.now(),
   ) {
-    const ms = Math.round(seconds * 1000);
-    this.at = Date.now() + ms;
-    this.signal = AbortSignal.timeout(Math.max(1, ms));
+    this.at = Math.round(since + seconds * 1000);
+    this.signal = AbortSignal.timeout(Math.max(1, this.at - Date.now()));
   }
 
   remainingMs(): number {

@@ -41,7 +41,7 @@ export async function run(args: string[]): Promise<number> {
   const { isShownAbove } = await import('../refresh/memo.js');
   let outcome;
   try {
-    outcome = await refreshForSsh(settings, state);
+    outcome = await refreshForSsh(settings, state, performance.timeOrigin);
   } catch (err) {
     // A failure the user saw a moment ago from the ssh that started us (ProxyJump) is not printed twice.
     if (isShownAbove(err)) return (err as CscsSaError).exitCode;

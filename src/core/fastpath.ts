@@ -1,15 +1,18 @@
 /**
  * The hot path: what ssh runs for every invocation, answered synchronously by the CommonJS entry
  * without the ES module CLI, the config loader or the network. `cscs-sa match` with a fresh
- * certificate (when the Match line's shell check could not tell: src/ssh/freshcheck.ts), and
- * `cscs-sa proxy` for a plain relay. A JSON config file (the usual one, and the one with several
+ * certificate (when the Match line's shell check could not tell: src/ssh/freshcheck.ts) or one
+ * that another process on this host is refreshing (a burst from a cold start), and `cscs-sa
+ * proxy` for a plain relay. A JSON config file (the usual one, and the one with several
  * accounts) it reads and checks itself. Anything it does not handle (a refresh, --help, --agent, a
  * YAML or JS config file, a bad flag or file) goes to the full command, which looks again and
  * explains.
  */
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkFileConfig, findConfigFile, openTrustedConfig, type Settings, type SettingsFlags, settingsFrom } from './config.js';
-import { inspect, keyPaths } from './store.js';
+import { look, staleReason } from './lockfile.js';
+import { type CertState, inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but a bad one is refused here too, fresh certificate or not. */
 export const MATCH_OPTIONS = { key: { type: 'string', short: 'f' }, env: { type: 'string' }, account: { type: 'string' } } as const;
@@ -27,13 +30,40 @@ function fastSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv): Settings | 
   return settingsFrom(flags, env, file, configFile);
 }
 
-/** True when `match ARGS` has nothing to do: its certificate is fresh. */
-export function matchIsFresh(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+/** Between looks at a held lock, jittered like the full command's wait (src/refresh/lock.ts). */
+const HOLDER_POLL_MS = 50;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * True when `match ARGS` has nothing left to do: its certificate is fresh, or became fresh while
+ * it waited here for another cscs-sa on this host that held the refresh lock. That wait makes a
+ * burst of ssh from a cold start (xargs -P, parallel rsync, ProxyJump hops) cost each waiter a
+ * bare Node start instead of the full command's. It waits only for a missing or unusable
+ * certificate (a valid one inside the margin gets the full command's short try), only while a
+ * live process on this host holds the lock, and no longer than the deadline counted from this
+ * process's start, which the full command goes on counting. Anything else (no lock, one to take
+ * over or report, a holder elsewhere, a refresh that failed) is false: the full command looks
+ * again, and refreshes, recalls the failure or explains.
+ */
+export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
     const { values, positionals } = parseArgs({ args, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
     if (positionals.length > MATCH_POSITIONALS.length) return false;
     const settings = fastSettings({ key: values.key, env: values.env, account: values.account }, env);
-    return settings !== undefined && inspect(keyPaths(settings.key), settings.refreshMargin, Date.now(), settings.user).status === 'fresh';
+    if (!settings) return false;
+    const paths = keyPaths(settings.key);
+    const status = (): CertState['status'] => inspect(paths, settings.refreshMargin, Date.now(), settings.user).status;
+    const first = status();
+    if (first === 'fresh' || first === 'expiring') return first === 'fresh';
+    const until = performance.timeOrigin + settings.timeout * 1000;
+    for (;;) {
+      const seen = look(paths.lock);
+      const held = seen.kind === 'lock' && seen.owner?.host === hostname() && staleReason(seen, settings.timeout * 1000) === undefined;
+      // The holder writes the certificate before it lets go.
+      if (status() === 'fresh') return true;
+      if (!held || Date.now() >= until) return false;
+      Atomics.wait(pause, 0, 0, HOLDER_POLL_MS / 2 + Math.random() * HOLDER_POLL_MS);
+    }
   } catch {
     return false;
   }

@@ -185,25 +185,27 @@ export const OPPORTUNITY_SECONDS = 1.5;
 export const LOGIN_SECONDS = 5;
 
 /**
- * The budget for `match`'s refresh of a certificate in `state`. A certificate that is still valid
- * (only inside the refresh margin) and stays valid for LOGIN_SECONDS beyond a short try makes the
- * refresh an opportunity: that short budget, and on failure ssh goes on with the certificate.
- * Anything else (missing, expired, unusable, or about to expire) gets the whole deadline.
+ * The budget for `match`'s refresh of a certificate in `state`, counted from `since`. A
+ * certificate that is still valid (only inside the refresh margin) and stays valid for
+ * LOGIN_SECONDS beyond a short try makes the refresh an opportunity: that short budget, and on
+ * failure ssh goes on with the certificate. Anything else (missing, expired, unusable, or about
+ * to expire) gets the whole deadline.
  */
-export function refreshBudget(settings: Pick<Settings, 'timeout'>, state: Pick<CertState, 'status' | 'secondsLeft'>): Deadline {
+export function refreshBudget(settings: Pick<Settings, 'timeout'>, state: Pick<CertState, 'status' | 'secondsLeft'>, since = Date.now()): Deadline {
   const opportunity = Math.min(OPPORTUNITY_SECONDS, settings.timeout);
   const usable = state.status === 'expiring' && (state.secondsLeft ?? 0) >= opportunity + LOGIN_SECONDS;
-  return usable ? new Deadline(opportunity, true) : new Deadline(settings.timeout);
+  return usable ? new Deadline(opportunity, true, since) : new Deadline(settings.timeout, false, since);
 }
 
 /**
- * What `match` does when the certificate is not fresh: refresh within refreshBudget. On the whole
+ * What `match` does when the certificate is not fresh: refresh within refreshBudget from `since`
+ * (the process's start: its hot path may have waited on another's refresh already). On the whole
  * deadline a failure is an error. On the short one it is a line to print (returned) while ssh goes
  * on with the valid certificate; another process still at work on the refresh is no failure:
  * nothing is printed. A refresh that brought another CA returns its notice as the line.
  */
-export async function refreshForSsh(settings: Settings, state: CertState): Promise<{ refreshed: boolean; warning?: string }> {
-  const deadline = refreshBudget(settings, state);
+export async function refreshForSsh(settings: Settings, state: CertState, since?: number): Promise<{ refreshed: boolean; warning?: string }> {
+  const deadline = refreshBudget(settings, state, since);
   try {
     const { refreshed, notice } = await refreshCertificate(settings, { deadline });
     return { refreshed, warning: notice };

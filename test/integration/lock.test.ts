@@ -6,12 +6,13 @@
  * refreshed cold in parallel, round after round.
  */
 import * as assert from 'uvu/assert';
-import { execa } from 'execa';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execa, execaSync } from 'execa';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { gatewaySuite, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, type Run } from '../helpers/cli.ts';
+import { certificateInPlace } from '../helpers/prepared.ts';
 
 const { gw, test } = gatewaySuite('lock', 'sa-lock-key-0123456789');
 const isRoot = process.getuid?.() === 0;
@@ -100,6 +101,51 @@ test('a live holder on this host is never broken: waiters give up at their deadl
     await holder.catch(() => {});
   }
 });
+
+const noStrace = execaSync('strace', ['-V'], { reject: false }).exitCode === 0 ? undefined : 'strace is not installed (apt-get install strace)';
+const burstName = 'a live holder here that writes a fresh certificate: its waiter exits 0 when it lets go, without loading the full command; one that fails: the waiter refreshes';
+if (noStrace) {
+  skipTest(burstName, noStrace);
+} else {
+  test(burstName, async ({ home, env }) => {
+    // What the refresh that holds the lock leaves: a fresh certificate, put in place before it lets go.
+    const made = `${home.cert}.made`;
+    writeFileSync(made, await certificateInPlace(home, gw));
+    rmSync(home.cert);
+    gw.reset();
+    const holder = execa('sleep', ['30']);
+    try {
+      for (const outcome of ['fresh', 'failed'] as const) {
+        rmSync(home.cert, { force: true });
+        writeFileSync(home.lock, `${holder.pid}\n${hostname()}\nfeedface\n`);
+        const trace = join(home.dir, `trace-${outcome}`);
+        const started = Date.now();
+        const waiter = execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+        const ended = new Promise<number>((resolve) => waiter.once('exit', () => resolve(Date.now())));
+        await new Promise((resolve) => setTimeout(resolve, 800));
+        if (outcome === 'fresh') renameSync(made, home.cert);
+        rmSync(home.lock);
+        const r = await waiter;
+        const ms = (await ended) - started;
+        assert.is(r.exitCode, 0, String(r.stderr));
+        assert.is(r.stderr, '');
+        assert.ok(ms >= 800, `exited after ${ms} ms, before the holder let go`);
+        const cli = readFileSync(trace, 'utf8').split('\n').filter((line) => /dist\/cli\.js"/.test(line));
+        if (outcome === 'fresh') {
+          assert.equal(cli, [], 'the full command was loaded');
+          assert.is(gw.signCalls, 0);
+        } else {
+          assert.is(cli.length, 1, 'the full command takes over');
+          assert.is(gw.signCalls, 1);
+        }
+        console.log(`    live holder that ${outcome === 'fresh' ? 'refreshed' : 'failed'}: waiter done ${ms} ms after it started`);
+      }
+    } finally {
+      holder.kill();
+      await holder.catch(() => {});
+    }
+  });
+}
 
 test('a dead holder\'s lock, and one whose pid now belongs to another process, are taken over at once', async ({ home, env }) => {
   mkdirSync(join(home.dir, '.ssh'), { mode: 0o700 });
