@@ -8,6 +8,7 @@
  * YAML or JS config file, a bad flag or file) goes to the full command, which looks again and
  * explains.
  */
+import { lstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkFileConfig, findConfigFile, openTrustedConfig, type Settings, type SettingsFlags, settingsFrom } from './config.js';
@@ -42,8 +43,8 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * certificate (a valid one inside the margin gets the full command's short try), only while a
  * live process on this host holds the lock, and no longer than the deadline counted from this
  * process's start, which the full command goes on counting. Anything else (no lock, one to take
- * over or report, a holder elsewhere, a refresh that failed) is false: the full command looks
- * again, and refreshes, recalls the failure or explains.
+ * over or report, a holder elsewhere, a refresh that failed or a failure memo beside the key)
+ * is false: the full command looks again, and refreshes, recalls the failure or explains.
  */
 export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
@@ -55,6 +56,9 @@ export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env
     const status = (): CertState['status'] => inspect(paths, settings.refreshMargin, Date.now(), settings.user).status;
     const first = status();
     if (first === 'fresh' || first === 'expiring') return first === 'fresh';
+    // A failure memo (src/refresh/memo.ts) may say this wait is already lost (the holder kept the
+    // lock past another waiter's deadline): the full command reads it, and fails at once.
+    if (lstatSync(paths.failed, { throwIfNoEntry: false })) return false;
     const until = performance.timeOrigin + settings.timeout * 1000;
     for (;;) {
       const seen = look(paths.lock);

@@ -71,6 +71,8 @@ test('ProxyJump while another process holds the lock past the deadline: the line
     // Without the memo, the hop's match waited a second deadline and printed the line again.
     assert.equal(cscsSaLines(r.stderr), [`cscs-sa: cscs-sa pid ${holder.pid} is still refreshing ${home.cert} after 3 s: try again later, or raise "timeout"`], r.stderr);
     assert.ok(existsSync(`${home.key}.failed`), 'the outcome is remembered for the hop');
+    // Two deadlines (the hop waiting the holder out again) take more than 6 s.
+    assert.ok(ms < 2 * 3000, `ssh took ${ms} ms: the hop waited for the holder again`);
     assert.is(readFileSync(home.lock, 'utf8'), `${holder.pid}\n${hostname()}\nfeedface\n`, "the live holder's lock is untouched");
     assert.is(world.gateway.tokenCalls, 0);
     console.log(`    ProxyJump, lock held past the 3 s deadline: ssh exit 255 after ${ms} ms, 1 line`);
