@@ -185,8 +185,8 @@ export const OPPORTUNITY_SECONDS = 1.5;
 export const LOGIN_SECONDS = 5;
 
 /**
- * The budget for `match`'s refresh of a certificate in `state`, counted from `since`. A
- * certificate that is still valid (only inside the refresh margin) and stays valid for
+ * The budget for `match`'s refresh of a certificate in `state`: the whole deadline counted from
+ * `since`. A certificate that is still valid (only inside the refresh margin) and stays valid for
  * LOGIN_SECONDS beyond a short try makes the refresh an opportunity: that short budget, and on
  * failure ssh goes on with the certificate. Anything else (missing, expired, unusable, or about
  * to expire) gets the whole deadline.
@@ -194,7 +194,8 @@ export const LOGIN_SECONDS = 5;
 export function refreshBudget(settings: Pick<Settings, 'timeout'>, state: Pick<CertState, 'status' | 'secondsLeft'>, since = Date.now()): Deadline {
   const opportunity = Math.min(OPPORTUNITY_SECONDS, settings.timeout);
   const usable = state.status === 'expiring' && (state.secondsLeft ?? 0) >= opportunity + LOGIN_SECONDS;
-  return usable ? new Deadline(opportunity, true, since) : new Deadline(settings.timeout, false, since);
+  // The short try counts from now: the hot path never waits for a certificate that is still valid.
+  return usable ? new Deadline(opportunity, true) : new Deadline(settings.timeout, false, since);
 }
 
 /**

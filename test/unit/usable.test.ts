@@ -67,7 +67,7 @@ test('a host certificate is named as such before the rules it also breaks', () =
   assert.is(judge(cert({ certType: 2, validAfter: 0n, validBefore: FOREVER }), publicKey, 20, 0).status, 'not-user-certificate');
 });
 
-test('refresh budget: the short try only when the certificate outlives it by a login; counted from match\'s start', () => {
+test('refresh budget: the short try only when the certificate outlives it by a login; the whole one counted from match\'s start', () => {
   const settings = { timeout: 10 };
   const enough = OPPORTUNITY_SECONDS + LOGIN_SECONDS;
   const short = refreshBudget(settings, { status: 'expiring', secondsLeft: enough + 0.1 });
@@ -86,6 +86,8 @@ test('refresh budget: the short try only when the certificate outlives it by a l
   assert.is(rest.at, started + 10_000);
   assert.ok(rest.remainingMs() <= 1_000, `${rest.remainingMs()} ms left of 10 s begun 9 s ago`);
   assert.is(refreshBudget(settings, { status: 'missing' }, started - 5_000).remainingMs(), 0);
+  // The short try is not: the hot path never waits for a certificate that is still valid.
+  assert.ok(refreshBudget(settings, { status: 'expiring', secondsLeft: enough + 0.1 }, started).remainingMs() > 1_000);
 });
 
 test('the CA fingerprint is the one ssh-keygen -l prints for the CA key', async () => {
