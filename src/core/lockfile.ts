@@ -73,7 +73,7 @@ export function look(path: string): Seen {
 
 /**
  * Why a lock seen with `owner` whose heartbeat is `ageMs` old may be taken over, or undefined
- * while it must be waited for (the rules are in the comment at the top).
+ * while it must be waited for (the rules are in src/refresh/lock.ts's first comment).
  */
 export function staleReason(seen: { owner?: Owner; ageMs: number }, staleMs: number): string | undefined {
   const { owner, ageMs } = seen;
