@@ -14346,6 +14346,11 @@ function procArgs(pid) {
     return void 0;
   }
 }
+function nearestSsh() {
+  const ssh = ancestors(MATCH_EXEC_DEPTH).find((a2) => a2.comm === "ssh");
+  const args2 = ssh && procArgs(ssh.pid);
+  return args2 && { pid: ssh.pid, args: args2 };
+}
 function processIdentity(pid) {
   try {
     bootId ??= (0, import_node_fs9.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
@@ -14355,11 +14360,12 @@ function processIdentity(pid) {
   const stat = procStat(pid);
   return stat && `${bootId}/${stat.start}`;
 }
-var import_node_fs9, bootId;
+var import_node_fs9, MATCH_EXEC_DEPTH, bootId;
 var init_proc = __esm({
   "src/base/proc.ts"() {
     "use strict";
     import_node_fs9 = require("node:fs");
+    MATCH_EXEC_DEPTH = 4;
   }
 });
 
@@ -14425,6 +14431,10 @@ function fastSettings(flags, env) {
   const file = configFile ? checkFileConfig(JSON.parse(openTrustedConfig(configFile).content), configFile) : {};
   return settingsFrom(flags, env, file, configFile);
 }
+function maybeSshG() {
+  if (process.platform !== "linux") return true;
+  return nearestSsh()?.args.slice(1).some((word) => word.startsWith("-") && word.includes("G")) ?? false;
+}
 function matchIsDone(args2, env = process.env) {
   try {
     const { values, positionals } = (0, import_node_util12.parseArgs)({ args: args2, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
@@ -14435,7 +14445,7 @@ function matchIsDone(args2, env = process.env) {
     const status = () => inspect3(paths, settings.refreshMargin, Date.now(), settings.user).status;
     const first = status();
     if (first === "fresh" || first === "expiring") return first === "fresh";
-    if ((0, import_node_fs11.lstatSync)(paths.failed, { throwIfNoEntry: false })) return false;
+    if ((0, import_node_fs11.lstatSync)(paths.failed, { throwIfNoEntry: false }) || maybeSshG()) return false;
     const until = performance.timeOrigin + settings.timeout * 1e3;
     for (; ; ) {
       const seen = look(paths.lock);
@@ -14470,6 +14480,7 @@ var init_fastpath = __esm({
     import_node_os7 = require("node:os");
     import_node_util12 = require("node:util");
     init_config();
+    init_proc();
     init_lockfile();
     init_store();
     MATCH_OPTIONS = { key: { type: "string", short: "f" }, env: { type: "string" }, account: { type: "string" } };
@@ -15504,7 +15515,7 @@ function sshArgsHaveG(args2, options = sshOptionString()) {
 }
 async function nearestSshByPs() {
   let pid = process.ppid;
-  for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
+  for (let depth = 0; depth < MATCH_EXEC_DEPTH && pid > 1; depth++) {
     const r = await runTool("ps", ["-o", "ppid=,comm=,args=", "-p", String(pid)]);
     if (r.code !== 0) return void 0;
     const [parent, comm, ...args2] = r.stdout.trim().split(/\s+/);
@@ -15513,20 +15524,19 @@ async function nearestSshByPs() {
   }
   return void 0;
 }
-async function nearestSsh() {
+async function nearestSsh2() {
   if (process.platform !== "linux") return nearestSshByPs();
-  const ssh = ancestors(MAX_DEPTH).find((a2) => a2.comm === "ssh");
-  const args2 = ssh && procArgs(ssh.pid);
-  return args2 && { args: args2, program: `/proc/${ssh.pid}/exe` };
+  const ssh = nearestSsh();
+  return ssh && { args: ssh.args, program: `/proc/${ssh.pid}/exe` };
 }
 async function startedBySshG() {
-  const ssh = await nearestSsh().catch(() => void 0);
+  const ssh = await nearestSsh2().catch(() => void 0);
   if (!ssh) return false;
   const args2 = ssh.args.slice(1);
   const version2 = args2.some((arg) => /^-[^-]*P/.test(arg)) ? await sshVersion(ssh.program) : void 0;
   return sshArgsHaveG(args2, sshOptionString(version2));
 }
-var import_node_path11, MAX_DEPTH;
+var import_node_path11;
 var init_parent = __esm({
   "src/ssh/parent.ts"() {
     "use strict";
@@ -15534,7 +15544,6 @@ var init_parent = __esm({
     init_child();
     init_proc();
     init_version();
-    MAX_DEPTH = 4;
   }
 });
 
@@ -28549,7 +28558,7 @@ async function fetchAndWrite(paths, settings, deadline, previous) {
 function refreshBudget(settings, state, since = Date.now()) {
   const opportunity = Math.min(OPPORTUNITY_SECONDS, settings.timeout);
   const usable = state.status === "expiring" && (state.secondsLeft ?? 0) >= opportunity + LOGIN_SECONDS;
-  return usable ? new Deadline(opportunity, true, since) : new Deadline(settings.timeout, false, since);
+  return usable ? new Deadline(opportunity, true) : new Deadline(settings.timeout, false, since);
 }
 async function refreshForSsh(settings, state, since) {
   const deadline = refreshBudget(settings, state, since);

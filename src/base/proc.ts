@@ -68,6 +68,19 @@ export function procArgs(pid: number): string[] | undefined {
   }
 }
 
+/**
+ * How far up a Match exec command finds the ssh that runs it: ssh, its shell, maybe `env` of a #!
+ * line, then the command.
+ */
+export const MATCH_EXEC_DEPTH = 4;
+
+/** The nearest `ssh` above a Match exec command, with its argv (Linux); undefined when none can be read. */
+export function nearestSsh(): { pid: number; args: string[] } | undefined {
+  const ssh = ancestors(MATCH_EXEC_DEPTH).find((a) => a.comm === 'ssh');
+  const args = ssh && procArgs(ssh.pid);
+  return args && { pid: ssh.pid, args };
+}
+
 let bootId: string | undefined;
 
 /** This boot's id and the process's start time: unique to one process across reboots, or undefined. */

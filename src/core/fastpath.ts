@@ -12,6 +12,7 @@ import { lstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkFileConfig, findConfigFile, openTrustedConfig, type Settings, type SettingsFlags, settingsFrom } from './config.js';
+import { nearestSsh } from '../base/proc.js';
 import { look, staleReason } from './lockfile.js';
 import { type CertState, inspect, keyPaths } from './store.js';
 
@@ -31,6 +32,17 @@ function fastSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv): Settings | 
   return settingsFrom(flags, env, file, configFile);
 }
 
+/**
+ * Whether the ssh that runs us may be `ssh -G`, which connects nowhere: the full command then
+ * returns at once (src/ssh/parent.ts reads ssh's options exactly), where a wait here for another
+ * process's refresh would hold up git and editors, which run it. "May be": an option word with a
+ * G in it anywhere, or no /proc to read ssh's argv from.
+ */
+function maybeSshG(): boolean {
+  if (process.platform !== 'linux') return true;
+  return nearestSsh()?.args.slice(1).some((word) => word.startsWith('-') && word.includes('G')) ?? false;
+}
+
 /** Between looks at a held lock, jittered like the full command's wait (src/refresh/lock.ts). */
 const HOLDER_POLL_MS = 50;
 const pause = new Int32Array(new SharedArrayBuffer(4));
@@ -43,8 +55,9 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * certificate (a valid one inside the margin gets the full command's short try), only while a
  * live process on this host holds the lock, and no longer than the deadline counted from this
  * process's start, which the full command goes on counting. Anything else (no lock, one to take
- * over or report, a holder elsewhere, a refresh that failed or a failure memo beside the key)
- * is false: the full command looks again, and refreshes, recalls the failure or explains.
+ * over or report, a holder elsewhere, a refresh that failed, a failure memo beside the key, an
+ * ssh that may be `ssh -G`) is false: the full command looks again, and refreshes, recalls the
+ * failure, ends at once for -G or explains.
  */
 export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   try {
@@ -58,7 +71,7 @@ export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env
     if (first === 'fresh' || first === 'expiring') return first === 'fresh';
     // A failure memo (src/refresh/memo.ts) may say this wait is already lost (the holder kept the
     // lock past another waiter's deadline): the full command reads it, and fails at once.
-    if (lstatSync(paths.failed, { throwIfNoEntry: false })) return false;
+    if (lstatSync(paths.failed, { throwIfNoEntry: false }) || maybeSshG()) return false;
     const until = performance.timeOrigin + settings.timeout * 1000;
     for (;;) {
       const seen = look(paths.lock);

@@ -6,11 +6,8 @@
  */
 import { basename } from 'node:path';
 import { runTool } from '../base/child.js';
-import { ancestors, procArgs } from '../base/proc.js';
+import { MATCH_EXEC_DEPTH, nearestSsh as nearestSshByProc } from '../base/proc.js';
 import { sshOptionString, sshVersion } from './version.js';
-
-/** How far up to look: ssh, its shell, maybe `env` of a #! line, then us. */
-const MAX_DEPTH = 4;
 
 /**
  * True when ssh's ARGS (without argv[0]) contain -G as ssh reads them: BSD getopt (ssh brings
@@ -52,7 +49,7 @@ interface Ssh {
  */
 async function nearestSshByPs(): Promise<Ssh | undefined> {
   let pid = process.ppid;
-  for (let depth = 0; depth < MAX_DEPTH && pid > 1; depth++) {
+  for (let depth = 0; depth < MATCH_EXEC_DEPTH && pid > 1; depth++) {
     const r = await runTool('ps', ['-o', 'ppid=,comm=,args=', '-p', String(pid)]);
     if (r.code !== 0) return undefined;
     const [parent, comm, ...args] = r.stdout.trim().split(/\s+/);
@@ -65,9 +62,8 @@ async function nearestSshByPs(): Promise<Ssh | undefined> {
 /** The nearest ssh above us, or undefined when there is none or it cannot be read. */
 async function nearestSsh(): Promise<Ssh | undefined> {
   if (process.platform !== 'linux') return nearestSshByPs();
-  const ssh = ancestors(MAX_DEPTH).find((a) => a.comm === 'ssh');
-  const args = ssh && procArgs(ssh.pid);
-  return args && { args, program: `/proc/${ssh.pid}/exe` };
+  const ssh = nearestSshByProc();
+  return ssh && { args: ssh.args, program: `/proc/${ssh.pid}/exe` };
 }
 
 /**

@@ -6,7 +6,7 @@
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
@@ -208,7 +208,7 @@ test('4 concurrent first commands all succeed', async () => {
   assert.ok(sockets(b).length >= 1);
 });
 
-test('ssh -G with an expired certificate makes no gateway call; ssh right after refreshes', async () => {
+test('ssh -G with an expired certificate makes no gateway call and waits for no refresh; ssh right after refreshes', async () => {
   await burstHome();
   // setup made the key pair: an expired certificate beside it, and no master, without an ssh and
   // a close (a connection and two Node starts) to get there.
@@ -221,6 +221,21 @@ test('ssh -G with an expired certificate makes no gateway call; ssh right after 
     assert.match(r.stdout, /^controlmaster auto$/m);
   }
   assert.is(world.gateway.requests.length, 0);
+  // Nor does it wait while another cscs-sa here holds the refresh lock (the hot path waits for such
+  // a holder only when ssh connects): git would stall for the whole 10 s deadline.
+  const holder = execa('sleep', ['30']);
+  try {
+    writeFileSync(`${world.home.key}.lock`, `${holder.pid}\n${hostname()}\nfeedface\n`);
+    const started = Date.now();
+    const g = await world.ssh('-G', 'sa-clariden');
+    const ms = Date.now() - started;
+    assert.is(g.exitCode, 0, g.stderr);
+    assert.ok(ms < 5000, `ssh -G took ${ms} ms beside a holder of the lock`);
+  } finally {
+    holder.kill();
+    await holder.catch(() => {});
+    rmSync(`${world.home.key}.lock`, { force: true });
+  }
   const r = await world.ssh('sa-clariden', 'true');
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(world.gateway.signCalls, 1);
