@@ -15,7 +15,7 @@
 // starting with SKIPPED (test/helpers/suites.ts skipTest): those lines are the skipped count.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { constants, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -65,6 +65,8 @@ async function compileTests(files) {
   mkdirSync(cache, { recursive: true });
   const out = mkdtempSync(join(cache, 'cscs-sa-test-'));
   process.on('exit', () => rmSync(out, { recursive: true, force: true }));
+  // Interrupted (Ctrl-C, a CI cancel), exit the usual way so that the folder goes too.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(128 + constants.signals[signal]));
   await build({
     entryPoints: files,
     outdir: out,
