@@ -65,8 +65,6 @@ async function compileTests(files) {
   mkdirSync(cache, { recursive: true });
   const out = mkdtempSync(join(cache, 'cscs-sa-test-'));
   process.on('exit', () => rmSync(out, { recursive: true, force: true }));
-  // Interrupted (Ctrl-C, a CI cancel), exit the usual way so that the folder goes too.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(128 + constants.signals[signal]));
   await build({
     entryPoints: files,
     outdir: out,
@@ -127,6 +125,38 @@ function weighedGroup(shares) {
   }
 }
 
+/** The test files running now: each one's process group and cgroups. */
+const running = new Set();
+
+/** A cgroup goes once its processes have: they may take a moment to die. */
+function removeGroup(group) {
+  const until = Date.now() + 2000;
+  for (;;) {
+    try {
+      rmdirSync(group);
+      return;
+    } catch {
+      if (Date.now() > until) return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
+// Interrupted (Ctrl-C, a CI cancel): the files' processes (each in a group of its own, which the
+// terminal's signal does not reach) and their cgroups go with the runner, and exiting the usual
+// way removes the compiled tests too.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    for (const { pid } of running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {}
+    }
+    for (const { groups } of running) groups.forEach(removeGroup);
+    process.exit(128 + constants.signals[signal]);
+  });
+}
+
 /**
  * Runs a test file. A long pole gets the CPU whenever it asks: CPU shares weigh groups, where
  * `nice` weighs single processes, and four files of many processes each outweighed one chain of
@@ -146,6 +176,8 @@ function runFile(testArgs, namespace, longPole = false) {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const file = { pid: child.pid, groups };
+    running.add(file);
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (out += c));
@@ -158,6 +190,7 @@ function runFile(testArgs, namespace, longPole = false) {
     }, FILE_LIMIT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
+      running.delete(file);
       const cpu = counted && cpuSeconds(counted);
       for (const group of groups) {
         try {
