@@ -14370,6 +14370,9 @@ var init_proc = __esm({
 });
 
 // src/core/lockfile.ts
+function pollPauseMs(pollMs = POLL_MS) {
+  return pollMs / 2 + Math.random() * pollMs;
+}
 function parseOwner(text) {
   const [pid, host, nonce, identity3] = text.split("\n");
   if (!pid || !host || !nonce || !/^\d+$/.test(pid)) return void 0;
@@ -14412,7 +14415,7 @@ function staleReason(seen, staleMs) {
   if (owner.host === (0, import_node_os6.hostname)()) return isAlive(owner) ? void 0 : `holder pid ${owner.pid} is gone`;
   return ageMs > staleMs ? `no heartbeat from ${owner.host} for ${Math.round(ageMs)} ms` : void 0;
 }
-var import_node_fs10, import_node_os6, UNFINISHED_MS;
+var import_node_fs10, import_node_os6, UNFINISHED_MS, POLL_MS;
 var init_lockfile = __esm({
   "src/core/lockfile.ts"() {
     "use strict";
@@ -14421,6 +14424,7 @@ var init_lockfile = __esm({
     init_proc();
     init_trust();
     UNFINISHED_MS = 1e3;
+    POLL_MS = 50;
   }
 });
 
@@ -14452,7 +14456,7 @@ function matchIsDone(args2, env = process.env) {
       const held2 = seen.kind === "lock" && seen.owner?.host === (0, import_node_os7.hostname)() && staleReason(seen, settings.timeout * 1e3) === void 0;
       if (status() === "fresh") return true;
       if (!held2 || Date.now() >= until) return false;
-      Atomics.wait(pause, 0, 0, HOLDER_POLL_MS / 2 + Math.random() * HOLDER_POLL_MS);
+      Atomics.wait(pause, 0, 0, pollPauseMs());
     }
   } catch {
     return false;
@@ -14472,7 +14476,7 @@ function plainRelay(args2, env = process.env) {
     return void 0;
   }
 }
-var import_node_fs11, import_node_os7, import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS, HOLDER_POLL_MS, pause;
+var import_node_fs11, import_node_os7, import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS, pause;
 var init_fastpath = __esm({
   "src/core/fastpath.ts"() {
     "use strict";
@@ -14486,7 +14490,6 @@ var init_fastpath = __esm({
     MATCH_OPTIONS = { key: { type: "string", short: "f" }, env: { type: "string" }, account: { type: "string" } };
     MATCH_POSITIONALS = ["HOST"];
     PROXY_OPTIONS = { agent: { type: "boolean" }, account: { type: "string" }, log: { type: "string" }, "connect-timeout": { type: "string" } };
-    HOLDER_POLL_MS = 50;
     pause = new Int32Array(new SharedArrayBuffer(4));
   }
 });
@@ -16009,7 +16012,6 @@ function describeHolder(owner) {
 }
 async function acquireLock(path6, options) {
   const content = ownerText();
-  const pollMs = options.pollMs ?? 50;
   let vanished = 0;
   for (; ; ) {
     const lock = tryCreate(path6, content);
@@ -16034,7 +16036,7 @@ async function acquireLock(path6, options) {
     if (left === 0 && Date.now() > options.deadline.at + SETTLE_GRACE_MS) {
       throw new LockBusyError(seen.kind === "lock" ? describeHolder(seen.owner) : "another process", seen.kind === "lock" ? seen.ageMs : 0);
     }
-    await (0, import_promises13.setTimeout)(pollMs / 2 + Math.random() * pollMs);
+    await (0, import_promises13.setTimeout)(pollPauseMs(options.pollMs));
   }
 }
 function heldLock(path6, fd) {

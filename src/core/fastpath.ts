@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkFileConfig, findConfigFile, openTrustedConfig, type Settings, type SettingsFlags, settingsFrom } from './config.js';
 import { nearestSsh } from '../base/proc.js';
-import { look, staleReason } from './lockfile.js';
+import { look, pollPauseMs, staleReason } from './lockfile.js';
 import { type CertState, inspect, keyPaths } from './store.js';
 
 /** match's flags; --env only matters to a refresh, but a bad one is refused here too, fresh certificate or not. */
@@ -43,8 +43,7 @@ function maybeSshG(): boolean {
   return nearestSsh()?.args.slice(1).some((word) => word.startsWith('-') && word.includes('G')) ?? false;
 }
 
-/** Between looks at a held lock, jittered like the full command's wait (src/refresh/lock.ts). */
-const HOLDER_POLL_MS = 50;
+/** What Atomics.wait sleeps on: nothing ever wakes it, so it sleeps its whole timeout. */
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
@@ -79,7 +78,7 @@ export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env
       // The holder writes the certificate before it lets go.
       if (status() === 'fresh') return true;
       if (!held || Date.now() >= until) return false;
-      Atomics.wait(pause, 0, 0, HOLDER_POLL_MS / 2 + Math.random() * HOLDER_POLL_MS);
+      Atomics.wait(pause, 0, 0, pollPauseMs());
     }
   } catch {
     return false;

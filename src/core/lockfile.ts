@@ -11,6 +11,14 @@ import { ownedBy } from '../base/trust.js';
 /** A lock file without a readable owner is taken over once it is this old: writing one line takes microseconds. */
 const UNFINISHED_MS = 1000;
 
+/** How often a waiter looks at a held lock, on average. */
+export const POLL_MS = 50;
+
+/** The pause before a waiter's next look: jittered, so that a crowd of waiters does not poll in lockstep. */
+export function pollPauseMs(pollMs = POLL_MS): number {
+  return pollMs / 2 + Math.random() * pollMs;
+}
+
 export interface Owner {
   pid: number;
   host: string;

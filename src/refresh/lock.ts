@@ -24,7 +24,7 @@ import { LocalFileError } from '../base/errors.js';
 import { tempPath } from '../base/fsutil.js';
 import { createLog } from '../base/log.js';
 import { processIdentity } from '../base/proc.js';
-import { look, type Owner, staleReason } from '../core/lockfile.js';
+import { look, type Owner, pollPauseMs, staleReason } from '../core/lockfile.js';
 
 const log = createLog('lock');
 
@@ -37,6 +37,7 @@ export interface LockOptions {
   deadline: Deadline;
   /** Heartbeat age after which a lock from another host counts as abandoned. */
   staleMs: number;
+  /** Mean pause between looks (default POLL_MS, src/core/lockfile.ts). */
   pollMs?: number;
   /**
    * Called between polls: true stops waiting (someone else did the work). It may throw to end
@@ -120,7 +121,6 @@ function describeHolder(owner: Owner | undefined): string {
 /** Takes the lock, or returns undefined when `done()` says there is nothing left to do. */
 export async function acquireLock(path: string, options: LockOptions): Promise<Lock | undefined> {
   const content = ownerText();
-  const pollMs = options.pollMs ?? 50;
   let vanished = 0;
   for (;;) {
     const lock = tryCreate(path, content);
@@ -145,8 +145,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
     if (left === 0 && Date.now() > options.deadline.at + SETTLE_GRACE_MS) {
       throw new LockBusyError(seen.kind === 'lock' ? describeHolder(seen.owner) : 'another process', seen.kind === 'lock' ? seen.ageMs : 0);
     }
-    // Jitter keeps a crowd of waiters from polling in lockstep.
-    await sleep(pollMs / 2 + Math.random() * pollMs);
+    await sleep(pollPauseMs(options.pollMs));
   }
 }
 
