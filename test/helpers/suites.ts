@@ -1,5 +1,6 @@
 /** uvu suites with their fixtures started before and stopped after all their tests. */
 import { suite, type Test } from 'uvu';
+import { execaSync } from 'execa';
 import { userInfo } from 'node:os';
 import { GatewayDouble, type GatewayDoubleOptions } from './gateway-double.ts';
 import { type Home, tempHome, userEnv } from './cli.ts';
@@ -51,4 +52,9 @@ export function worldSuite(name: string, { after }: { after?: () => void } = {})
  */
 export function skipTest(name: string, why: string): void {
   console.log(`SKIPPED ${name}: ${why}`);
+}
+
+/** Why a test that runs TOOL cannot run here (for skipTest), or undefined when TOOL is on the PATH. */
+export function missingTool(tool: string, debianPackage = tool): string | undefined {
+  return execaSync('sh', ['-c', `command -v ${tool}`], { reject: false }).exitCode === 0 ? undefined : `${tool} is not installed (apt-get install ${debianPackage})`;
 }

@@ -12,7 +12,7 @@ import { cscsSa, writeConfig } from '../helpers/cli.ts';
 import type { NodeStarts } from '../helpers/node-starts.ts';
 import { paced } from '../helpers/paced.ts';
 import { setupHome } from '../helpers/setup-home.ts';
-import { skipTest, worldSuite } from '../helpers/suites.ts';
+import { missingTool, skipTest, worldSuite } from '../helpers/suites.ts';
 import { API_KEY } from '../helpers/world.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-fresh-'));
@@ -115,8 +115,9 @@ const MARGIN = 3;
 
 for (const shift of ['+10m', '-10m']) {
   const name = `local clock ${shift} off the gateway's and sshd's: every command works, match runs only to refresh`;
-  if (execaSync('sh', ['-c', 'command -v faketime'], { reject: false }).exitCode !== 0) {
-    skipTest(name, 'faketime is not installed (apt-get install faketime)');
+  const noFaketime = missingTool('faketime');
+  if (noFaketime) {
+    skipTest(name, noFaketime);
     continue;
   }
   test(name, async () => {

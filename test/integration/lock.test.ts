@@ -6,11 +6,11 @@
  * refreshed cold in parallel, round after round.
  */
 import * as assert from 'uvu/assert';
-import { execa, execaSync } from 'execa';
+import { execa } from 'execa';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { gatewaySuite, skipTest } from '../helpers/suites.ts';
+import { gatewaySuite, missingTool, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, type Run } from '../helpers/cli.ts';
 import { certificateInPlace } from '../helpers/prepared.ts';
 
@@ -102,7 +102,7 @@ test('a live holder on this host is never broken: waiters give up at their deadl
   }
 });
 
-const noStrace = execaSync('strace', ['-V'], { reject: false }).exitCode === 0 ? undefined : 'strace is not installed (apt-get install strace)';
+const noStrace = missingTool('strace');
 const burstName = 'a live holder here that writes a fresh certificate: its waiter exits 0 when it lets go, without loading the full command; one that fails: the waiter refreshes';
 if (noStrace) {
   skipTest(burstName, noStrace);

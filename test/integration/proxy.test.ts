@@ -7,10 +7,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { execa, execaSync } from 'execa';
+import { execa } from 'execa';
 import { BIN, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
 import { freePort } from '../helpers/sshd.ts';
-import { skipTest } from '../helpers/suites.ts';
+import { missingTool, skipTest } from '../helpers/suites.ts';
 
 const test = suite('proxy');
 
@@ -150,10 +150,10 @@ test('--log FILE records the connection for ControlPersist masters, whose stderr
   assert.match(text, /cscs-sa:proxy server side ended after 1 bytes/);
 });
 
-const straceMissing = execaSync('sh', ['-c', 'command -v strace'], { reject: false }).exitCode !== 0;
+const noStrace = missingTool('strace');
 const lean = 'a plain relay with a JSON config file starts from the CommonJS entry alone: no config loader, no ES module, nothing under node_modules';
-if (straceMissing) {
-  skipTest(lean, 'strace is not installed (apt-get install strace)');
+if (noStrace) {
+  skipTest(lean, noStrace);
 } else {
   test(lean, async () => {
     const home = tempHome();

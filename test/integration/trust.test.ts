@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewaySuite, skipTest } from '../helpers/suites.ts';
+import { gatewaySuite, missingTool, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, userEnv } from '../helpers/cli.ts';
 import { withKeyPair } from '../helpers/prepared.ts';
 import { ATTACKER_UID, asAttacker, asVictim, VICTIM_UID, victimHome, victimUnavailable } from '../helpers/victim.ts';
@@ -264,7 +264,7 @@ if (noVictim) {
   });
 }
 
-const noStrace = execaSync('strace', ['-V'], { reject: false }).exitCode === 0 ? undefined : 'strace is not installed (apt-get install strace)';
+const noStrace = missingTool('strace');
 for (const format of ['cjs', 'mjs', 'js'] as const) {
   const name = `config.${format} is opened once: the code that runs is the text read through the checked descriptor, never imported again by name`;
   if (noStrace) {
