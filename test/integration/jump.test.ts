@@ -4,11 +4,10 @@
  * still valid inside the refresh margin, ssh goes on with it, quickly, told once.
  */
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
 import { cscsSa } from '../helpers/cli.ts';
+import { holdLock } from '../helpers/holder.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const { world, test } = worldSuite('jump');
@@ -61,8 +60,7 @@ test('ProxyJump while another process holds the lock past the deadline: the line
   const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '3' } });
   mkdirSync(dirname(home.key), { recursive: true, mode: 0o700 });
   // A live holder that never finishes (as a refresh stuck on a hung API key command would be).
-  const holder = execa('sleep', ['60']);
-  writeFileSync(home.lock, `${holder.pid}\n${hostname()}\nfeedface\n`);
+  const holder = holdLock(home.lock);
   try {
     const started = Date.now();
     const r = await world.ssh('sa-clariden', 'true');
@@ -73,12 +71,11 @@ test('ProxyJump while another process holds the lock past the deadline: the line
     assert.ok(existsSync(`${home.key}.failed`), 'the outcome is remembered for the hop');
     // Two deadlines (the hop waiting the holder out again) take more than 6 s.
     assert.ok(ms < 2 * 3000, `ssh took ${ms} ms: the hop waited for the holder again`);
-    assert.is(readFileSync(home.lock, 'utf8'), `${holder.pid}\n${hostname()}\nfeedface\n`, "the live holder's lock is untouched");
+    assert.is(readFileSync(home.lock, 'utf8'), holder.text, "the live holder's lock is untouched");
     assert.is(world.gateway.tokenCalls, 0);
     console.log(`    ProxyJump, lock held past the 3 s deadline: ssh exit 255 after ${ms} ms, 1 line`);
   } finally {
-    holder.kill();
-    await holder.catch(() => {});
+    await holder.release();
   }
 });
 

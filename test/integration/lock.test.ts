@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { gatewaySuite, missingTool, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, type Run } from '../helpers/cli.ts';
+import { holdLock } from '../helpers/holder.ts';
 import { certificateInPlace } from '../helpers/prepared.ts';
 
 const { gw, test } = gatewaySuite('lock', 'sa-lock-key-0123456789');
@@ -83,22 +84,18 @@ if (isRoot) {
 test('a live holder on this host is never broken: waiters give up at their deadline, the lock stays', async ({ home, env }) => {
   env.CSCS_SA_TIMEOUT = '2';
   mkdirSync(join(home.dir, '.ssh'), { mode: 0o700 });
-  // A live process that holds the lock (as an older cscs-sa would: no start time recorded).
-  const holder = execa('sleep', ['30']);
-  const content = `${holder.pid}\n${hostname()}\nfeedface\n`;
-  writeFileSync(home.lock, content);
+  const holder = holdLock(home.lock);
   try {
     const runs = await Promise.all([timedMatch(env), timedMatch(env), timedMatch(env)]);
     for (const r of runs) {
       assert.is(r.exitCode, 5, r.stderr);
       assert.is(r.stderr, `cscs-sa: cscs-sa pid ${holder.pid} is still refreshing ${home.cert} after 2 s: try again later, or raise "timeout"\n`);
     }
-    assert.is(readFileSync(home.lock, 'utf8'), content, 'the live holder\'s lock is untouched');
+    assert.is(readFileSync(home.lock, 'utf8'), holder.text, 'the live holder\'s lock is untouched');
     assert.is(gw.tokenCalls, 0);
     console.log(`    live holder: 3 waiters exit 5 after ${runs.map((r) => r.ms).join(', ')} ms, lock kept`);
   } finally {
-    holder.kill();
-    await holder.catch(() => {});
+    await holder.release();
   }
 });
 
@@ -113,11 +110,11 @@ if (noStrace) {
     writeFileSync(made, await certificateInPlace(home, gw));
     rmSync(home.cert);
     gw.reset();
-    const holder = execa('sleep', ['30']);
+    const holder = holdLock(home.lock);
     try {
       for (const outcome of ['fresh', 'failed'] as const) {
         rmSync(home.cert, { force: true });
-        writeFileSync(home.lock, `${holder.pid}\n${hostname()}\nfeedface\n`);
+        writeFileSync(home.lock, holder.text);
         const trace = join(home.dir, `trace-${outcome}`);
         const started = Date.now();
         const waiter = execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env, extendEnv: false, reject: false, stdin: 'ignore' });
@@ -141,8 +138,7 @@ if (noStrace) {
         console.log(`    live holder that ${outcome === 'fresh' ? 'refreshed' : 'failed'}: waiter done ${ms} ms after it started`);
       }
     } finally {
-      holder.kill();
-      await holder.catch(() => {});
+      await holder.release();
     }
   });
 }

@@ -6,11 +6,12 @@
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
 import { cscsSa, type Snapshot, snapshot } from '../helpers/cli.ts';
+import { holdLock } from '../helpers/holder.ts';
 import { type SetupHome, setupHome } from '../helpers/setup-home.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
@@ -223,18 +224,15 @@ test('ssh -G with an expired certificate makes no gateway call and waits for no 
   assert.is(world.gateway.requests.length, 0);
   // Nor does it wait while another cscs-sa here holds the refresh lock (the hot path waits for such
   // a holder only when ssh connects): git would stall for the whole 10 s deadline.
-  const holder = execa('sleep', ['30']);
+  const holder = holdLock(`${world.home.key}.lock`);
   try {
-    writeFileSync(`${world.home.key}.lock`, `${holder.pid}\n${hostname()}\nfeedface\n`);
     const started = Date.now();
     const g = await world.ssh('-G', 'sa-clariden');
     const ms = Date.now() - started;
     assert.is(g.exitCode, 0, g.stderr);
     assert.ok(ms < 5000, `ssh -G took ${ms} ms beside a holder of the lock`);
   } finally {
-    holder.kill();
-    await holder.catch(() => {});
-    rmSync(`${world.home.key}.lock`, { force: true });
+    await holder.release();
   }
   const r = await world.ssh('sa-clariden', 'true');
   assert.is(r.exitCode, 0, r.stderr);
