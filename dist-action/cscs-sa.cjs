@@ -14439,6 +14439,9 @@ function maybeSshG() {
   if (process.platform !== "linux") return true;
   return nearestSsh()?.args.slice(1).some((word) => word.startsWith("-") && word.includes("G")) ?? false;
 }
+function waitedSince() {
+  return globalThis[WAITED_SINCE];
+}
 function matchIsDone(args2, env = process.env) {
   try {
     const { values, positionals } = (0, import_node_util12.parseArgs)({ args: args2, options: MATCH_OPTIONS, allowPositionals: true, strict: true });
@@ -14450,12 +14453,18 @@ function matchIsDone(args2, env = process.env) {
     const first = status();
     if (first === "fresh" || first === "expiring") return first === "fresh";
     if ((0, import_node_fs11.lstatSync)(paths.failed, { throwIfNoEntry: false }) || maybeSshG()) return false;
-    const until = performance.timeOrigin + settings.timeout * 1e3;
+    let until;
     for (; ; ) {
       const seen = look(paths.lock);
       const held2 = seen.kind === "lock" && seen.owner?.host === (0, import_node_os7.hostname)() && staleReason(seen, settings.timeout * 1e3) === void 0;
       if (status() === "fresh") return true;
-      if (!held2 || Date.now() >= until) return false;
+      if (!held2) return false;
+      if (until === void 0) {
+        const since = Date.now();
+        globalThis[WAITED_SINCE] = since;
+        until = since + settings.timeout * 1e3;
+      }
+      if (Date.now() >= until) return false;
       Atomics.wait(pause, 0, 0, pollPauseMs());
     }
   } catch {
@@ -14476,7 +14485,7 @@ function plainRelay(args2, env = process.env) {
     return void 0;
   }
 }
-var import_node_fs11, import_node_os7, import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS, pause;
+var import_node_fs11, import_node_os7, import_node_util12, MATCH_OPTIONS, MATCH_POSITIONALS, PROXY_OPTIONS, WAITED_SINCE, pause;
 var init_fastpath = __esm({
   "src/core/fastpath.ts"() {
     "use strict";
@@ -14490,6 +14499,7 @@ var init_fastpath = __esm({
     MATCH_OPTIONS = { key: { type: "string", short: "f" }, env: { type: "string" }, account: { type: "string" } };
     MATCH_POSITIONALS = ["HOST"];
     PROXY_OPTIONS = { agent: { type: "boolean" }, account: { type: "string" }, log: { type: "string" }, "connect-timeout": { type: "string" } };
+    WAITED_SINCE = /* @__PURE__ */ Symbol.for("cscs-sa.waitedSince");
     pause = new Int32Array(new SharedArrayBuffer(4));
   }
 });
@@ -15561,7 +15571,7 @@ var init_deadline = __esm({
        * @param short whether this is a shortened budget (the refresh margin's opportunity), whose
        *   expiry says nothing about the gateway
        * @param since when the budget began (ms since the epoch): by default now; `match` counts from
-       *   its own start, part of which its hot path may have spent waiting for another's refresh
+       *   when its hot path began to wait for another's refresh, if it did
        */
       constructor(seconds, short = false, since = Date.now()) {
         this.seconds = seconds;
@@ -22698,7 +22708,7 @@ var require_util3 = __commonJS({
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
     var { collectAnHTTPQuotedString, parseMIMEType } = require_data_url();
-    var { performance: performance2 } = require("node:perf_hooks");
+    var { performance } = require("node:perf_hooks");
     var { ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = require_util2();
     var assert = require("node:assert");
     var { isUint8Array: isUint8Array2 } = require("node:util/types");
@@ -22853,7 +22863,7 @@ var require_util3 = __commonJS({
       };
     }
     function coarsenedSharedCurrentTime(crossOriginIsolatedCapability) {
-      return coarsenTime(performance2.now(), crossOriginIsolatedCapability);
+      return coarsenTime(performance.now(), crossOriginIsolatedCapability);
     }
     function createOpaqueTimingInfo(timingInfo) {
       return {
@@ -28644,7 +28654,7 @@ async function run(args2) {
   const { isShownAbove: isShownAbove2 } = await Promise.resolve().then(() => (init_memo(), memo_exports));
   let outcome;
   try {
-    outcome = await refreshForSsh2(settings, state, performance.timeOrigin);
+    outcome = await refreshForSsh2(settings, state, waitedSince());
   } catch (err) {
     if (isShownAbove2(err)) return err.exitCode;
     throw err;

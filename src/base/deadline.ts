@@ -14,7 +14,7 @@ export class Deadline {
    * @param short whether this is a shortened budget (the refresh margin's opportunity), whose
    *   expiry says nothing about the gateway
    * @param since when the budget began (ms since the epoch): by default now; `match` counts from
-   *   its own start, part of which its hot path may have spent waiting for another's refresh
+   *   when its hot path began to wait for another's refresh, if it did
    */
   constructor(
     readonly seconds: number,

@@ -2,7 +2,7 @@ import { loadSettings } from '../core/config.js';
 import type { CscsSaError } from '../base/errors.js';
 import { createLog, redact } from '../base/log.js';
 import { inspect, keyPaths } from '../core/store.js';
-import { MATCH_OPTIONS, MATCH_POSITIONALS } from '../core/fastpath.js';
+import { MATCH_OPTIONS, MATCH_POSITIONALS, waitedSince } from '../core/fastpath.js';
 import { parseCommandArgs } from './args.js';
 
 const log = createLog('match');
@@ -41,7 +41,7 @@ export async function run(args: string[]): Promise<number> {
   const { isShownAbove } = await import('../refresh/memo.js');
   let outcome;
   try {
-    outcome = await refreshForSsh(settings, state, performance.timeOrigin);
+    outcome = await refreshForSsh(settings, state, waitedSince());
   } catch (err) {
     // A failure the user saw a moment ago from the ssh that started us (ProxyJump) is not printed twice.
     if (isShownAbove(err)) return (err as CscsSaError).exitCode;

@@ -43,6 +43,17 @@ function maybeSshG(): boolean {
   return nearestSsh()?.args.slice(1).some((word) => word.startsWith('-') && word.includes('G')) ?? false;
 }
 
+/**
+ * When this process's hot path first saw another's lock held, for the full command's deadline: in
+ * the same process but another bundle (dist/entry.cjs and the ES module CLI), so kept on globalThis.
+ */
+const WAITED_SINCE = Symbol.for('cscs-sa.waitedSince');
+
+/** When `match`'s hot path began to wait for another's refresh (ms since the epoch), if it did. */
+export function waitedSince(): number | undefined {
+  return (globalThis as Record<symbol, number | undefined>)[WAITED_SINCE];
+}
+
 /** What Atomics.wait sleeps on: nothing ever wakes it, so it sleeps its whole timeout. */
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -52,8 +63,10 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * burst of ssh from a cold start (xargs -P, parallel rsync, ProxyJump hops) cost each waiter a
  * bare Node start instead of the full command's. It waits only for a missing or unusable
  * certificate (a valid one inside the margin gets the full command's short try), only while a
- * live process on this host holds the lock, and no longer than the deadline counted from this
- * process's start, which the full command goes on counting. Anything else (no lock, one to take
+ * live process on this host holds the lock, and no longer than the deadline counted from when it
+ * first saw the lock held, which the full command goes on counting (waitedSince). The holder's
+ * deadline began before it took the lock, so a waiter's never ends before it: the waiter sees the
+ * holder's outcome, failure included, as the full command's waiters do. Anything else (no lock, one to take
  * over or report, a holder elsewhere, a refresh that failed, a failure memo beside the key, an
  * ssh that may be `ssh -G`) is false: the full command looks again, and refreshes, recalls the
  * failure, ends at once for -G or explains.
@@ -71,13 +84,21 @@ export function matchIsDone(args: string[], env: NodeJS.ProcessEnv = process.env
     // A failure memo (src/refresh/memo.ts) may say this wait is already lost (the holder kept the
     // lock past another waiter's deadline): the full command reads it, and fails at once.
     if (lstatSync(paths.failed, { throwIfNoEntry: false }) || maybeSshG()) return false;
-    const until = performance.timeOrigin + settings.timeout * 1000;
+    let until: number | undefined;
     for (;;) {
       const seen = look(paths.lock);
       const held = seen.kind === 'lock' && seen.owner?.host === hostname() && staleReason(seen, settings.timeout * 1000) === undefined;
       // The holder writes the certificate before it lets go.
       if (status() === 'fresh') return true;
-      if (!held || Date.now() >= until) return false;
+      if (!held) return false;
+      if (until === undefined) {
+        // The wait begins once a holder is seen: a deadline counted from before it took the lock
+        // could end before the holder's own.
+        const since = Date.now();
+        (globalThis as Record<symbol, number | undefined>)[WAITED_SINCE] = since;
+        until = since + settings.timeout * 1000;
+      }
+      if (Date.now() >= until) return false;
       Atomics.wait(pause, 0, 0, pollPauseMs());
     }
   } catch {

@@ -200,7 +200,7 @@ export function refreshBudget(settings: Pick<Settings, 'timeout'>, state: Pick<C
 
 /**
  * What `match` does when the certificate is not fresh: refresh within refreshBudget from `since`
- * (the process's start: its hot path may have waited on another's refresh already). On the whole
+ * (when its hot path began to wait on another's refresh, if it did; else now). On the whole
  * deadline a failure is an error. On the short one it is a line to print (returned) while ssh goes
  * on with the valid certificate; another process still at work on the refresh is no failure:
  * nothing is printed. A refresh that brought another CA returns its notice as the line.

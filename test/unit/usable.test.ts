@@ -67,7 +67,7 @@ test('a host certificate is named as such before the rules it also breaks', () =
   assert.is(judge(cert({ certType: 2, validAfter: 0n, validBefore: FOREVER }), publicKey, 20, 0).status, 'not-user-certificate');
 });
 
-test('refresh budget: the short try only when the certificate outlives it by a login; the whole one counted from match\'s start', () => {
+test('refresh budget: the short try only when the certificate outlives it by a login; the whole one counted from when match began to wait', () => {
   const settings = { timeout: 10 };
   const enough = OPPORTUNITY_SECONDS + LOGIN_SECONDS;
   const short = refreshBudget(settings, { status: 'expiring', secondsLeft: enough + 0.1 });
@@ -80,7 +80,7 @@ test('refresh budget: the short try only when the certificate outlives it by a l
   }
   // A timeout shorter than the short try: the short try is the timeout.
   assert.is(refreshBudget({ timeout: 1 }, { status: 'expiring', secondsLeft: 60 }).seconds, 1);
-  // Counted from match's start, which its hot path may have spent waiting for another's refresh.
+  // Counted from when match's hot path began to wait for another's refresh.
   const started = Date.now() - 9_000;
   const rest = refreshBudget(settings, { status: 'missing' }, started);
   assert.is(rest.at, started + 10_000);
