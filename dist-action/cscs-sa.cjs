@@ -28242,7 +28242,7 @@ function parseJson(text) {
 function clockOffset(reply) {
   const date2 = header(reply, "date");
   const serverMs = date2 ? Date.parse(date2) : NaN;
-  return Number.isNaN(serverMs) ? void 0 : serverMs + 500 - reply.receivedAt;
+  return Number.isNaN(serverMs) ? void 0 : serverMs + 1e3 - reply.sentAt;
 }
 async function token(exchange, apiKey) {
   const reply = await exchange.post(TOKEN_PATH, { "x-api-key": apiKey.value });
@@ -28418,6 +28418,7 @@ var init_gateway = __esm({
       }
       async once(method, path6, headers, body) {
         const remaining = Math.max(1, this.deadline.remainingMs());
+        const sentAt = Date.now();
         const res = await this.dispatcher.request({
           origin: this.origin,
           path: `${this.basePath}${path6}`,
@@ -28440,11 +28441,11 @@ var init_gateway = __esm({
           size += chunk.length;
           if (size > MAX_BODY) {
             res.body.destroy();
-            return { status: res.statusCode, headers: res.headers, text: OVERSIZED, receivedAt: Date.now() };
+            return { status: res.statusCode, headers: res.headers, text: OVERSIZED, sentAt };
           }
           chunks.push(chunk);
         }
-        return { status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8"), receivedAt: Date.now() };
+        return { status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8"), sentAt };
       }
       close() {
         void this.dispatcher.destroy().catch(() => {

@@ -179,8 +179,10 @@ function readText(path: string, what: string): string | undefined {
 /**
  * The one rule for "fresh": the interval of this machine's clock, in ms, [fromMs, untilMs), in
  * which the certificate has started and has more than `marginSeconds` left by the gateway's clock
- * (local + clockOffsetMs). The gateway's Date header has one-second resolution, so one second
- * before valid_after counts as started. Both ends are whole seconds, rounded inward, because the
+ * (local + clockOffsetMs). The offset is an upper bound (src/refresh/gateway.ts clockOffset): a
+ * certificate counts as expiring up to a second and a round trip early, never late. One second
+ * before valid_after counts as started, for a clock a little behind a gateway that sent no Date
+ * header (offset 0). Both ends are whole seconds, rounded inward, because the
  * Match line's shell check compares `date +%s`: judge() decides by the same window the refresh
  * writes beside the certificate for it, so the two agree at every instant (a window rounded for
  * the shell alone left up to a second per lifetime in which the shell sent ssh to `match` and

@@ -44,7 +44,7 @@ export interface GatewayOptions {
 export interface SignedCertificate {
   /** The certificate line as the gateway sent it. */
   line: string;
-  /** Gateway clock minus local clock in ms, from the Date header; undefined without one. */
+  /** Gateway clock minus local clock in ms, at most (clockOffset); undefined without a Date header. */
   clockOffsetMs: number | undefined;
 }
 
@@ -52,7 +52,8 @@ interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  receivedAt: number;
+  /** This machine's clock when the request left: the Date header was written after it. */
+  sentAt: number;
 }
 
 const RETRYABLE_CODES = new Set([
@@ -235,6 +236,7 @@ class Exchange {
 
   private async once(method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
     const remaining = Math.max(1, this.deadline.remainingMs());
+    const sentAt = Date.now();
     const res = await this.dispatcher.request({
       origin: this.origin,
       path: `${this.basePath}${path}`,
@@ -257,11 +259,11 @@ class Exchange {
       size += (chunk as Buffer).length;
       if (size > MAX_BODY) {
         res.body.destroy();
-        return { status: res.statusCode, headers: res.headers, text: OVERSIZED, receivedAt: Date.now() };
+        return { status: res.statusCode, headers: res.headers, text: OVERSIZED, sentAt };
       }
       chunks.push(chunk as Buffer);
     }
-    return { status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
+    return { status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), sentAt };
   }
 
   close(): void {
@@ -278,11 +280,19 @@ function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * The gateway's clock minus ours, as an upper bound: the gateway wrote its Date header (whole
+ * seconds, rounded down) after our request left, so its clock then was before the header's second
+ * ended and ours was at least sentAt. Too high, the gateway's clock is thought later than it is and
+ * a certificate is refreshed up to a second and a round trip early; too low, as the middle of the
+ * second less the time of arrival was, it is presented after it expired. That happened on a loaded
+ * runner: 12 s certificates, 3 s margin, a stale half second, and an ssh that took 2 s to log in
+ * got "Permission denied (publickey)".
+ */
 function clockOffset(reply: Reply): number | undefined {
   const date = header(reply, 'date');
   const serverMs = date ? Date.parse(date) : NaN;
-  // The header has one-second resolution: the server's clock was somewhere in that second.
-  return Number.isNaN(serverMs) ? undefined : serverMs + 500 - reply.receivedAt;
+  return Number.isNaN(serverMs) ? undefined : serverMs + 1000 - reply.sentAt;
 }
 
 async function token(exchange: Exchange, apiKey: ApiKey): Promise<string> {

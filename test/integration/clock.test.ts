@@ -9,7 +9,8 @@ import { paced } from '../helpers/paced.ts';
 
 const { world, test } = worldSuite('clock');
 const LIFETIME = 12;
-const MARGIN = 3;
+// ssh's login must fit in the margin, on a loaded machine too: 5 s, as the refresh allows one through a jump host.
+const MARGIN = 5;
 
 test.before(() => {
   world.gateway.options.validity = `-5s:+${LIFETIME}s`;
@@ -36,9 +37,11 @@ for (const [shift, offset] of [['+10m', -600], ['-10m', 600]] as const) {
     const ideal = Math.ceil(elapsed / (LIFETIME - MARGIN));
     assert.ok(signCalls <= ideal + 1, `${signCalls} sign calls for ${runs} runs in ${elapsed.toFixed(1)} s (ideal ${ideal})`);
     assert.ok(signCalls >= 2, `${signCalls} sign calls over two lifetimes: a certificate was used after it expired`);
-    // The offset it learned is what status shows, within the Date header's one-second resolution.
+    // The offset it learned is what status shows: never below the truth (src/refresh/gateway.ts
+    // clockOffset), above it by the Date header's second and the sign call's round trip at most.
     const [status] = JSON.parse((await cscsSa(['status', '--json'], world.env)).stdout);
-    assert.ok(Math.abs(status.clockOffsetMs - offset * 1000) < 1500, `learned offset ${status.clockOffsetMs} ms`);
+    const over = status.clockOffsetMs - offset * 1000;
+    assert.ok(over >= 0 && over < 3000, `learned offset ${status.clockOffsetMs} ms`);
     console.log(`    clock ${shift}: ${runs} runs in ${elapsed.toFixed(1)} s, ${signCalls} sign calls (ideal ${ideal})`);
   });
 }
