@@ -181,13 +181,13 @@ test('429 with a Retry-After beyond the deadline fails at once, naming the wait'
 test('persistent 500: clear error within the deadline, valid certificate untouched', async (ctx) => {
   const before = await expiringCertificate(ctx);
   for (let i = 0; i < 50; i++) gw.faults.token.push({ status: 500 });
-  const started = Date.now();
   const r = await cscsSa(['sign'], ctx.env);
-  const elapsed = Date.now() - started;
+  // From the first request, which the deadline started before: Node's start on a loaded machine is no part of it.
+  const elapsed = Date.now() - gw.requests[0]!.atMs;
   assert.is(r.exitCode, 5);
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ failed \(500\): scripted 500 after \d+ attempt\(s\): try again later\n$/);
   assert.ok(gw.tokenCalls >= 2, `retried (${gw.tokenCalls} calls)`);
-  assert.ok(elapsed < 3000 + 1500, `within the 3 s deadline (${elapsed} ms)`);
+  assert.ok(elapsed < 3000 + 1000, `within the 3 s deadline (${elapsed} ms from the first request to the exit)`);
   assert.is(certText(ctx.home), before);
 });
 
