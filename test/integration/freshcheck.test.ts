@@ -114,8 +114,9 @@ const LIFETIME = 12;
 // ssh's login must fit in the margin, on a loaded machine too: 5 s, as the refresh allows one through a jump host.
 const MARGIN = 5;
 
-for (const shift of ['+10m', '-10m']) {
-  const name = `local clock ${shift} off the gateway's and sshd's: every command works, match runs only to refresh`;
+// The gateway's clock minus the runner's, in seconds, for each shift of the runner's clock.
+for (const [shift, offset] of [['+10m', -600], ['-10m', 600]] as const) {
+  const name = `local clock ${shift} off the gateway's and sshd's: every command works, match runs only to refresh, status shows the offset`;
   const noFaketime = missingTool('faketime');
   if (noFaketime) {
     skipTest(name, noFaketime);
@@ -131,16 +132,25 @@ for (const shift of ['+10m', '-10m']) {
     try {
       // One ssh every 1.5 s: several runs inside each fresh window (LIFETIME less MARGIN) and
       // each refresh margin, which is what can go wrong; more runs would only repeat the fresh case.
-      const { runs } = await paced(2 * LIFETIME, 1500, async (i, ms) => {
+      const { runs, elapsed } = await paced(2 * LIFETIME, 1500, async (i, ms) => {
         const r = await world.ssh('sa-ela', 'true');
         assert.is(r.exitCode, 0, `run ${i} at ${(ms / 1000).toFixed(1)} s: ${r.stderr}`);
       });
       const signs = world.gateway.signCalls;
       assert.ok(signs >= 2, `${signs} sign calls over two lifetimes: a certificate was used after it expired`);
+      // Ideal: one certificate per (lifetime - margin) seconds; allow one more.
+      const ideal = Math.ceil(elapsed / (LIFETIME - MARGIN));
+      assert.ok(signs <= ideal + 1, `${signs} sign calls for ${runs} runs in ${elapsed.toFixed(1)} s (ideal ${ideal})`);
       // match ran for the refreshes (one more where a refresh found another's), the shell for the rest.
       const matches = starts.of('match').length;
       assert.ok(matches <= signs + 1, `${matches} match starts for ${signs} refreshes in ${runs} runs`);
       assert.ok(runs > matches, `${runs} runs, ${matches} match starts`);
+      // The offset learned is never below the truth (src/refresh/gateway.ts clockOffset), above it
+      // by the Date header's second and the sign call's round trip at most.
+      const [status] = JSON.parse((await cscsSa(['status', '--json'], world.env)).stdout);
+      const over = status.clockOffsetMs - offset * 1000;
+      assert.ok(over >= 0 && over < 3000, `learned offset ${status.clockOffsetMs} ms`);
+      console.log(`    clock ${shift}: ${runs} runs in ${elapsed.toFixed(1)} s, ${signs} sign calls (ideal ${ideal}), ${matches} match starts, offset ${status.clockOffsetMs} ms`);
     } finally {
       world.gateway.options.validity = undefined;
     }
