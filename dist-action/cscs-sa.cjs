@@ -28180,6 +28180,7 @@ var init_http = __esm({
 var gateway_exports = {};
 __export(gateway_exports, {
   checkApiKey: () => checkApiKey,
+  httpDateMs: () => httpDateMs,
   nextRetryMs: () => nextRetryMs,
   probeGateway: () => probeGateway,
   requestCertificate: () => requestCertificate,
@@ -28215,12 +28216,17 @@ function header(reply, name) {
   const value = reply.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
+function httpDateMs(value) {
+  const text = value.trim();
+  if (IMF_FIXDATE.test(text) || RFC850_DATE.test(text)) return Date.parse(text);
+  if (ASCTIME_DATE.test(text)) return Date.parse(`${text} GMT`);
+  return NaN;
+}
 function retryAfterMs(value, nowMs = Date.now()) {
   const text = value?.trim();
   if (!text) return void 0;
   if (/^\d+$/.test(text)) return Number(text) * 1e3;
-  if (!/[A-Za-z]/.test(text)) return void 0;
-  const at = Date.parse(text);
+  const at = httpDateMs(text);
   return Number.isNaN(at) ? void 0 : Math.max(0, at - nowMs);
 }
 function retryDelayMs(attempt, retryAfter, random = Math.random()) {
@@ -28241,7 +28247,7 @@ function parseJson(text) {
 }
 function clockOffset(reply) {
   const date2 = header(reply, "date");
-  const serverMs = date2 ? Date.parse(date2) : NaN;
+  const serverMs = date2 ? httpDateMs(date2) : NaN;
   return Number.isNaN(serverMs) ? void 0 : serverMs + 1e3 - reply.sentAt;
 }
 async function token(exchange, apiKey) {
@@ -28304,7 +28310,7 @@ async function requestCertificate(apiKey, publicKeyLine2, options, deadline) {
     exchange.close();
   }
 }
-var import_promises14, import_node_v82, log5, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, DEADLINE_CODES, NETWORK_WORDS, Exchange;
+var import_promises14, import_node_v82, log5, TOKEN_PATH, SIGN_PATH, MAX_BODY, OVERSIZED, RETRY_FLOOR_MS, RETRY_STEP_CAP_MS, MAX_ATTEMPTS, RETRYABLE_CODES, DEADLINE_CODES, NETWORK_WORDS, IMF_FIXDATE, RFC850_DATE, ASCTIME_DATE, Exchange;
 var init_gateway = __esm({
   "src/refresh/gateway.ts"() {
     "use strict";
@@ -28342,6 +28348,9 @@ var init_gateway = __esm({
       UND_ERR_SOCKET: "connection closed by the gateway or a proxy",
       UND_ERR_CLOSED: "connection closed by the gateway or a proxy"
     };
+    IMF_FIXDATE = /^[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+    RFC850_DATE = /^[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+    ASCTIME_DATE = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
     Exchange = class {
       constructor(options, deadline) {
         this.options = options;

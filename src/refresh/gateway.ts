@@ -44,7 +44,7 @@ export interface GatewayOptions {
 export interface SignedCertificate {
   /** The certificate line as the gateway sent it. */
   line: string;
-  /** Gateway clock minus local clock in ms, at most (clockOffset); undefined without a Date header. */
+  /** Gateway clock minus local clock in ms, never below the true offset (clockOffset); undefined without a Date header. */
   clockOffsetMs: number | undefined;
 }
 
@@ -120,6 +120,23 @@ function header(reply: Reply, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+const IMF_FIXDATE = /^[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC850_DATE = /^[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+/**
+ * An HTTP date (RFC 9110 5.6.7) in ms, or NaN: IMF-fixdate, the obsolete RFC 850 form, or
+ * asctime's, which names no zone and is GMT all the same (Date.parse alone would read it as local
+ * time: an hour off in Zurich). Anything else, such as a bare number Date.parse would read as a
+ * year, is no date.
+ */
+export function httpDateMs(value: string): number {
+  const text = value.trim();
+  if (IMF_FIXDATE.test(text) || RFC850_DATE.test(text)) return Date.parse(text);
+  if (ASCTIME_DATE.test(text)) return Date.parse(`${text} GMT`);
+  return NaN;
+}
+
 /**
  * Milliseconds to wait from a Retry-After header: delta-seconds, or an HTTP date (a past one is
  * 0). Anything else, a negative number included, is no header at all.
@@ -128,9 +145,7 @@ export function retryAfterMs(value: string | undefined, nowMs = Date.now()): num
   const text = value?.trim();
   if (!text) return undefined;
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  // An HTTP date names a weekday or month; a bare number Date.parse would read as a year.
-  if (!/[A-Za-z]/.test(text)) return undefined;
-  const at = Date.parse(text);
+  const at = httpDateMs(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
@@ -291,7 +306,7 @@ function parseJson(text: string): unknown {
  */
 function clockOffset(reply: Reply): number | undefined {
   const date = header(reply, 'date');
-  const serverMs = date ? Date.parse(date) : NaN;
+  const serverMs = date ? httpDateMs(date) : NaN;
   return Number.isNaN(serverMs) ? undefined : serverMs + 1000 - reply.sentAt;
 }
 
