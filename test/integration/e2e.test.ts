@@ -102,21 +102,6 @@ test('rsync a tree up and back down, byte for byte', async () => {
   await sameTree(src, back);
 });
 
-test('8 parallel ssh from a cold start: all succeed, at most 2 sign calls', async () => {
-  // Eight Match lines racing for one lock: the sharing a crowd needs (32 cost ~45 s of CPU and
-  // proved no more; load.test.ts runs 64 through the jump). To the jump host: a jump's Match line
-  // runs after its own ssh's, which has the certificate by then, so the jump only doubled the
-  // connections; test 1 shows its share. A generous deadline: on a loaded two-core machine the
-  // waiters queue behind the key pair's ssh-keygen; this test is about sharing, not speed.
-  world.freshHome({ env: { CSCS_SA_TIMEOUT: '60' } });
-  const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => world.ssh('sa-ela', 'echo', `run-${i}`)));
-  runs.forEach((r, i) => {
-    assert.is(r.exitCode, 0, `run ${i}: ${r.stderr}`);
-    assert.is(r.stdout, `run-${i}`);
-  });
-  assert.ok(world.gateway.signCalls >= 1 && world.gateway.signCalls <= 2, `${world.gateway.signCalls} sign calls`);
-});
-
 test('a failing refresh shows its one line through ssh, and ssh fails', async () => {
   world.freshHome();
   world.env.CSCS_API_KEY = 'not-the-right-key';
