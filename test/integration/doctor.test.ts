@@ -82,35 +82,26 @@ test("the block setup writes: doctor's probe sees match behind the shell check, 
   assert.match(none.stdout, /^✔ the certificate is missing: the next ssh runs cscs-sa match$/m);
 });
 
-test('no key pair', async () => {
+// Two faults a run: the checks are independent, so a user with both sees both, each with its fix.
+test('no key pair and no API key: a ✘ line for each', async () => {
   rmSync(world.home.key);
-  const r = await doctor();
+  const { CSCS_API_KEY: _, ...env } = world.env;
+  const r = await doctor([], env);
   assert.is(r.exitCode, 1);
   assert.match(r.stdout, new RegExp(`^✘ no key pair at ${world.home.key}\\n  → cscs-sa sign \\(or the first ssh\\) creates it; cscs-sa setup too$`, 'm'));
+  assert.match(r.stdout, /^✘ no API key\n {2}→ set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file$/m);
 });
 
-test('a private key readable by others', async () => {
+test('a private key readable by others, and the gateway down: a ✘ line for each', async () => {
   chmodSync(world.home.key, 0o644);
-  const r = await doctor();
+  const r = await doctor([], { ...world.env, CSCS_AUTHX_URL: `http://127.0.0.1:${await freePort()}` });
   assert.is(r.exitCode, 1);
   assert.match(r.stdout, new RegExp(`^✘ key ${world.home.key} has permissions 0644, which ssh refuses\\n  → run chmod 600 ${world.home.key}$`, 'm'));
+  assert.match(r.stdout, /^✘ cannot reach gateway 127\.0\.0\.1:\d+: connection refused\n {2}→ check the network, DNS and HTTPS_PROXY$/m);
 });
 
 // A key reached through a symbolic link is judged by its target, as ssh does: the rule of
 // openPrivateKey, in test/unit/keypair.test.ts; the line above is how doctor shows its refusal.
-
-test('no API key', async () => {
-  const { CSCS_API_KEY: _, ...env } = world.env;
-  const r = await doctor([], env);
-  assert.is(r.exitCode, 1);
-  assert.match(r.stdout, /^✘ no API key\n {2}→ set CSCS_API_KEY, or apiKeyFile or apiKeyCommand in the config file$/m);
-});
-
-test('gateway down', async () => {
-  const r = await doctor([], { ...world.env, CSCS_AUTHX_URL: `http://127.0.0.1:${await freePort()}` });
-  assert.is(r.exitCode, 1);
-  assert.match(r.stdout, /^✘ cannot reach gateway 127\.0\.0\.1:\d+: connection refused\n {2}→ check the network, DNS and HTTPS_PROXY$/m);
-});
 
 test('local clock 10 minutes off', async () => {
   // 599 too: the offset is an upper bound (src/refresh/gateway.ts clockOffset), so "ahead" reads up to a second and a round trip short.
