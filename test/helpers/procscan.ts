@@ -53,15 +53,19 @@ export interface SeenProcess {
 /**
  * Starts the scanner; stop() ends it and returns every process it saw (each distinct argv once).
  * stop() may be called again (from a finally, after a failed assertion): it answers the same.
- * A scanner left running would keep the test file alive.
+ * A scanner left running would keep the test file alive. pause() and resume() stop and continue
+ * it while the test waits with nothing running (scanning costs CPU the other files need).
  */
-export async function scanProcesses(): Promise<{ stop(): Promise<{ scans: number; processes: SeenProcess[] }> }> {
+export async function scanProcesses(): Promise<{ pause(): void; resume(): void; stop(): Promise<{ scans: number; processes: SeenProcess[] }> }> {
   const scanner = execa(process.execPath, ['-e', SCANNER], { reject: false });
   await sleep(300);
   let seen: Promise<{ scans: number; processes: SeenProcess[] }> | undefined;
   return {
+    pause: () => void scanner.kill('SIGSTOP'),
+    resume: () => void scanner.kill('SIGCONT'),
     stop() {
       seen ??= (async () => {
+        scanner.kill('SIGCONT');
         scanner.kill('SIGTERM');
         return JSON.parse(String((await scanner).stdout)) as { scans: number; processes: SeenProcess[] };
       })();
