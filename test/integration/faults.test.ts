@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseCertificate } from '../../src/core/certificate.ts';
 import { gatewaySuite, skipTest } from '../helpers/suites.ts';
 import { BIN, cscsSa, type Home } from '../helpers/cli.ts';
+import { certificateInPlace } from '../helpers/prepared.ts';
 
 const { gw, test } = gatewaySuite('faults', 'sa-faults-key-0123456789');
 const isRoot = process.getuid?.() === 0;
@@ -69,10 +70,10 @@ async function startReader(path: string): Promise<{ stop(): Promise<{ reads: num
   };
 }
 
-test('a writer paused mid-file: torn reads every time in place, none through writeFileAtomic', async ({ home, env }) => {
+test('a writer paused mid-file: torn reads every time in place, none through writeFileAtomic', async ({ home }) => {
   // Deterministic: every write(2) stops for 40 ms halfway (test/helpers/paused-writer.ts), so a
   // non-atomic write is seen torn on each of the rounds, not by the luck of a kill's timing.
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   const rounds = 10;
   const results: Record<string, { reads: number; torn: number }> = {};
   for (const mode of ['in-place', 'atomic']) {
@@ -89,7 +90,7 @@ test('a writer paused mid-file: torn reads every time in place, none through wri
 });
 
 test('kill -9 at random points of 30 refreshes: a concurrent reader never sees a partial file', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   // A reader in its own process: every read must be a whole certificate.
   const reader = await startReader(home.cert);
   for (let i = 0; i < 30; i++) {
@@ -110,7 +111,7 @@ test('kill -9 at random points of 30 refreshes: a concurrent reader never sees a
 });
 
 test('a certificate truncated or emptied is treated as missing and refreshed', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   const good = readFileSync(home.cert, 'utf8');
   // Each kind of damage is judged in test/unit/certificate.test.ts; two of them end to end here.
   for (const clobbered of [good.slice(0, 100), '']) {
@@ -132,7 +133,7 @@ test('a KEY path that is a directory: one line, exit 7', async ({ home, env }) =
 });
 
 test('a private key readable by others is refused, as ssh would, with the fix', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   chmodSync(home.key, 0o644);
   const r = await cscsSa(['sign', '--force'], env);
   assert.is(r.exitCode, 7);
@@ -149,7 +150,7 @@ test('a .pub without its private key is not silently replaced', async ({ home, e
 });
 
 test('a missing .pub is derived from the private key', async ({ home, env }) => {
-  assert.is((await cscsSa(['match'], env)).exitCode, 0);
+  await certificateInPlace(home, gw);
   const pub = readFileSync(home.pub, 'utf8');
   rmSync(home.pub);
   const r = await cscsSa(['sign', '--force'], env);
@@ -169,7 +170,7 @@ if (isRoot) {
   test('~/.ssh full: clear error, the valid certificate kept', async ({ home, env }) => {
     const dir = await mountSsh(home, 'size=64k,mode=0700');
     try {
-      assert.is((await cscsSa(['match'], env)).exitCode, 0);
+      await certificateInPlace(home, gw);
       const before = readFileSync(home.cert, 'utf8');
       await execa('dd', ['if=/dev/zero', `of=${join(dir, 'filler')}`, 'bs=4k'], { reject: false });
       const r = await cscsSa(['sign', '--force'], env);
@@ -185,7 +186,7 @@ if (isRoot) {
   test('~/.ssh read-only: clear error, the certificate kept', async ({ home, env }) => {
     const dir = await mountSsh(home, 'size=64k,mode=0700');
     try {
-      assert.is((await cscsSa(['match'], env)).exitCode, 0);
+      await certificateInPlace(home, gw);
       const before = readFileSync(home.cert, 'utf8');
       await execa('mount', ['-o', 'remount,ro', dir]);
       const r = await cscsSa(['sign', '--force'], env);
