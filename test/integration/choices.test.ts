@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cscsSa } from '../helpers/cli.ts';
+import { certificateInPlace } from '../helpers/prepared.ts';
 import { gatewaySuite, type HomeContext } from '../helpers/suites.ts';
 
 const API_KEY = 'sa-choices-key-0123456789';
@@ -126,8 +127,10 @@ test('status --json is an array, one object per account, with one account and wi
   assert.equal(rest, []);
   assert.is(sa.account, 'sa');
   assert.is(sa.status, 'missing');
-  assert.is((await cscsSa(['sign'], ctx.env)).exitCode, 0);
-  assert.is((await cscsSa(['sign', '--account', 'proj'], { ...ctx.env, CSCS_API_KEY_PROJ: KEY_PROJ })).exitCode, 0);
+  // Each account's first refresh, as it leaves its key pair and certificate: status only reads them.
+  await certificateInPlace(ctx.home, gw);
+  const proj = join(ctx.ssh, 'cscs-key-proj');
+  await certificateInPlace({ key: proj, pub: `${proj}.pub`, cert: `${proj}-cert.pub` }, gw, { pair: 1, principals: ['svc_proj'] });
   const two = await cscsSa(['status', '--json'], ctx.env);
   assert.is(two.exitCode, 0, two.stderr);
   const accounts = JSON.parse(two.stdout);

@@ -6,8 +6,8 @@
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { cscsSa } from '../helpers/cli.ts';
 import { holdLock } from '../helpers/holder.ts';
+import { certificateInPlace } from '../helpers/prepared.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const { world, test } = worldSuite('jump');
@@ -37,11 +37,8 @@ test('an outage while the certificate is valid but inside the margin: ssh throug
   // written, for the Match line's shell check (whose window the refresh writes with this margin)
   // as for match.
   const home = world.freshHome({ env: { CSCS_SA_TIMEOUT: '10', CSCS_SA_REFRESH_MARGIN: '3600' } });
-  // The certificate from sign, not from a first ssh: the same refresh, without a connection.
-  const first = await cscsSa(['sign'], world.env);
-  assert.is(first.exitCode, 0, first.stderr);
-  const cert = readFileSync(home.cert, 'utf8');
-  world.gateway.reset();
+  // The certificate as a refresh with this margin writes it, fresh window included, without one.
+  const cert = await certificateInPlace(home, world.gateway, { fresh: { marginSeconds: 3600 } });
   for (let i = 0; i < 20; i++) world.gateway.faults.token.push({ hang: true });
   const started = Date.now();
   const r = await world.ssh('sa-clariden', 'echo ok');
