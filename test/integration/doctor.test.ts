@@ -1,7 +1,7 @@
 /**
- * `cscs-sa doctor` on a working setup, then with one thing broken at a time: the line it shows,
- * the fix it names, and its exit code; and, through the real ssh, that what it passes works and
- * what it fails does not.
+ * `cscs-sa doctor` on a working setup, then with things broken (one at a time, or two whose checks
+ * are independent): the line it shows, the fix it names, and its exit code; and, through the real
+ * ssh, that what it passes works and what it fails does not.
  */
 import * as assert from 'uvu/assert';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -25,8 +25,21 @@ function cscsSaLines(stderr: string): string[] {
  * still valid, inside the refresh margin, but less than the 1.5 s short try plus the 5 s a login
  * needs. No fresh window, as none would be current: the Match line's shell check leaves it to match.
  */
-function lastSeconds(): Promise<string> {
-  return certificateInPlace(world.home, world.gateway, { validity: '-60s:+5s' });
+async function lastSeconds(): Promise<string> {
+  const text = await certificateInPlace(world.home, world.gateway, { validity: '-60s:+5s' });
+  lastSecondsEndMs = Number(parseCertificate(text.split(' ').slice(0, 2).join(' ')).validBefore) * 1000;
+  return text;
+}
+let lastSecondsEndMs = 0;
+
+/**
+ * That match judged the certificate while it was still valid: it asked for a new one before the
+ * old one's end. On a machine so slow that it had expired first, the test would pass without
+ * testing its case (an expired certificate gets the whole deadline too).
+ */
+function judgedStillValid(): void {
+  const sign = world.gateway.requests.find((r) => r.path.endsWith('/ssh-keys/sign'));
+  assert.ok(sign && sign.atMs < lastSecondsEndMs, `sign request ${sign ? sign.atMs - lastSecondsEndMs : '(none)'} ms after the certificate's end: too slow a machine to test its last seconds`);
 }
 
 /** A key pair with an expired certificate from the double's CA: the one a refused refresh must keep. */
@@ -49,6 +62,7 @@ test('a certificate at its last seconds and a gateway slower than the short try:
   assert.is(r.stderr, '', 'no "using the current certificate, valid for -1 s more"');
   assert.is(world.gateway.signCalls, 1);
   assert.is.not(readFileSync(home.cert, 'utf8'), before);
+  judgedStillValid();
   console.log(`    5 s left, sign takes 2.5 s: ssh through ProxyJump logged in after ${ms} ms`);
 });
 
@@ -60,6 +74,7 @@ test('a certificate at its last seconds and a gateway that does not answer: the 
   assert.is(r.exitCode, 5, r.stderr);
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 3 s: check the network or HTTPS_PROXY, or raise "timeout"\n$/);
   assert.is(readFileSync(home.cert, 'utf8'), before);
+  judgedStillValid();
 });
 
 const WRONG: [string, string[], string, string][] = [
