@@ -30396,6 +30396,13 @@ async function checkFreshCheck(settings) {
   if (state.status !== "fresh") return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
   return fail2(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, "run cscs-sa sign --force (the refresh writes what the check reads), and check that sh and date run in that shell");
 }
+function checkMargin(settings) {
+  const { certificate, refreshedAt, clockOffsetMs } = inspect3(keyPaths(settings.key), settings.refreshMargin);
+  if (!certificate || !refreshedAt) return [];
+  const onArrival = Math.floor(secondsLeft(certificate, (refreshedAt.getTime() + clockOffsetMs) / 1e3));
+  if (onArrival > settings.refreshMargin) return [];
+  return [fail2(`refresh margin ${settings.refreshMargin} s is not shorter than the ${onArrival} s a certificate has when it arrives: every ssh fetches a new one`, `set refreshMargin (CSCS_SA_REFRESH_MARGIN) well below ${onArrival} s`)];
+}
 async function checkShell() {
   const { shell, missing, path: path6 } = await foundByShell("cscs-sa");
   if (missing) return fail2(`SHELL=${shell} does not exist`, "ssh runs Match exec and ProxyCommand with $SHELL -c: set SHELL to a working shell");
@@ -30486,7 +30493,7 @@ async function run7(args2) {
   } catch (err) {
     results.push(failure(err, "fix the setting it names"));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), await checkApiKey2(settings), ...await checkGateway(settings));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), ...checkMargin(settings), await checkApiKey2(settings), ...await checkGateway(settings));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

@@ -1,4 +1,4 @@
-import { printable } from '../core/certificate.js';
+import { printable, secondsLeft } from '../core/certificate.js';
 import { lstatSync } from 'node:fs';
 import { readApiKey } from '../refresh/apikey.js';
 import { foundByShell, runTool } from '../base/child.js';
@@ -71,6 +71,18 @@ async function checkFreshCheck(settings: Settings): Promise<Result> {
   if (state.status !== 'fresh' && fresh) return fail(`the Match line's shell check says fresh, but match says ${state.status}`, 'run cscs-sa sign --force, which writes the window with the refresh margin set now');
   if (state.status !== 'fresh') return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
   return fail(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, 'run cscs-sa sign --force (the refresh writes what the check reads), and check that sh and date run in that shell');
+}
+
+/**
+ * A margin as long as a certificate lives when it arrives (by its last refresh) leaves it no fresh
+ * window: each ssh fetches a new one, works, and costs a gateway call, so nothing else tells.
+ */
+function checkMargin(settings: Settings): Result[] {
+  const { certificate, refreshedAt, clockOffsetMs } = inspect(keyPaths(settings.key), settings.refreshMargin);
+  if (!certificate || !refreshedAt) return [];
+  const onArrival = Math.floor(secondsLeft(certificate, (refreshedAt.getTime() + clockOffsetMs) / 1000));
+  if (onArrival > settings.refreshMargin) return [];
+  return [fail(`refresh margin ${settings.refreshMargin} s is not shorter than the ${onArrival} s a certificate has when it arrives: every ssh fetches a new one`, `set refreshMargin (CSCS_SA_REFRESH_MARGIN) well below ${onArrival} s`)];
 }
 
 async function checkShell(): Promise<Result> {
@@ -186,7 +198,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), ...checkMargin(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

@@ -76,6 +76,8 @@ test("the block setup writes: doctor's probe sees match behind the shell check, 
   // The window was written with the margin of that refresh; a larger one set since makes match refresh sooner.
   const raised = await doctor([], { ...world.env, CSCS_SA_REFRESH_MARGIN: '3600' });
   assert.match(raised.stdout, /^✘ the Match line's shell check says fresh, but match says expiring\n {2}→ run cscs-sa sign --force, which writes the window with the refresh margin set now$/m);
+  // ... and that margin is longer than a certificate lives: no refresh would leave it a window.
+  assert.match(raised.stdout, /^✘ refresh margin 3600 s is not shorter than the \d+ s a certificate has when it arrives/m);
 
   rmSync(world.home.cert);
   const none = await doctor();
@@ -103,11 +105,14 @@ test('a private key readable by others, and the gateway down: a ✘ line for eac
 // A key reached through a symbolic link is judged by its target, as ssh does: the rule of
 // openPrivateKey, in test/unit/keypair.test.ts; the line above is how doctor shows its refusal.
 
-test('local clock 10 minutes off', async () => {
+test('local clock 10 minutes off, and a refresh margin longer than a certificate lives: a ✘ line for each', async () => {
   // 599 too: the offset is an upper bound (src/refresh/gateway.ts clockOffset), so "ahead" reads up to a second and a round trip short.
-  const skewed = await execa('faketime', ['-f', '+10m', process.execPath, BIN, 'doctor', 'sa-ela', '--ssh-config', world.sshConfig], { env: world.env, extendEnv: false, reject: false });
+  const env = { ...world.env, CSCS_SA_REFRESH_MARGIN: '3600' };
+  const skewed = await execa('faketime', ['-f', '+10m', process.execPath, BIN, 'doctor', 'sa-ela', '--ssh-config', world.sshConfig], { env, extendEnv: false, reject: false });
   assert.is(skewed.exitCode, 1);
   assert.match(String(skewed.stdout), /^✘ local clock is (?:59|60)\d s ahead of the gateway \(cscs-sa compensates, other tools will not\)\n {2}→ synchronise the clock/m);
+  // The double's certificates end 60 s after they are signed, in whole seconds, and the refresh that wrote it took a moment.
+  assert.match(String(skewed.stdout), /^✘ refresh margin 3600 s is not shorter than the (5\d|60) s a certificate has when it arrives: every ssh fetches a new one\n {2}→ set refreshMargin \(CSCS_SA_REFRESH_MARGIN\) well below \1 s$/m);
 });
 
 // One doctor run for both: the User check and --connect's ssh fail on the same config, each on a line of its own.
