@@ -76,14 +76,13 @@ const pins = (ctx: Ctx) => `${knownHostsName(ctx.targets.ela!)} ${ela.hostPublic
 const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const failedPublickey = () => (ela.log + clariden.log).split('\n').filter((l) => l.includes('Failed publickey'));
 
-// One fresh HOME through the steps a new user takes, each checked where it stands.
-test('without pinned host keys setup says so in one line and ssh stops with "Host key verification failed"; known-hosts (without --hosts: the hosts setup wrote) fetches both keys through the jump host; pinned with setup --known-hosts -, ssh sa-clariden works and sshd logs no "Failed publickey"', async (ctx) => {
+// One fresh HOME through the steps a new user takes, each checked where it stands. That ssh then
+// stops with "Host key verification failed" is demo.test.ts's to show (the demo runs the same
+// setup and that ssh, and fails unless it fails): a second such ssh here cost ~0.4 s of CPU.
+test('without pinned host keys setup says so in one line (ssh would stop with "Host key verification failed"); known-hosts (without --hosts: the hosts setup wrote) fetches both keys through the jump host; pinned with setup --known-hosts -, ssh sa-clariden works and sshd logs no "Failed publickey"', async (ctx) => {
   const r = await setup(ctx, []);
   assert.is(r.exitCode, 0, r.stderr);
   assert.is(r.stderr, 'cscs-sa: host keys are not pinned, so ssh stops with "Host key verification failed": run cscs-sa known-hosts on a trusted machine, then cscs-sa setup --known-hosts FILE (or CSCS_SA_KNOWN_HOSTS)\n');
-  const refused = await ssh(ctx, ['sa-clariden', 'echo', 'ok']);
-  assert.is.not(refused.exitCode, 0);
-  assert.match(refused.stderr, /Host key verification failed/);
 
   const fetched = await cscsSa(['known-hosts', '--ssh-config', ctx.config], ctx.env);
   assert.is(fetched.exitCode, 0, fetched.stderr);
