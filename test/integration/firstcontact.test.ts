@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
-import { BIN, cscsSa, type Home, tempHome, userEnv } from '../helpers/cli.ts';
+import { BIN, cscsSa, type Home, type Snapshot, snapshot, tempHome, userEnv } from '../helpers/cli.ts';
 import { ADDRESSES, addNames, hostFlags, unavailable } from '../helpers/cscs-names.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
 import { skipTest } from '../helpers/suites.ts';
@@ -49,6 +49,7 @@ test.after(async () => {
   await Promise.all([ela?.stop(), clariden?.stop()]);
   await gateway.stop();
   restoreHosts?.();
+  pinned?.copy.remove();
 });
 test.before.each((ctx) => {
   gateway.reset();
@@ -73,6 +74,24 @@ const ssh = async (ctx: Ctx, args: string[], config = ctx.config) => {
 };
 /** The known_hosts lines for the two test sshd, under the names ssh looks them up by. */
 const pins = (ctx: Ctx) => `${knownHostsName(ctx.targets.ela!)} ${ela.hostPublicKey}\n${knownHostsName(ctx.targets.clariden!)} ${clariden.hostPublicKey}\n`;
+/**
+ * What `setup` with CSCS_SA_KNOWN_HOSTS (the way CI pins the keys) made, once in this file: a test
+ * that only starts from such a HOME gets a byte-for-byte copy of it at the same path (its files
+ * name it), not a setup of its own (a first refresh and a key pair, ~0.6 s of CPU).
+ */
+let pinned: { home: Home; env: Record<string, string>; config: string; copy: Snapshot } | undefined;
+async function pinnedHome(ctx: Ctx): Promise<void> {
+  if (pinned) {
+    ctx.home.remove();
+    pinned.copy.restore();
+    Object.assign(ctx, { home: pinned.home, env: pinned.env, config: pinned.config });
+    return;
+  }
+  const set = await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } });
+  assert.is(set.exitCode, 0, set.stderr);
+  assert.is(set.stderr, '');
+  pinned = { home: ctx.home, env: ctx.env, config: ctx.config, copy: snapshot(ctx.home.dir) };
+}
 const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const failedPublickey = () => (ela.log + clariden.log).split('\n').filter((l) => l.includes('Failed publickey'));
 
@@ -126,10 +145,31 @@ test('CSCS_SA_KNOWN_HOSTS with garbage or another host is refused with exit 2 an
   }
 });
 
+test('CSCS_SA_KNOWN_HOSTS pins the lines for CI; under cron\'s PATH (/usr/bin:/bin, without cscs-sa) ssh still finds it: setup named it by path; doctor fails a block that names it by name', async (ctx) => {
+  await pinnedHome(ctx);
+  assert.is(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), pins(ctx));
+  const cron = { ...ctx.env, PATH: '/usr/bin:/bin' };
+  assert.is.not((await execa('sh', ['-c', 'command -v cscs-sa'], { env: cron, extendEnv: false, reject: false })).exitCode, 0, 'cscs-sa is not on cron\'s PATH');
+  const s = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
+  assert.is(s.exitCode, 0, String(s.stderr));
+  assert.is(String(s.stdout), 'ok');
+  assert.is(String(s.stderr), '');
+  const conf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
+  const good = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
+  assert.match(good.stdout, `✔ ${conf} starts cscs-sa by absolute path, which works under any PATH (cron's too)\n`);
+  // A block from an older setup that names the command.
+  writeFileSync(conf, readFileSync(conf, 'utf8').replaceAll(`${process.execPath} ${realpathSync(BIN)} `, 'cscs-sa '));
+  const bad = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
+  assert.is(bad.exitCode, 1);
+  assert.match(bad.stdout, `✘ ${conf} starts cscs-sa by name, which ssh under cron's PATH (/usr/bin:/bin) or a systemd unit's does not find ("cscs-sa: command not found")\n  → run cscs-sa setup again: it names cscs-sa and node by absolute path when a short PATH would not find them\n`);
+  const failing = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
+  assert.match(String(failing.stderr), /cscs-sa: (command )?not found/);
+});
+
 test('an override above the Include (Host sa-clariden / HostName, ended by Host *) still refreshes, through ProxyJump', async (ctx) => {
   // Another name for the same server, as a user would set; its key is looked up under the pinned name.
   const other = why ? 'localhost' : ADDRESSES.clariden.address;
-  assert.is((await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } })).exitCode, 0);
+  await pinnedHome(ctx);
   // The user puts their own block above the marked Include; setup run again keeps it there.
   writeFileSync(ctx.config, `Host sa-clariden\n    HostName ${other}\n    HostKeyAlias ${knownHostsName(ctx.targets.clariden!)}\nHost *\n${readFileSync(ctx.config, 'utf8')}`);
   const again = await setup(ctx, []);
@@ -196,28 +236,6 @@ test('known-hosts before setup without an API key: the jump host\'s key (shown b
   assert.match(lines[0]!, /^fetched  sa-ela  \S+  SHA256:\S+ \(ssh-ed25519\)$/);
   assert.match(lines[1]!, /^missing  sa-clariden  \S+  not tried: passing sa-ela needs a certificate \(no API key.*\)$/);
   assert.match(r.stderr, /\ncscs-sa: no host key from sa-clariden: no API key/);
-});
-
-test('CSCS_SA_KNOWN_HOSTS pins the lines for CI; under cron\'s PATH (/usr/bin:/bin, without cscs-sa) ssh still finds it: setup named it by path; doctor fails a block that names it by name', async (ctx) => {
-  const set = await setup(ctx, [], { env: { ...ctx.env, CSCS_SA_KNOWN_HOSTS: pins(ctx) } });
-  assert.is(set.exitCode, 0, set.stderr);
-  assert.is(readFileSync(join(ctx.home.dir, '.ssh', 'cscs-sa.known_hosts'), 'utf8'), pins(ctx));
-  const cron = { ...ctx.env, PATH: '/usr/bin:/bin' };
-  assert.is.not((await execa('sh', ['-c', 'command -v cscs-sa'], { env: cron, extendEnv: false, reject: false })).exitCode, 0, 'cscs-sa is not on cron\'s PATH');
-  const s = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
-  assert.is(s.exitCode, 0, String(s.stderr));
-  assert.is(String(s.stdout), 'ok');
-  assert.is(String(s.stderr), '');
-  const conf = join(ctx.home.dir, '.ssh', 'cscs-sa.conf');
-  const good = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
-  assert.match(good.stdout, `✔ ${conf} starts cscs-sa by absolute path, which works under any PATH (cron's too)\n`);
-  // A block from an older setup that names the command.
-  writeFileSync(conf, readFileSync(conf, 'utf8').replaceAll(`${process.execPath} ${realpathSync(BIN)} `, 'cscs-sa '));
-  const bad = await cscsSa(['doctor', '--ssh-config', ctx.config], ctx.env);
-  assert.is(bad.exitCode, 1);
-  assert.match(bad.stdout, `✘ ${conf} starts cscs-sa by name, which ssh under cron's PATH (/usr/bin:/bin) or a systemd unit's does not find ("cscs-sa: command not found")\n  → run cscs-sa setup again: it names cscs-sa and node by absolute path when a short PATH would not find them\n`);
-  const failing = await execa('ssh', ['-F', ctx.config, 'sa-clariden', 'echo', 'ok'], { env: cron, extendEnv: false, reject: false, stdin: 'ignore' });
-  assert.match(String(failing.stderr), /cscs-sa: (command )?not found/);
 });
 
 test('--trust-on-first-use: a warning line, and ssh records the keys it was shown', async (ctx) => {
