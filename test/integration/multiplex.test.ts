@@ -232,11 +232,11 @@ test('ssh -G with an expired certificate makes no gateway call and waits for no 
   assert.ok(existsSync(world.home.key));
   await expireCertificate();
   world.gateway.reset();
-  for (const args of [['-G', 'sa-clariden'], ['-vG', 'sa-clariden'], ['sa-ela', '-G']]) {
-    const r = await world.ssh(...args);
-    assert.is(r.exitCode, 0, r.stderr);
-    assert.match(r.stdout, /^controlmaster auto$/m);
-  }
+  // One spelling: each is the same match run, which finds -G in its ssh's arguments; the spellings
+  // (-vG, a -G after the host, ...) are the first test's.
+  const plain = await world.ssh('-G', 'sa-clariden');
+  assert.is(plain.exitCode, 0, plain.stderr);
+  assert.match(plain.stdout, /^controlmaster auto$/m);
   assert.is(world.gateway.requests.length, 0);
   // Nor does it wait while another cscs-sa here holds the refresh lock (the hot path waits for such
   // a holder only when ssh connects): git would stall for the whole 10 s deadline.
