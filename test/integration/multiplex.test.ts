@@ -49,7 +49,8 @@ async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
   return made.burst;
 }
 
-const sockets = (b: Burst) => (existsSync(b.sockets) ? readdirSync(b.sockets).filter((n) => lstatSync(join(b.sockets, n)).isSocket()) : []);
+const socketsIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => lstatSync(join(dir, n)).isSocket()) : []);
+const sockets = (b: Burst) => socketsIn(b.sockets);
 
 /**
  * Where ssh puts HOST's master. The Match line sets no option, so `ssh -G` prints the same
@@ -95,8 +96,7 @@ async function close(b: Burst) {
  * exit`), without close's Node start: cleanup, where close itself is the close test's subject.
  */
 async function endMasters(dir: string): Promise<void> {
-  const names = existsSync(dir) ? readdirSync(dir).filter((n) => lstatSync(join(dir, n)).isSocket()) : [];
-  for (const name of names) {
+  for (const name of socketsIn(dir)) {
     await execa('ssh', ['-F', '/dev/null', '-S', join(dir, name).replaceAll('%', '%%'), '-O', 'exit', '_'], { env: world.env, extendEnv: false, reject: false, stdin: 'ignore' });
   }
 }
