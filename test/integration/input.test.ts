@@ -92,9 +92,11 @@ test('an --env that is no CSCS environment (case included): one line with the na
   assert.is(r.stderr, 'cscs-sa: CSCS_SA_ENV: "PROD" is not a CSCS environment: did you mean "prod"?\n');
 });
 
+// One name that a shell runs bare or in double quotes ($(...): backticks and `;` run in no
+// context it does not), one that breaks out of single quotes: HOST is only logged, one code path.
 test('a HOST with shell metacharacters is data, never run', async () => {
   const marker = join(home.dir, 'pwned');
-  for (const host of [`$(touch ${marker})`, `\`touch ${marker}\``, `x; touch ${marker}`, `x' && touch ${marker} '`]) {
+  for (const host of [`$(touch ${marker})`, `x' && touch ${marker} '`]) {
     // HOST is only logged: the refresh goes ahead and fails for the want of an API key, as it would for any name.
     const r = await cscsSa(['match', host], env);
     assert.is(r.exitCode, 4, host);
