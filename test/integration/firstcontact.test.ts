@@ -195,6 +195,9 @@ test('an override above the Include (Host sa-clariden / HostName, ended by Host 
   const o = await execa('ssh', ['-v', '-G', '-F', old, 'sa-clariden'], { env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore' });
   assert.is(o.exitCode, 0, String(o.stderr));
   assert.not.match(String(o.stderr), /debug1: Executing command: '.* match (sa-clariden|other|localhost|127\.0\.0\.3)'/);
+  // ... where the block setup writes fires under the same ssh -v -G: the check above can fail.
+  const current = await execa('ssh', ['-v', '-G', '-F', ctx.config, 'sa-clariden'], { env: ctx.env, extendEnv: false, reject: false, stdin: 'ignore' });
+  assert.match(String(current.stderr), /debug1: Executing command: '.* match sa-clariden'/);
 });
 
 test('known-hosts when the jump host cannot be reached: exit 8, each host named with why, nothing on stdout', async (ctx) => {

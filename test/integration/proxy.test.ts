@@ -30,21 +30,23 @@ const GiB = 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 
 /**
- * The stream each side sends: GiB / CHUNK chunks, each one random MiB with its index stamped into
- * its first 4 bytes, so that a chunk lost, repeated or reordered shows. Written as the stamp and
- * the rest of the one MiB, never copied: a fresh MiB for each chunk (3 GiB of copies, on both
- * sides and for the expected digest) cost more CPU than the relay.
+ * The stream a side sends: GiB / CHUNK chunks, each its side's random MiB with its index stamped
+ * into its first 4 bytes, so that a chunk lost, repeated or reordered shows, and a byte sent back
+ * to the side it came from too. Written as the stamp and the rest of the one MiB, never copied: a
+ * fresh MiB for each chunk (3 GiB of copies, on both sides and for the expected digest) cost more
+ * CPU than the relay.
  */
-const block = randomBytes(CHUNK);
-const rest = block.subarray(4);
+const UP = randomBytes(CHUNK);
+const DOWN = randomBytes(CHUNK);
 function stamp(i: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b.writeUInt32BE(i, 0);
   return b;
 }
 
-/** Writes the whole stream to `out`, then ends it, waiting for drain whenever it asks. */
-function sendStream(out: Writable, done: () => void = () => out.end()): void {
+/** Writes the whole stream of `block` to `out`, then ends it, waiting for drain whenever it asks. */
+function sendStream(block: Buffer, out: Writable, done: () => void = () => out.end()): void {
+  const rest = block.subarray(4);
   let i = 0;
   const send = () => {
     while (i < GiB / CHUNK) {
@@ -64,7 +66,7 @@ function sendStream(out: Writable, done: () => void = () => out.end()): void {
  * `firstDifference` is the offset of the first byte that differs (-1: none), `bytes` how many
  * came. (A SHA-256 of each side and of the expected stream cost 3 GiB of hashing.)
  */
-function receiver(): { feed(d: Buffer): void; bytes: number; firstDifference: number } {
+function receiver(block: Buffer): { feed(d: Buffer): void; bytes: number; firstDifference: number } {
   const r = {
     bytes: 0,
     firstDifference: -1,
@@ -84,7 +86,7 @@ function receiver(): { feed(d: Buffer): void; bytes: number; firstDifference: nu
 }
 
 test('1 GiB each way at once, byte for byte', async () => {
-  const uploaded = receiver();
+  const uploaded = receiver(UP);
   let uploadEnded = false;
   const { server, port } = await listen((socket) => {
     // Like sshd, the server closes only when both directions are done: the proxy exits when it does.
@@ -95,15 +97,15 @@ test('1 GiB each way at once, byte for byte', async () => {
       uploadEnded = true;
       finish();
     });
-    sendStream(socket, () => {
+    sendStream(DOWN, socket, () => {
       sent = true;
       finish();
     });
   });
   const child = proxy(['127.0.0.1', String(port)]);
-  const downloaded = receiver();
+  const downloaded = receiver(DOWN);
   child.stdout!.on('data', (d: Buffer) => downloaded.feed(d));
-  sendStream(child.stdin!);
+  sendStream(UP, child.stdin!);
   const r = await child;
   server.close();
   assert.is(r.exitCode, 0, String(r.stderr));

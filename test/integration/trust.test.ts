@@ -286,10 +286,14 @@ for (const format of ['cjs', 'mjs', 'js'] as const) {
     chmodSync(file, 0o600);
     const trace = join(home.dir, 'trace');
     // strace slows every process it follows (ssh-keygen too): a deadline that a loaded machine meets.
-    const traced = { ...env, CSCS_SA_TIMEOUT: '60' };
+    // No CSCS_API_KEY: the refresh's key comes from the apiKeyCommand the file exports, which shows
+    // that what it exports is used, not only that its code ran.
+    const { CSCS_API_KEY: _, ...rest } = env;
+    const traced = { ...rest, CSCS_SA_TIMEOUT: '60' };
     const r = await execa('strace', ['-f', '-qq', '-e', 'trace=open,openat,openat2', '-o', trace, process.execPath, BIN, 'match'], { env: traced, extendEnv: false, reject: false, stdin: 'ignore' });
     assert.is(r.exitCode, 0, String(r.stderr));
     assert.ok(existsSync(marker), 'the code ran');
+    assert.ok(existsSync(`${marker}.command`), 'its apiKeyCommand ran');
     const opens = readFileSync(trace, 'utf8')
       .split('\n')
       .filter((line) => line.includes(`"${file}"`));
