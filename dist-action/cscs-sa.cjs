@@ -30386,9 +30386,8 @@ async function checkOpenSsh() {
   if (!atLeast(version2, OLDEST.major, OLDEST.minor)) return fail2(`OpenSSH ${version2.text} is too old`, `cscs-sa needs OpenSSH ${OLDEST.text} or newer (Include, ProxyJump)`);
   return pass(`OpenSSH ${version2.text}`);
 }
-async function checkFreshCheck(settings) {
+async function checkFreshCheck(settings, state) {
   const shell = process.env.SHELL || "/bin/sh";
-  const state = inspect3(keyPaths(settings.key), settings.refreshMargin);
   const r = await runTool(shell, ["-c", freshCheckAsShellRuns(settings.key)]);
   const fresh = r.code === 0;
   if (state.status === "fresh" && fresh) return pass(`the Match line tells a fresh certificate in $SHELL (${shell}) alone, without starting Node`);
@@ -30396,8 +30395,7 @@ async function checkFreshCheck(settings) {
   if (state.status !== "fresh") return pass(`the certificate is ${state.status}: the next ssh runs cscs-sa match`);
   return fail2(`the Match line's shell check does not tell the fresh certificate in $SHELL (${shell}): every ssh starts Node`, "run cscs-sa sign --force (the refresh writes what the check reads), and check that sh and date run in that shell");
 }
-function checkMargin(settings) {
-  const { certificate, refreshedAt, clockOffsetMs } = inspect3(keyPaths(settings.key), settings.refreshMargin);
+function checkMargin(settings, { certificate, refreshedAt, clockOffsetMs }) {
   if (!certificate || !refreshedAt) return [];
   const onArrival = Math.floor(secondsLeft(certificate, (refreshedAt.getTime() + clockOffsetMs) / 1e3));
   if (onArrival > settings.refreshMargin) return [];
@@ -30433,8 +30431,7 @@ function checkKeyPair(settings) {
   if (!(0, import_node_fs26.lstatSync)(paths.publicKey, { throwIfNoEntry: false })) return fail2(`no public key ${paths.publicKey}`, "cscs-sa sign derives it from the private key");
   return pass(`key pair ${paths.key} (0600)`);
 }
-function checkCa(settings) {
-  const { certificate, caChange } = inspect3(keyPaths(settings.key), settings.refreshMargin);
+function checkCa({ certificate, caChange }) {
   if (!certificate || !caChange) return [];
   return [warn(`certificate signed by another CA since ${caChange.at.toISOString()}: ${caFingerprint(certificate)}, was ${caChange.was}`, "if sshd refuses it, ask CSCS whether their CA changed")];
 }
@@ -30493,7 +30490,10 @@ async function run7(args2) {
   } catch (err) {
     results.push(failure(err, "fix the setting it names"));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), ...checkMargin(settings), await checkApiKey2(settings), ...await checkGateway(settings));
+  if (settings) {
+    const state = inspect3(keyPaths(settings.key), settings.refreshMargin);
+    results.push(checkKeyPair(settings), ...checkCa(state), await checkFreshCheck(settings, state), ...checkMargin(settings, state), await checkApiKey2(settings), ...await checkGateway(settings));
+  }
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });

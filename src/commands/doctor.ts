@@ -14,7 +14,7 @@ import { gatewayOptions, refreshCertificate } from '../refresh/refresh.js';
 import { Probe } from '../doctor/probe.js';
 import { explainSshFailure, checkRoute, fail, pass, type Result, warn } from '../doctor/checks.js';
 import { resolveRoute } from '../doctor/route.js';
-import { inspect, keyPaths } from '../core/store.js';
+import { type CertState, inspect, keyPaths } from '../core/store.js';
 import { caFingerprint } from '../core/signature.js';
 import { freshCheckAsShellRuns } from '../ssh/freshcheck.js';
 import { atLeast, OLDEST, parseSshVersion } from '../ssh/version.js';
@@ -60,9 +60,8 @@ async function checkOpenSsh(): Promise<Result> {
  * The Match line's shell check for the account's key, run as ssh runs it ($SHELL -c), against
  * what match decides: it may say fresh only when match would, and should when match would.
  */
-async function checkFreshCheck(settings: Settings): Promise<Result> {
+async function checkFreshCheck(settings: Settings, state: CertState): Promise<Result> {
   const shell = process.env.SHELL || '/bin/sh';
-  const state = inspect(keyPaths(settings.key), settings.refreshMargin);
   const r = await runTool(shell, ['-c', freshCheckAsShellRuns(settings.key)]);
   const fresh = r.code === 0;
   if (state.status === 'fresh' && fresh) return pass(`the Match line tells a fresh certificate in $SHELL (${shell}) alone, without starting Node`);
@@ -77,8 +76,7 @@ async function checkFreshCheck(settings: Settings): Promise<Result> {
  * A margin as long as a certificate lives when it arrives (by its last refresh) leaves it no fresh
  * window: each ssh fetches a new one, works, and costs a gateway call, so nothing else tells.
  */
-function checkMargin(settings: Settings): Result[] {
-  const { certificate, refreshedAt, clockOffsetMs } = inspect(keyPaths(settings.key), settings.refreshMargin);
+function checkMargin(settings: Settings, { certificate, refreshedAt, clockOffsetMs }: CertState): Result[] {
   if (!certificate || !refreshedAt) return [];
   const onArrival = Math.floor(secondsLeft(certificate, (refreshedAt.getTime() + clockOffsetMs) / 1000));
   if (onArrival > settings.refreshMargin) return [];
@@ -127,8 +125,7 @@ function checkKeyPair(settings: Settings): Result {
 }
 
 /** A change of the certificate's CA, if the last refreshes saw one: worth knowing when sshd starts refusing. */
-function checkCa(settings: Settings): Result[] {
-  const { certificate, caChange } = inspect(keyPaths(settings.key), settings.refreshMargin);
+function checkCa({ certificate, caChange }: CertState): Result[] {
   if (!certificate || !caChange) return [];
   return [warn(`certificate signed by another CA since ${caChange.at.toISOString()}: ${caFingerprint(certificate)}, was ${caChange.was}`, 'if sshd refuses it, ask CSCS whether their CA changed')];
 }
@@ -198,7 +195,11 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     results.push(failure(err, 'fix the setting it names'));
   }
-  if (settings) results.push(checkKeyPair(settings), ...checkCa(settings), await checkFreshCheck(settings), ...checkMargin(settings), await checkApiKey(settings), ...(await checkGateway(settings)));
+  if (settings) {
+    // The certificate beside the key, read once for the checks that judge it.
+    const state = inspect(keyPaths(settings.key), settings.refreshMargin);
+    results.push(checkKeyPair(settings), ...checkCa(state), await checkFreshCheck(settings, state), ...checkMargin(settings, state), await checkApiKey(settings), ...(await checkGateway(settings)));
+  }
   if (settings && values.sign) {
     try {
       const { state } = await refreshCertificate(settings, { force: true });
