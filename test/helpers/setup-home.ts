@@ -5,7 +5,7 @@
 import * as assert from 'uvu/assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cscsSa } from './cli.ts';
+import { cscsSa, type Snapshot, snapshot } from './cli.ts';
 import { type NodeStarts, recordNodeStarts } from './node-starts.ts';
 import type { World } from './world.ts';
 
@@ -20,7 +20,13 @@ export interface SetupHome {
  * `accounts`: the --account flags of each setup run ([] for the default account); `args`: more
  * setup flags for every run (--multiplex). Hosts sa-ela, sa-clariden and their proj- twins.
  */
-export async function setupHome(world: World, { env = {}, accounts = [[]], args = [] }: { env?: Record<string, string>; accounts?: string[][]; args?: string[] } = {}): Promise<SetupHome> {
+export interface SetupHomeOptions {
+  env?: Record<string, string>;
+  accounts?: string[][];
+  args?: string[];
+}
+
+export async function setupHome(world: World, { env = {}, accounts = [[]], args = [] }: SetupHomeOptions = {}): Promise<SetupHome> {
   const home = world.freshHome({ env });
   const starts = recordNodeStarts(world.env, home.dir);
   const ssh = join(home.dir, '.ssh');
@@ -43,4 +49,43 @@ export async function setupHome(world: World, { env = {}, accounts = [[]], args 
   world.sshConfig = config;
   starts.reset();
   return { config, sockets: join(ssh, 'cscs-sa-cm'), starts };
+}
+
+export interface SharedSetupHome {
+  /** The HOME for a test, `env` on top of its environment (see sharedSetupHome). */
+  home(env?: Record<string, string>): Promise<SetupHome>;
+  /** What the first home() made, once it ran. */
+  readonly made: SetupHome | undefined;
+  /** Deletes the copy: for the test file's after. */
+  remove(): void;
+}
+
+/**
+ * setupHome (with `options`) once per test file: the first home() runs it, and each later one puts
+ * back a byte-for-byte copy of the HOME it made, at the same path (the config files name it).
+ * Every home() puts its `env` on top of that HOME's environment and resets the double's counts and
+ * the Node starts. For tests that start from setup's blocks rather than test setup: running it
+ * for each test was Node starts and a key pair that proved nothing new.
+ */
+export function sharedSetupHome(world: World, options: Omit<SetupHomeOptions, 'env'> = {}): SharedSetupHome {
+  let made: { home: SetupHome; env: Record<string, string>; copy: Snapshot } | undefined;
+  return {
+    async home(env = {}) {
+      if (made) {
+        made.copy.restore();
+      } else {
+        const home = await setupHome(world, options);
+        made = { home, env: { ...world.env }, copy: snapshot(world.home.dir) };
+      }
+      world.env = { ...made.env, ...env };
+      world.sshConfig = made.home.config;
+      world.gateway.reset();
+      made.home.starts.reset();
+      return made.home;
+    },
+    get made() {
+      return made?.home;
+    },
+    remove: () => made?.copy.remove(),
+  };
 }

@@ -8,11 +8,11 @@ import { execaSync } from 'execa';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cscsSa, type Snapshot, snapshot, writeConfig } from '../helpers/cli.ts';
+import { cscsSa, writeConfig } from '../helpers/cli.ts';
 import { SECOND_GIVEN_AWAY } from '../helpers/gateway-double.ts';
 import type { NodeStarts } from '../helpers/node-starts.ts';
 import { paced } from '../helpers/paced.ts';
-import { setupHome } from '../helpers/setup-home.ts';
+import { sharedSetupHome } from '../helpers/setup-home.ts';
 import { missingTool, skipTest, worldSuite } from '../helpers/suites.ts';
 import { API_KEY } from '../helpers/world.ts';
 
@@ -20,34 +20,21 @@ const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-fresh-'));
 const { world, test } = worldSuite('fresh check', {
   after: () => {
     rmSync(scratch, { recursive: true, force: true });
-    made?.copy.remove();
+    blocks.remove();
   },
 });
 
-/** What the first setupBlocks made: its config, its Node start counter, the environment, the HOME's copy. */
-let made: { config: string; starts: NodeStarts; env: Record<string, string>; copy: Snapshot } | undefined;
-
 /**
- * A HOME with setup's blocks for the default account and a second one (proj), led to this world's
- * sshd, and `env` (SHELL, the refresh margin, ...) on top of its environment. The blocks do not
- * depend on that environment (SHELL only picks the shell setup asks where cscs-sa is, which under
- * cron's PATH names it by absolute path whatever the shell), and proj's Match line is not the
- * sa- hosts': setup runs once, and each test starts from a byte-for-byte copy of the HOME it made,
- * at the same path, with the double's counts and the Node starts reset (setup for every test was
- * two Node starts and a key pair that proved nothing new).
+ * setup's blocks for the default account and a second one (proj), made once for the file. They do
+ * not depend on the environment a test adds (SHELL only picks the shell setup asks where cscs-sa
+ * is, which under cron's PATH names it by absolute path whatever the shell), and proj's Match line
+ * is not the sa- hosts'.
  */
+const blocks = sharedSetupHome(world, { accounts: [[], ['--account', 'proj']] });
+
+/** A HOME with those blocks, led to this world's sshd, and `env` (SHELL, the refresh margin, ...) on top. */
 async function setupBlocks(env: Record<string, string> = {}): Promise<NodeStarts> {
-  if (made) {
-    made.copy.restore();
-  } else {
-    const { config, starts } = await setupHome(world, { accounts: [[], ['--account', 'proj']] });
-    made = { config, starts, env: { ...world.env }, copy: snapshot(world.home.dir) };
-  }
-  world.env = { ...made.env, ...env };
-  world.sshConfig = made.config;
-  world.gateway.reset();
-  made.starts.reset();
-  return made.starts;
+  return (await blocks.home(env)).starts;
 }
 
 async function sshWorks(host = 'sa-clariden', ...options: string[]): Promise<void> {

@@ -10,44 +10,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sshArgsHaveG } from '../../src/ssh/parent.ts';
-import { cscsSa, type Snapshot, snapshot } from '../helpers/cli.ts';
+import { cscsSa } from '../helpers/cli.ts';
 import { holdLock } from '../helpers/holder.ts';
 import { certificateInPlace } from '../helpers/prepared.ts';
-import { type SetupHome, setupHome } from '../helpers/setup-home.ts';
+import { type SetupHome, sharedSetupHome } from '../helpers/setup-home.ts';
 import { worldSuite } from '../helpers/suites.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cscs-sa-mux-'));
 const { world, test } = worldSuite('burst mode', {
   after: () => {
     rmSync(scratch, { recursive: true, force: true });
-    made?.copy.remove();
+    burst.remove();
   },
 });
 
 type Burst = SetupHome;
 
-/** What the first burstHome made: the HOME's copy, and the environment it came with. */
-let made: { burst: Burst; env: Record<string, string>; copy: Snapshot } | undefined;
+/** The block of `setup --multiplex` and the loopback hosts in front of it, made once for the file. */
+const burst = sharedSetupHome(world, { args: ['--multiplex'] });
 
-/**
- * A HOME with the block of `setup --multiplex`, the loopback hosts in front of it, and `env` on
- * top of its environment. setup runs once: each test starts from a byte-for-byte copy of the
- * HOME it made, at the same path (the config files name it), with the double's counts and the
- * Node starts reset (setup again for every test was a Node start that proved nothing new).
- */
-async function burstHome(env: Record<string, string> = {}): Promise<Burst> {
-  if (made) {
-    made.copy.restore();
-  } else {
-    const burst = await setupHome(world, { args: ['--multiplex'] });
-    made = { burst, env: { ...world.env }, copy: snapshot(world.home.dir) };
-  }
-  world.env = { ...made.env, ...env };
-  world.sshConfig = made.burst.config;
-  world.gateway.reset();
-  made.burst.starts.reset();
-  return made.burst;
-}
+/** A HOME with that block, and `env` on top of its environment. */
+const burstHome = (env: Record<string, string> = {}): Promise<Burst> => burst.home(env);
 
 const socketsIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => lstatSync(join(dir, n)).isSocket()) : []);
 const sockets = (b: Burst) => socketsIn(b.sockets);
@@ -103,7 +86,7 @@ async function endMasters(dir: string): Promise<void> {
 
 test.after.each(async () => {
   // No master outlives its test: the next test's counts would include it.
-  if (made) await endMasters(made.burst.sockets);
+  if (burst.made) await endMasters(burst.made.sockets);
 });
 
 test('ssh -G: reads -G the way ssh does', () => {
