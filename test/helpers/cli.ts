@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, execaSync, type Options } from 'execa';
+import { keyPaths } from '../../src/core/store.ts';
 
 /** The built binary, as `npm install -g` installs it. */
 export const BIN = fileURLToPath(new URL('../../bin/cscs-sa.cjs', import.meta.url));
@@ -16,11 +17,16 @@ export interface Home {
   remove(): void;
 }
 
+/** The files beside KEY under the names tests use, as the store names them (src/core/store.ts keyPaths). */
+export function keyFiles(key: string): Pick<Home, 'key' | 'pub' | 'cert' | 'lock'> {
+  const paths = keyPaths(key);
+  return { key, pub: paths.publicKey, cert: paths.certificate, lock: paths.lock };
+}
+
 /** A temporary HOME with nothing in it, as on a fresh CI runner. */
 export function tempHome(): Home {
   const dir = mkdtempSync(join(tmpdir(), 'cscs-sa-home-'));
-  const key = join(dir, '.ssh', 'cscs-key-sa');
-  return { dir, key, pub: `${key}.pub`, cert: `${key}-cert.pub`, lock: `${key}.lock`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, ...keyFiles(join(dir, '.ssh', 'cscs-key-sa')), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export interface Snapshot {

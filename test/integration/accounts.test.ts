@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { execa } from 'execa';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
-import { BIN, cscsSa, type Home, type Snapshot, snapshot, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
+import { BIN, cscsSa, type Home, keyFiles, type Snapshot, snapshot, tempHome, userEnv, writeConfig } from '../helpers/cli.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
 import { skipTest } from '../helpers/suites.ts';
 import { certificateInPlace } from '../helpers/prepared.ts';
@@ -37,7 +37,7 @@ const keyOf = (account: string) => join(home.dir, '.ssh', `cscs-key-${account}`)
  * a refresh leaves it: for tests that start from one rather than test how it came to be.
  */
 const certificateFor = (account: 'sa' | 'proj') =>
-  certificateInPlace({ key: keyOf(account), pub: `${keyOf(account)}.pub`, cert: `${keyOf(account)}-cert.pub` }, gw, {
+  certificateInPlace(keyFiles(keyOf(account)), gw, {
     pair: 'kept',
     principals: [account === 'sa' ? USER_SA : USER_PROJ],
   });

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cscsSa } from '../helpers/cli.ts';
+import { cscsSa, keyFiles } from '../helpers/cli.ts';
 import { certificateInPlace } from '../helpers/prepared.ts';
 import { gatewaySuite, type HomeContext } from '../helpers/suites.ts';
 
@@ -130,7 +130,7 @@ test('status --json is an array, one object per account, with one account and wi
   // Each account's first refresh, as it leaves its key pair and certificate: status only reads them.
   await certificateInPlace(ctx.home, gw);
   const proj = join(ctx.ssh, 'cscs-key-proj');
-  await certificateInPlace({ key: proj, pub: `${proj}.pub`, cert: `${proj}-cert.pub` }, gw, { pair: 1, principals: ['svc_proj'] });
+  await certificateInPlace(keyFiles(proj), gw, { pair: 1, principals: ['svc_proj'] });
   const two = await cscsSa(['status', '--json'], ctx.env);
   assert.is(two.exitCode, 0, two.stderr);
   const accounts = JSON.parse(two.stdout);

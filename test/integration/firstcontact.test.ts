@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import { GatewayDouble } from '../helpers/gateway-double.ts';
 import { Sshd } from '../helpers/sshd.ts';
-import { BIN, cscsSa, type Home, type Snapshot, snapshot, tempHome, userEnv } from '../helpers/cli.ts';
+import { BIN, cscsSa, type Home, keyFiles, type Snapshot, snapshot, tempHome, userEnv } from '../helpers/cli.ts';
 import { ADDRESSES, addNames, hostFlags, unavailable } from '../helpers/cscs-names.ts';
 import { SECOND_USER, secondUser } from '../helpers/users.ts';
 import { skipTest } from '../helpers/suites.ts';
@@ -280,7 +280,7 @@ else test(twoAccounts, async (ctx) => {
   // same); two such refreshes here cost ~0.9 s of CPU. Refreshes with the masters open follow.
   for (const [account, name] of Object.entries(login)) {
     const key = join(ctx.home.dir, '.ssh', `cscs-key-${account}`);
-    await certificateInPlace({ key, pub: `${key}.pub`, cert: `${key}-cert.pub` }, gateway, { pair: 'kept', principals: [name], fresh: { marginSeconds: 20 } });
+    await certificateInPlace(keyFiles(key), gateway, { pair: 'kept', principals: [name], fresh: { marginSeconds: 20 } });
   }
   const sockets = join(ctx.home.dir, '.ssh', 'cscs-sa-cm');
   try {
