@@ -248,7 +248,7 @@ function report(name, result) {
   process.stdout.write(`\n== ${name}: ${status}, ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped, ${result.seconds.toFixed(1)} s${cpu}\n${result.out}`);
 }
 
-// The unit layer in one process (its files start no process and share nothing), beside the
+// The unit layer in one process (its files share nothing and start no ssh or sshd), beside the
 // integration files: it needs ~1 s of CPU, but waits ~4 s (real retry delays and a slow gateway
 // double), and it ends long before any integration file, so a broken rule still shows first.
 const unit = files.filter((f) => f.startsWith('test/unit/'));

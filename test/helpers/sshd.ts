@@ -103,11 +103,10 @@ export class Sshd {
           '',
         ].join('\n'),
       );
-      // -r: each connection is served by a fork of this sshd, not a new sshd that re-reads its
-      // configuration and keys (OpenSSH's default, which costs another exec and ~11 ms of CPU
-      // per login on a two-core test machine). Nothing here changes the configuration once
-      // started. OpenSSH 9.8, which split off sshd-session, logs "-r option is deprecated" and
-      // goes on.
+      // -r: each connection is served by a fork of this sshd, not a new exec of sshd that loads
+      // its host keys again (OpenSSH's default, which costs ~11 ms of CPU per login on a two-core
+      // test machine). Nothing here changes the host keys once started. OpenSSH 9.8, which split
+      // off sshd-session, logs "-r option is deprecated" and goes on.
       this.process = execa(SSHD, ['-D', '-e', '-r', '-f', config], { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
       if (this.options.logLevel) this.process.stderr!.on('data', (chunk: Buffer) => (this.log += chunk.toString()));
       for (let i = 0; i < 100; i++) {
