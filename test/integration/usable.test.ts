@@ -26,20 +26,18 @@ function cscsSaLines(stderr: string): string[] {
  * needs. No fresh window, as none would be current: the Match line's shell check leaves it to match.
  */
 async function lastSeconds(): Promise<string> {
-  const text = await certificateInPlace(world.home, world.gateway, { validity: '-60s:+5s' });
-  lastSecondsEndMs = Number(parseCertificate(text.split(' ').slice(0, 2).join(' ')).validBefore) * 1000;
-  return text;
+  return certificateInPlace(world.home, world.gateway, { validity: '-60s:+5s' });
 }
-let lastSecondsEndMs = 0;
 
 /**
- * That match judged the certificate while it was still valid: it asked for a new one before the
- * old one's end. On a machine so slow that it had expired first, the test would pass without
- * testing its case (an expired certificate gets the whole deadline too).
+ * That match judged the certificate `before` (lastSeconds') while it was still valid: it asked for
+ * a new one before the old one's end. On a machine so slow that it had expired first, the test
+ * would pass without testing its case (an expired certificate gets the whole deadline too).
  */
-function judgedStillValid(): void {
+function judgedStillValid(before: string): void {
+  const endMs = Number(parseCertificate(before).validBefore) * 1000;
   const sign = world.gateway.requests.find((r) => r.path.endsWith('/ssh-keys/sign'));
-  assert.ok(sign && sign.atMs < lastSecondsEndMs, `sign request ${sign ? sign.atMs - lastSecondsEndMs : '(none)'} ms after the certificate's end: too slow a machine to test its last seconds`);
+  assert.ok(sign && sign.atMs < endMs, `sign request ${sign ? sign.atMs - endMs : '(none)'} ms after the certificate's end: too slow a machine to test its last seconds`);
 }
 
 /** A key pair with an expired certificate from the double's CA: the one a refused refresh must keep. */
@@ -62,7 +60,7 @@ test('a certificate at its last seconds and a gateway slower than the short try:
   assert.is(r.stderr, '', 'no "using the current certificate, valid for -1 s more"');
   assert.is(world.gateway.signCalls, 1);
   assert.is.not(readFileSync(home.cert, 'utf8'), before);
-  judgedStillValid();
+  judgedStillValid(before);
   console.log(`    5 s left, sign takes 2.5 s: ssh through ProxyJump logged in after ${ms} ms`);
 });
 
@@ -74,7 +72,7 @@ test('a certificate at its last seconds and a gateway that does not answer: the 
   assert.is(r.exitCode, 5, r.stderr);
   assert.match(r.stderr, /^cscs-sa: gateway 127\.0\.0\.1:\d+ did not answer in 3 s: check the network or HTTPS_PROXY, or raise "timeout"\n$/);
   assert.is(readFileSync(home.cert, 'utf8'), before);
-  judgedStillValid();
+  judgedStillValid(before);
 });
 
 const WRONG: [string, string[], string, string][] = [
